@@ -1,0 +1,1 @@
+"""Adaptation: turn the pretrained model into a model for a downstream task."""

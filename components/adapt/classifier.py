@@ -1,0 +1,48 @@
+"""A sequence classifier on top of the pretrained transformer: mean of the final hidden states over real
+(non-padding) tokens, then one linear layer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from components.common.fingerprint import tree_sha256
+from components.pretrain.checkpoint import load_model, save_model
+from components.pretrain.model import Transformer
+
+HEAD_WEIGHTS = "head.safetensors"
+TASK_CONFIG = "task.json"
+
+
+class Classifier(nn.Module):
+    def __init__(self, backbone: Transformer, n_labels: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.cfg.dim, n_labels)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        hidden = self.backbone.hidden_states(tokens)
+        mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]).to(hidden.dtype)
+        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return self.head(pooled)
+
+
+def save_classifier(model: Classifier, model_dir: str | Path, tokenizer_path: str | Path, task: dict) -> str:
+    """Write backbone + head + task description; return the hash of the whole directory."""
+    model_dir = Path(model_dir)
+    save_model(model.backbone, model_dir, tokenizer_path, {"task": task})
+    save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(model_dir / HEAD_WEIGHTS))
+    (model_dir / TASK_CONFIG).write_text(json.dumps(task, indent=2, sort_keys=True))
+    return tree_sha256(model_dir)
+
+
+def load_classifier(model_dir: str | Path, device: str = "cpu") -> tuple[Classifier, dict]:
+    model_dir = Path(model_dir)
+    task = json.loads((model_dir / TASK_CONFIG).read_text())
+    model = Classifier(load_model(model_dir, device), len(task["labels"]))
+    model.head.load_state_dict(load_file(str(model_dir / HEAD_WEIGHTS), device=device))
+    return model.to(device), task

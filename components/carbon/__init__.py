@@ -1,0 +1,1 @@
+"""Carbon: energy measured around every stage, and the run's carbon impact statement."""

@@ -1,0 +1,69 @@
+"""The default corpus and the default downstream task, both cut from the standard library's docstrings.
+
+Task: name the package a docstring comes from (one of TASK_LABELS). Half of those packages' docstrings,
+chosen by a hash of their id, form the task and never enter the pretraining corpus; the task's own
+train/validation/test split is also by hash. Everything is a pure function of the Python version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterator
+
+from components.common.stdlib_text import STDLIB_LICENSE, Docstring, iter_stdlib_docstrings
+
+TASK_LABELS = ("asyncio", "email", "logging", "tkinter", "unittest", "xml")
+TASK_SHARE = 0.5
+TASK_SPLITS = (("train", 0.6), ("val", 0.2), ("test", 0.2))
+MIN_WORDS = 8
+
+
+def _bucket(key: str, salt: str) -> float:
+    return int.from_bytes(hashlib.sha256(f"{salt}:{key}".encode()).digest()[:4], "big") / 2**32
+
+
+def in_task(doc: Docstring) -> bool:
+    return doc.package in TASK_LABELS and _bucket(doc.id, "task") < TASK_SHARE
+
+
+def task_split(doc_id: str) -> str:
+    point, edge = _bucket(doc_id, "split"), 0.0
+    for name, share in TASK_SPLITS:
+        edge += share
+        if point < edge:
+            return name
+    return TASK_SPLITS[-1][0]
+
+
+def default_corpus_records() -> Iterator[dict]:
+    for doc in iter_stdlib_docstrings(MIN_WORDS):
+        if not in_task(doc):
+            yield {
+                "id": f"stdlib:{doc.id}",
+                "text": doc.text,
+                "source": f"python-stdlib/{doc.module}",
+                "license": STDLIB_LICENSE,
+                "kind": doc.kind,
+            }
+
+
+def default_task_examples() -> dict[str, list[dict]]:
+    splits: dict[str, list[dict]] = {name: [] for name, _ in TASK_SPLITS}
+    for doc in iter_stdlib_docstrings(MIN_WORDS):
+        if in_task(doc):
+            splits[task_split(doc.id)].append(
+                {"id": f"stdlib:{doc.id}", "text": doc.text, "label": doc.package, "kind": doc.kind}
+            )
+    return splits
+
+
+def write_default_corpus(directory: str | Path) -> Path:
+    """Write the default pretraining corpus as JSONL into `directory`; return the file."""
+    path = Path(directory) / "python-stdlib-docstrings.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        for record in default_corpus_records():
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path

@@ -1,0 +1,39 @@
+"""KFP wrapper: moves artifacts in and out; the work is components.curate.job.curate."""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Markdown, Output
+
+from components.common.images import BASE_IMAGE
+
+
+@dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
+def curate_op(
+    input_uri: str,
+    data_fingerprint: str,
+    location: str,
+    min_words: int,
+    vocab_size: int,
+    curated: Output[Dataset],
+    report: Output[Markdown],
+) -> NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)]):
+    """Curate raw text into deduplicated Parquet and token shards. `data_fingerprint` only keys the cache."""
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from components.carbon.tracking import Location, measure
+    from components.common.default_data import write_default_corpus
+    from components.curate.job import REPORT_MD, CurateConfig, curate
+
+    def work():
+        source = input_uri or str(write_default_corpus(tempfile.mkdtemp(prefix="greenfm-corpus-")))
+        return curate(source, curated.path, CurateConfig(min_words=min_words, vocab_size=vocab_size))
+
+    result, energy = measure("curate", Location(**json.loads(location)), work)
+    shutil.copyfile(Path(curated.path) / REPORT_MD, report.path)
+    curated.metadata.update({"fingerprint": result.fingerprint, "documents": result.documents})
+    outputs = NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)])
+    return outputs(json.dumps(energy), result.fingerprint, result.documents)

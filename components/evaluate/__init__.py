@@ -1,0 +1,1 @@
+"""Evaluation: intrinsic (perplexity) and task metrics for the base and adapted models."""

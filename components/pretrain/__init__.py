@@ -1,0 +1,1 @@
+"""Pretraining: a decoder-only transformer trained on the token shards curation writes."""

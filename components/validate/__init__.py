@@ -1,0 +1,1 @@
+"""Validation gate: great-expectations suites over the curated documents and token shards."""

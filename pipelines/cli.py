@@ -1,0 +1,178 @@
+"""The `greenfm` command."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from components.common.errors import GateFailed, GreenfmError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Foundation-model pipelines for Kubeflow.")
+console = Console(stderr=True)
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def user_errors(command):
+    """Show user errors as one line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except GateFailed as error:
+            console.print(f"[red]gate failed:[/] {error}", soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from None
+        except GreenfmError as error:
+            console.print(f"[red]error:[/] {error}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@app.command()
+@user_errors
+def run(
+    input: Optional[str] = typer.Option(None, "--input", help="JSONL/Parquet/.txt file or folder. Default: built-in corpus."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline parameters."),
+    out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Folder that receives one directory per run."),
+) -> None:
+    """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
+    from pipelines.config import load_config
+    from pipelines.local_run import STAGES, new_run_dir, prepare_input, run_local
+    from pipelines.manifest import build_manifest, write_manifest
+
+    run_config = load_config(config, input_uri=input)
+    staging = Path(out).resolve() / ".staging"
+    try:
+        run_config = prepare_input(run_config, staging)
+        run_dir = new_run_dir(out, run_config.data_fingerprint)
+        if staging.exists():
+            shutil.move(str(staging / "input"), run_dir / "input")
+            run_config.input_uri = str(next((run_dir / "input").glob("*.jsonl")))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    console.print(f"run directory: [bold]{run_dir}[/]", highlight=False)
+
+    started = _now()
+    columns = (SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        rows: dict[str, int] = {}
+
+        def on_event(task: str, status: str) -> None:
+            stage = STAGES.get(task, task)
+            if stage not in rows:
+                rows[stage] = progress.add_task(stage, total=1, status="running")
+            done = status != "RUNNING"
+            progress.update(rows[stage], completed=1 if done else 0, status=status.lower())
+            if done:
+                progress.stop_task(rows[stage])
+
+        result = run_local(run_config, run_dir, on_event)
+    manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
+    manifest_path = write_manifest(manifest, run_dir)
+    collected = _collect_reports(result)
+
+    console.print(f"manifest: {manifest_path}", highlight=False)
+    for name, path in collected.items():
+        console.print(f"{name}: {path}", highlight=False)
+    statement = collected.get("carbon statement")
+    if statement:
+        print(statement)  # stdout: the one path a script wants
+    if not result.succeeded:
+        failures = result.task_dir("validate-op") / "executor_output.json"
+        if manifest["stages"].get("validate-op", {}).get("parameters", {}).get("passed") is False:
+            reasons = manifest["stages"]["validate-op"]["parameters"].get("failures", "")
+            raise GateFailed(reasons.replace("\n", "; ") + f" (details: {failures.parent})")
+        raise GreenfmError(f"run failed: {result.error}; see {result.log_file}")
+
+
+def _collect_reports(result) -> dict[str, Path]:
+    """Copy each stage's human-readable report to the top of the run directory."""
+    wanted = {
+        "carbon statement": (("statement-op", "statement-op-2"), "statement", "carbon_statement.md"),
+        "validation summary": (("validate-op",), "summary", "validation_summary.md"),
+        "curation report": (("curate-op",), "report", "curation_report.md"),
+        "training report": (("pretrain-op",), "report", "training_report.md"),
+        "evaluation report": (("evaluate-op",), "report", "evaluation_report.md"),
+    }
+    collected = {}
+    for name, (tasks, artifact, target) in wanted.items():
+        for task in tasks:
+            source = result.task_dir(task) / artifact
+            if source.is_file():
+                shutil.copyfile(source, result.run_dir / target)
+                collected[name] = result.run_dir / target
+    return collected
+
+
+@app.command("compile")
+@user_errors
+def compile_command(out: Path = typer.Option(Path("greenfm-pipeline.yaml"), "--out", help="Where to write the IR YAML.")) -> None:
+    """Write the KFP v2 pipeline (IR YAML) to upload in the Kubeflow UI."""
+    from pipelines.compile import compile_pipeline
+
+    path = compile_pipeline(out)
+    console.print(f"compiled pipeline: {path}", highlight=False)
+
+
+@app.command()
+@user_errors
+def curate(
+    input: str = typer.Option(..., "--input", help="JSONL/Parquet/.txt file, folder or s3a:// URI."),
+    output: Path = typer.Option(..., "--output", help="Folder for the curated dataset."),
+    min_words: int = typer.Option(5, help="Drop documents with fewer words."),
+    vocab_size: int = typer.Option(4096, help="BPE vocabulary size."),
+) -> None:
+    """Curate a corpus (same function as the pipeline's curate step)."""
+    from components.curate.inputs import discover_inputs
+    from components.curate.job import REPORT_MD, CurateConfig, curate as curate_job
+
+    discover_inputs(input)  # fail in seconds on bad input, before Spark starts
+    with console.status("curating with Spark…"):
+        result = curate_job(input, output, CurateConfig(min_words=min_words, vocab_size=vocab_size))
+    console.print((Path(result.output_dir) / REPORT_MD).read_text(), highlight=False)
+    console.print(f"curated dataset: {result.output_dir}", highlight=False)
+
+
+@app.command()
+@user_errors
+def validate(
+    input: Path = typer.Option(..., "--input", help="A curated dataset folder (output of `greenfm curate`)."),
+    min_documents: int = typer.Option(100, help="Fail with fewer documents."),
+    license_allowlist: str = typer.Option("", help="Comma-separated accepted licenses; empty accepts any."),
+    docs: Optional[Path] = typer.Option(None, "--docs", help="Folder for Data Docs (default: INPUT/validation)."),
+) -> None:
+    """Run the validation gate on a curated dataset; exit 1 when it fails."""
+    from components.common.errors import InputError
+    from components.validate.gate import ValidateConfig, validate as validate_gate
+
+    if not input.is_dir():
+        raise InputError(f"{input}: no such directory")
+    allow = [x.strip() for x in license_allowlist.split(",") if x.strip()]
+    docs_dir = docs or input / "validation"
+    with console.status("validating…"):
+        gate = validate_gate(input, docs_dir, ValidateConfig(min_documents=min_documents, license_allowlist=allow))
+    print(gate.summary_markdown())
+    console.print(f"Data Docs: {docs_dir / 'index.html'}", highlight=False)
+    if not gate.passed:
+        raise GateFailed("; ".join(gate.failures))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""A run's configuration: exactly the pipeline's parameters, so a config file, the CLI and the Kubeflow UI
+form all speak the same names. A YAML config file holds any subset of these keys."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+from components.common.errors import GreenfmError
+
+
+@dataclass
+class RunConfig:
+    input_uri: str = ""  # empty: the embedded default corpus
+    data_fingerprint: str = ""
+    seed: int = 1234
+    min_words: int = 5
+    vocab_size: int = 4096
+    min_documents: int = 100
+    license_allowlist: str = ""  # comma-separated; empty: any license
+    model_size: str = "small"
+    seq_len: int = 128
+    batch_size: int = 16
+    train_steps: int = 200
+    learning_rate: float = 3e-3
+    adapt_method: str = "full"
+    adapt_steps: int = 150
+    country_iso_code: str = "USA"
+    grid_region: str = ""
+    cloud_provider: str = ""
+    cloud_region: str = ""
+    pue: float = 1.0
+
+    def pipeline_arguments(self) -> dict:
+        return asdict(self)
+
+
+DEFAULTS = RunConfig()
+
+
+def load_config(path: str | Path | None, **overrides) -> RunConfig:
+    """Defaults, then the YAML file's keys, then non-None overrides. Unknown keys are an error."""
+    values: dict = {}
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise GreenfmError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise GreenfmError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise GreenfmError(f"{path}: expected a mapping of parameter names to values")
+        values.update(loaded)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    known = {f.name: f.type for f in fields(RunConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise GreenfmError(f"{path or 'config'}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    config = RunConfig()
+    for key, value in values.items():
+        expected = type(getattr(DEFAULTS, key))
+        try:
+            setattr(config, key, expected(value) if not isinstance(value, bool) or expected is bool else value)
+        except (TypeError, ValueError):
+            raise GreenfmError(f"{path or 'config'}: {key} must be {expected.__name__}, got {value!r}") from None
+    return config
