@@ -88,28 +88,36 @@ def upload(client, package: Path, target: SubmitTarget) -> tuple[str, str]:
     return pipeline_id, versions[0].pipeline_version_id
 
 
-def _prepare(target: SubmitTarget, package: Path | None, workdir: Path):
-    client = _client(target)
-    package = package or compile_pipeline(workdir / "greenfm-pipeline.yaml")
-    pipeline_id, version_id = upload(client, Path(package), target)
-    experiment = client.create_experiment(target.experiment, namespace=target.namespace)  # get-or-create
-    return client, pipeline_id, version_id, experiment.experiment_id
+@dataclass
+class _Prepared:
+    client: object
+    pipeline_id: str
+    version_id: str
+    experiment_id: str
+
+    def template(self, target: SubmitTarget, params: dict) -> dict:
+        """The arguments run_pipeline and create_recurring_run share: which version, with what, as whom."""
+        return {"params": params, "pipeline_id": self.pipeline_id, "version_id": self.version_id,
+                "service_account": target.service_account}
+
+
+@contextlib.contextmanager
+def _prepared(target: SubmitTarget, package: Path | None):
+    """Pipeline version and experiment ready on the server; kfp.Client's printed UI links go to stderr so
+    stdout keeps only the ids a script reads."""
+    with tempfile.TemporaryDirectory(prefix="greenfm-submit-") as tmp, contextlib.redirect_stdout(sys.stderr):
+        client = _client(target)
+        package = package or compile_pipeline(Path(tmp) / "greenfm-pipeline.yaml")
+        pipeline_id, version_id = upload(client, Path(package), target)
+        experiment = client.create_experiment(target.experiment, namespace=target.namespace)  # get-or-create
+        yield _Prepared(client, pipeline_id, version_id, experiment.experiment_id)
 
 
 def submit_run(target: SubmitTarget, params: dict, run_name: str, package: Path | None = None) -> Submitted:
     """Upload (if needed) and start one run; returns the ids the server assigned."""
-    # kfp.Client prints UI links to stdout; keep stdout for the ids a script reads.
-    with tempfile.TemporaryDirectory(prefix="greenfm-submit-") as tmp, contextlib.redirect_stdout(sys.stderr):
-        client, pipeline_id, version_id, experiment_id = _prepare(target, package, Path(tmp))
-        run = client.run_pipeline(
-            experiment_id,
-            run_name,
-            params=params,
-            pipeline_id=pipeline_id,
-            version_id=version_id,
-            service_account=target.service_account,
-        )
-    return Submitted(pipeline_id, version_id, experiment_id, run_id=run.run_id, parameters=params)
+    with _prepared(target, package) as ready:
+        run = ready.client.run_pipeline(ready.experiment_id, run_name, **ready.template(target, params))
+    return Submitted(ready.pipeline_id, ready.version_id, ready.experiment_id, run_id=run.run_id, parameters=params)
 
 
 def validate_cron(cron: str) -> str:
@@ -125,18 +133,14 @@ def schedule_run(
 ) -> Submitted:
     """Upload (if needed) and create a recurring run; one at a time (max_concurrency=1)."""
     cron = validate_cron(cron)
-    # kfp.Client prints UI links to stdout; keep stdout for the ids a script reads.
-    with tempfile.TemporaryDirectory(prefix="greenfm-submit-") as tmp, contextlib.redirect_stdout(sys.stderr):
-        client, pipeline_id, version_id, experiment_id = _prepare(target, package, Path(tmp))
-        recurring = client.create_recurring_run(
-            experiment_id,
+    with _prepared(target, package) as ready:
+        recurring = ready.client.create_recurring_run(
+            ready.experiment_id,
             name,
             cron_expression=cron,
             max_concurrency=1,  # a pretraining run must not overlap the next one on the same data
             no_catchup=not catch_up,
-            params=params,
-            pipeline_id=pipeline_id,
-            version_id=version_id,
-            service_account=target.service_account,
+            **ready.template(target, params),
         )
-    return Submitted(pipeline_id, version_id, experiment_id, recurring_run_id=recurring.recurring_run_id, parameters=params)
+    return Submitted(ready.pipeline_id, ready.version_id, ready.experiment_id,
+                     recurring_run_id=recurring.recurring_run_id, parameters=params)

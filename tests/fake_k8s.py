@@ -7,8 +7,10 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlparse
+
+import pytest
+
+from tests import http_fake
 
 _CM = re.compile(r"^/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?$")
 _CUSTOM = re.compile(r"^/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/]+))?$")
@@ -67,28 +69,8 @@ class FakeApiServer:
         return 405, _status(405, "MethodNotAllowed", method)
 
 
-def serve(fake: FakeApiServer) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def _do(self):
-            url = urlparse(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            status, payload = fake.handle(self.command, url.path, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _do
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+def serve(fake: FakeApiServer):
+    return http_fake.serve(lambda method, path, query, body: fake.handle(method, path, json.loads(body) if body else None))
 
 
 def api_client(url: str):
@@ -97,3 +79,12 @@ def api_client(url: str):
     configuration = client.Configuration()
     configuration.host = url
     return client.ApiClient(configuration)
+
+
+@pytest.fixture
+def api_server():
+    """(FakeApiServer, base URL) for one test; import this fixture into a test module to use it."""
+    fake = FakeApiServer()
+    server, url = serve(fake)
+    yield fake, url
+    server.shutdown()

@@ -7,8 +7,10 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests import http_fake
 
 API = "/apis/v2beta1"
 CREATED = "2026-01-01T00:00:00Z"
@@ -101,25 +103,14 @@ class FakeKfp:
         return 200, self._new_version(pid, name)
 
 
-def serve(fake: FakeKfp) -> tuple[ThreadingHTTPServer, str]:
-    class Handler(BaseHTTPRequestHandler):
-        def _do(self):
-            url = urlparse(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            status, payload = fake.handle(Request(self.command, url.path, parse_qs(url.query), body))
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+def serve(fake: FakeKfp):
+    return http_fake.serve(lambda method, path, query, body: fake.handle(Request(method, path, query, body)))
 
-        do_GET = do_POST = do_DELETE = _do
 
-        def log_message(self, *args):  # keep test output clean
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
+@pytest.fixture
+def kfp_server():
+    """(FakeKfp, base URL) for one test; import this fixture into a test module to use it."""
+    fake = FakeKfp()
+    server, url = serve(fake)
+    yield fake, url
+    server.shutdown()

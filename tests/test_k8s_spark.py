@@ -28,6 +28,7 @@ from components.curate.k8s import (
     run_spark_application,
 )
 from tests import fake_k8s
+from tests.fake_k8s import api_server  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD = yaml.safe_load((ROOT / "manifests/crds/sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml").read_text())
@@ -116,11 +117,9 @@ def test_application_name_is_deterministic_and_valid():
 
 
 @pytest.fixture
-def api_server():
-    fake = fake_k8s.FakeApiServer()
-    server, url = fake_k8s.serve(fake)
-    yield fake, k8s.CustomObjectsApi(fake_k8s.api_client(url))
-    server.shutdown()
+def custom_api(api_server):
+    fake, url = api_server
+    return fake, k8s.CustomObjectsApi(fake_k8s.api_client(url))
 
 
 def _progress(states: list[str], error: str = ""):
@@ -134,8 +133,8 @@ def _progress(states: list[str], error: str = ""):
     return on_get
 
 
-def test_create_and_wait_until_completed(api_server):
-    fake, api = api_server
+def test_create_and_wait_until_completed(custom_api):
+    fake, api = custom_api
     fake.on_get = _progress(["SUBMITTED", "RUNNING", "COMPLETED"])
     waits = []
     assert run_spark_application(_app(), api, timeout_s=60, poll_s=5, sleep=waits.append) == "COMPLETED"
@@ -145,30 +144,30 @@ def test_create_and_wait_until_completed(api_server):
     assert posts[0][2]["spec"]["mainApplicationFile"] == DRIVER_SCRIPT
 
 
-def test_recreate_is_idempotent(api_server):
-    fake, api = api_server
+def test_recreate_is_idempotent(custom_api):
+    fake, api = custom_api
     fake.on_get = _progress(["COMPLETED", "COMPLETED"])
     run_spark_application(_app(), api, 60, 0, sleep=lambda s: None)
     run_spark_application(_app(), api, 60, 0, sleep=lambda s: None)  # 409 AlreadyExists → reuse, not an error
     assert len([o for o in fake.objects if o[0][-1] == "sparkapplications"]) == 1
 
 
-def test_failed_application_raises_with_message(api_server):
-    fake, api = api_server
+def test_failed_application_raises_with_message(custom_api):
+    fake, api = custom_api
     fake.on_get = _progress(["RUNNING", "FAILED"], error="driver OOMKilled")
     with pytest.raises(GreenfmError, match="FAILED: driver OOMKilled"):
         run_spark_application(_app(), api, 60, 0, sleep=lambda s: None)
 
 
-def test_timeout(api_server):
-    fake, api = api_server
+def test_timeout(custom_api):
+    fake, api = custom_api
     fake.on_get = _progress(["RUNNING"] * 100)
     with pytest.raises(GreenfmError, match="still RUNNING"):
         run_spark_application(_app(), api, timeout_s=0, poll_s=0, sleep=lambda s: None)
 
 
-def test_operator_backend_copies_shared_result(api_server, tmp_path):
-    fake, api = api_server
+def test_operator_backend_copies_shared_result(custom_api, tmp_path):
+    fake, api = custom_api
     cfg = SparkK8sConfig(backend="operator", workspace_mount=str(tmp_path / "workspace"), poll_s=0)
     out = tmp_path / "step-output"
     config = CurateConfig(min_words=3)

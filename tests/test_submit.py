@@ -11,20 +11,12 @@ from components.common.errors import GreenfmError
 from pipelines.cli import app
 from pipelines.compile import compile_pipeline
 from pipelines.submit import SubmitTarget, parse_params, schedule_run, submit_run, validate_cron
-from tests.fake_kfp import API, FakeKfp, serve
+from tests.fake_kfp import API, kfp_server  # noqa: F401 (fixture)
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
     return compile_pipeline(tmp_path_factory.mktemp("pkg") / "greenfm.yaml")
-
-
-@pytest.fixture
-def kfp_server():
-    fake = FakeKfp()
-    server, url = serve(fake)
-    yield fake, url
-    server.shutdown()
 
 
 def test_params_are_typed_and_checked():

@@ -19,7 +19,9 @@ from pipelines.watch import SubmittedRun, WatchState, fingerprint_input, watch_o
 from pipelines.watch_state import ConfigMapStateStore, FileStateStore
 from pipelines.watch_submitters import KfpSubmitter, changed_parameters
 from pipelines.submit import SubmitTarget
-from tests import fake_k8s, fake_kfp
+from tests import fake_k8s
+from tests.fake_k8s import api_server  # noqa: F401 (fixture)
+from tests.fake_kfp import kfp_server  # noqa: F401 (fixture)
 
 
 def write_corpus(folder: Path, text: str) -> Path:
@@ -92,21 +94,27 @@ def test_failed_submit_is_not_accepted_and_retried(tmp_path):
     assert len(retry.calls) == 1
 
 
-def test_concurrent_threads_submit_exactly_once(tmp_path):
-    data = write_corpus(tmp_path / "data", "hello world")
-    submit = Recorder(delay=0.3)
-    barrier = threading.Barrier(4)
-    results = []
+def race(n: int, make_store, data: Path, submit: Recorder) -> list[str]:
+    """n watchers released at the same instant, each with its own store handle (as separate pods would be)."""
+    barrier = threading.Barrier(n)
+    results: list[str] = []
 
-    def worker():
+    def worker(i: int) -> None:
         barrier.wait()
-        results.append(watch_once(str(data), FileStateStore(tmp_path / "state.json"), submit).action)
+        results.append(watch_once(str(data), make_store(i), submit).action)
 
-    threads = [threading.Thread(target=worker) for _ in range(4)]
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results
+
+
+def test_concurrent_threads_submit_exactly_once(tmp_path):
+    data = write_corpus(tmp_path / "data", "hello world")
+    submit = Recorder(delay=0.3)
+    results = race(4, lambda i: FileStateStore(tmp_path / "state.json"), data, submit)
     assert len(submit.calls) == 1
     assert results.count("submitted") == 1 and set(results) <= {"submitted", "busy", "unchanged"}
 
@@ -136,14 +144,6 @@ def test_concurrent_processes_submit_exactly_once(tmp_path):
     assert len(log.read_text().splitlines()) == 1
 
 
-@pytest.fixture
-def api_server():
-    fake = fake_k8s.FakeApiServer()
-    server, url = fake_k8s.serve(fake)
-    yield fake, url
-    server.shutdown()
-
-
 def _cm_store(url: str, owner: str) -> ConfigMapStateStore:
     return ConfigMapStateStore("greenfm-watch-state", "greenfm", api=k8s.CoreV1Api(fake_k8s.api_client(url)), owner=owner)
 
@@ -166,32 +166,13 @@ def test_configmap_concurrent_watchers_submit_exactly_once(tmp_path, api_server)
     _, url = api_server
     data = write_corpus(tmp_path / "data", "hello world")
     submit = Recorder(delay=0.3)
-    barrier = threading.Barrier(4)
-    results = []
-
-    def worker(i):
-        barrier.wait()
-        results.append(watch_once(str(data), _cm_store(url, f"w{i}"), submit).action)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = race(4, lambda i: _cm_store(url, f"w{i}"), data, submit)
     assert len(submit.calls) == 1
     assert results.count("submitted") == 1
 
 
 def test_changed_parameters_only_differences():
     assert changed_parameters(RunConfig(seed=7, data_fingerprint="ab")) == {"seed": 7, "data_fingerprint": "ab"}
-
-
-@pytest.fixture
-def kfp_server():
-    fake = fake_kfp.FakeKfp()
-    server, url = fake_kfp.serve(fake)
-    yield fake, url
-    server.shutdown()
 
 
 def test_cli_watch_submits_to_kfp_once(tmp_path, kfp_server):
