@@ -102,10 +102,29 @@ class _Prepared:
 
 
 @contextlib.contextmanager
+def _server_errors(host: str):
+    """Server and network failures as one-line user errors (the CLI shows them without a traceback)."""
+    from kfp_server_api.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except ApiException as error:
+        detail = (error.body or "").strip().replace("\n", " ")[:300]
+        raise GreenfmError(f"{host}: KFP API answered {error.status} {error.reason}: {detail}") from None
+    except HTTPError as error:
+        raise GreenfmError(f"{host}: cannot reach the KFP API ({type(error).__name__})") from None
+
+
+@contextlib.contextmanager
 def _prepared(target: SubmitTarget, package: Path | None):
     """Pipeline version and experiment ready on the server; kfp.Client's printed UI links go to stderr so
     stdout keeps only the ids a script reads."""
-    with tempfile.TemporaryDirectory(prefix="greenfm-submit-") as tmp, contextlib.redirect_stdout(sys.stderr):
+    with (
+        tempfile.TemporaryDirectory(prefix="greenfm-submit-") as tmp,
+        contextlib.redirect_stdout(sys.stderr),
+        _server_errors(target.host),
+    ):
         client = _client(target)
         package = package or compile_pipeline(Path(tmp) / "greenfm-pipeline.yaml")
         pipeline_id, version_id = upload(client, Path(package), target)

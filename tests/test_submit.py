@@ -99,3 +99,22 @@ def test_cli_bad_param_fails_without_contacting_server(kfp_server):
     result = CliRunner().invoke(app, ["submit", "--host", url, "--param", "nope=1"])
     assert result.exit_code == 2
     assert not fake.requests
+
+
+def test_unreachable_server_is_a_one_line_error(package):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    result = CliRunner().invoke(app, ["submit", "--host", f"http://127.0.0.1:{port}", "--package", str(package)])
+    assert result.exit_code == 2
+    assert "cannot reach the KFP API" in result.output and "Traceback" not in result.output
+
+
+def test_server_error_is_reported_with_status(kfp_server, package):
+    fake, url = kfp_server
+    # Listed under a name, but its id is unknown to the server's upload_version: the server answers 404.
+    fake.pipelines["listed"] = {"pipeline_id": "gone", "display_name": "greenfm", "created_at": "2026-01-01T00:00:00Z"}
+    with pytest.raises(GreenfmError, match="KFP API answered 404"):
+        submit_run(SubmitTarget(url), {}, "r", package)
