@@ -69,8 +69,8 @@ class FakeApiServer:
         return 405, _status(405, "MethodNotAllowed", method)
 
 
-def serve(fake: FakeApiServer):
-    return http_fake.serve(lambda method, path, query, body: fake.handle(method, path, json.loads(body) if body else None))
+def _handler(fake: FakeApiServer) -> http_fake.Handle:
+    return lambda method, path, query, body: fake.handle(method, path, json.loads(body) if body else None)
 
 
 def api_client(url: str):
@@ -85,6 +85,4 @@ def api_client(url: str):
 def api_server():
     """(FakeApiServer, base URL) for one test; import this fixture into a test module to use it."""
     fake = FakeApiServer()
-    server, url = serve(fake)
-    yield fake, url
-    server.shutdown()
+    yield from http_fake.running(fake, _handler(fake))

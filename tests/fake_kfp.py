@@ -103,14 +103,12 @@ class FakeKfp:
         return 200, self._new_version(pid, name)
 
 
-def serve(fake: FakeKfp):
-    return http_fake.serve(lambda method, path, query, body: fake.handle(Request(method, path, query, body)))
+def _handler(fake: FakeKfp) -> http_fake.Handle:
+    return lambda method, path, query, body: fake.handle(Request(method, path, query, body))
 
 
 @pytest.fixture
 def kfp_server():
     """(FakeKfp, base URL) for one test; import this fixture into a test module to use it."""
     fake = FakeKfp()
-    server, url = serve(fake)
-    yield fake, url
-    server.shutdown()
+    yield from http_fake.running(fake, _handler(fake))

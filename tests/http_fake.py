@@ -34,3 +34,12 @@ def serve(handle: Handle) -> tuple[ThreadingHTTPServer, str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def running(fake, handle: Handle):
+    """For a pytest fixture: `yield from running(fake, handle)` gives (fake, url) and stops the server after."""
+    server, url = serve(handle)
+    try:
+        yield fake, url
+    finally:
+        server.shutdown()
