@@ -32,6 +32,7 @@ class RunConfig:
     cloud_provider: str = ""
     cloud_region: str = ""
     pue: float = 1.0
+    warm_start_model: str = ""  # previous model directory/URI to start pretraining from; empty: from scratch
 
     def pipeline_arguments(self) -> dict:
         return asdict(self)

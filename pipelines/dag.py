@@ -34,6 +34,7 @@ def greenfm_pipeline(
     cloud_provider: str = D.cloud_provider,
     cloud_region: str = D.cloud_region,
     pue: float = D.pue,
+    warm_start_model: str = D.warm_start_model,
 ):
     """greenfm foundation-model pipeline.
 
@@ -57,6 +58,7 @@ def greenfm_pipeline(
         cloud_provider: gcp, aws or azure when running in a cloud region (optional).
         cloud_region: Cloud region name, e.g. europe-north1 (optional).
         pue: Power usage effectiveness of the data centre (1.0 for a laptop).
+        warm_start_model: Model directory of an earlier run to start pretraining from (set by `greenfm watch`).
     """
     place = placement_op(
         country_iso_code=country_iso_code,
@@ -90,6 +92,7 @@ def greenfm_pipeline(
             train_steps=train_steps,
             learning_rate=learning_rate,
             seed=seed,
+            warm_start_model=warm_start_model,
         ).set_display_name("pretrain")
         adapt = adapt_op(
             base_model=pretrain.outputs["model"], location=location, method=adapt_method, adapt_steps=adapt_steps, seed=seed
