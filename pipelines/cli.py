@@ -91,10 +91,10 @@ def run(
     if statement:
         print(statement)  # stdout: the one path a script wants
     if not result.succeeded:
-        failures = result.task_dir("validate-op") / "executor_output.json"
-        if manifest["stages"].get("validate-op", {}).get("parameters", {}).get("passed") is False:
-            reasons = manifest["stages"]["validate-op"]["parameters"].get("failures", "")
-            raise GateFailed(reasons.replace("\n", "; ") + f" (details: {failures.parent})")
+        gate = manifest["stages"].get("validate-op", {}).get("parameters", {})
+        if gate.get("passed") is False:
+            details = result.task_dir("validate-op")
+            raise GateFailed(gate.get("failures", "").replace("\n", "; ") + f" (details: {details})")
         raise GreenfmError(f"run failed: {result.error}; see {result.log_file}")
 
 
