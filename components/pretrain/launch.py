@@ -84,7 +84,7 @@ def run_local(
                           env={**os.environ, **(env or {})}) as process:
         for line in process.stdout:
             tail.append(line.rstrip())
-            entry = _log_entry(line)
+            entry = log_entry(line)
             if entry is not None and on_log:
                 on_log(entry)
     if process.returncode != 0:
@@ -95,7 +95,7 @@ def run_local(
     return TrainResult.from_report(model_dir, json.loads(report.read_text()))
 
 
-def _log_entry(line: str) -> dict | None:
+def log_entry(line: str) -> dict | None:
     """A worker's per-step log line (a JSON object with a step), else None. torchrun may prefix lines."""
     start = line.find("{")
     if start < 0:

@@ -56,7 +56,8 @@ def save(directory: str | Path, step: int, model, optimizer, scheduler, run: dic
     path = directory / f"step-{step:08d}"
     path.mkdir(parents=True, exist_ok=True)
     torch.save(_rng_state(d.device), path / f"rng-rank{d.rank}.pt")
-    dcp.save(_state(model, optimizer, scheduler, step, run), checkpoint_id=str(path))  # ends with a collective
+    state = _state(model, optimizer, scheduler, step, run)
+    dcp.save(state, checkpoint_id=str(path), no_dist=d.world_size == 1)  # ends with a collective
     if d.is_main:
         tmp = directory / f".{LATEST}.tmp"
         tmp.write_text(path.name)
@@ -77,7 +78,7 @@ def load_latest(directory: str | Path, model, optimizer, scheduler, run: dict, d
     if path is None:
         return 0
     state = _state(model, optimizer, scheduler, 0, run)
-    dcp.load(state, checkpoint_id=str(path))
+    dcp.load(state, checkpoint_id=str(path), no_dist=d.world_size == 1)
     saved = state["trainer"]["run"]
     changed = [key for key in MUST_MATCH if saved.get(key) != run.get(key)]
     if changed:
