@@ -33,6 +33,12 @@ class RunConfig:
     cloud_region: str = ""
     pue: float = 1.0
     warm_start_model: str = ""  # previous model directory/URI to start pretraining from; empty: from scratch
+    grad_accum: int = 1  # micro-batches per optimizer step
+    parallelism: str = "ddp"  # ddp | fsdp
+    checkpoint_every: int = 0  # DCP checkpoint every N steps; 0: only at the end
+    launch_backend: str = "local"  # local (torchrun here) | kubernetes (a PyTorchJob)
+    train_nodes: int = 1
+    gpus_per_node: int = 0  # training processes per node, one per GPU; 0: every visible GPU (one on CPU)
 
     def pipeline_arguments(self) -> dict:
         return asdict(self)

@@ -35,6 +35,12 @@ def greenfm_pipeline(
     cloud_region: str = D.cloud_region,
     pue: float = D.pue,
     warm_start_model: str = D.warm_start_model,
+    grad_accum: int = D.grad_accum,
+    parallelism: str = D.parallelism,
+    checkpoint_every: int = D.checkpoint_every,
+    launch_backend: str = D.launch_backend,
+    train_nodes: int = D.train_nodes,
+    gpus_per_node: int = D.gpus_per_node,
 ):
     """greenfm foundation-model pipeline.
 
@@ -59,6 +65,12 @@ def greenfm_pipeline(
         cloud_region: Cloud region name, e.g. europe-north1 (optional).
         pue: Power usage effectiveness of the data centre (1.0 for a laptop).
         warm_start_model: Model directory of an earlier run to start pretraining from (set by `greenfm watch`).
+        grad_accum: Micro-batches accumulated per optimizer step (global batch = batch_size × grad_accum × processes).
+        parallelism: Data parallelism across training processes: ddp (replicated) or fsdp (sharded, FSDP2).
+        checkpoint_every: Save a resumable checkpoint every N steps (0: only at the end); a restart loses < N steps.
+        launch_backend: Where pretraining runs: local (torchrun in the step's pod) or kubernetes (a PyTorchJob).
+        train_nodes: Nodes (pods) for pretraining; more than one needs launch_backend kubernetes.
+        gpus_per_node: Training processes per node, one per GPU; 0 uses every visible GPU (one process on CPU).
     """
     place = placement_op(
         country_iso_code=country_iso_code,
@@ -93,6 +105,12 @@ def greenfm_pipeline(
             learning_rate=learning_rate,
             seed=seed,
             warm_start_model=warm_start_model,
+            grad_accum=grad_accum,
+            parallelism=parallelism,
+            checkpoint_every=checkpoint_every,
+            launch_backend=launch_backend,
+            train_nodes=train_nodes,
+            gpus_per_node=gpus_per_node,
         ).set_display_name("pretrain")
         adapt = adapt_op(
             base_model=pretrain.outputs["model"], location=location, method=adapt_method, adapt_steps=adapt_steps, seed=seed

@@ -1,4 +1,4 @@
-"""KFP wrapper: moves artifacts in and out; the work is components.pretrain.train.train."""
+"""KFP wrapper: moves artifacts in and out; the work is components.pretrain.launch.launch."""
 
 from typing import NamedTuple
 
@@ -21,15 +21,22 @@ def pretrain_op(
     warm_start_model: str,
     model: Output[Model],
     report: Output[Markdown],
+    grad_accum: int = 1,
+    parallelism: str = "ddp",
+    checkpoint_every: int = 0,
+    launch_backend: str = "local",
+    train_nodes: int = 1,
+    gpus_per_node: int = 0,
 ) -> NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)]):
-    """Pretrain a decoder-only transformer on the curated token shards."""
+    """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob)."""
     import json
     import shutil
     from pathlib import Path
 
     from components.carbon.tracking import Location, measure
     from components.curate.job import TOKENS_DIR
-    from components.pretrain.train import TrainConfig, train
+    from components.pretrain.launch import LaunchConfig, launch, region_node_selector
+    from components.pretrain.train import TrainConfig
 
     config = TrainConfig(
         model_size=model_size,
@@ -40,9 +47,15 @@ def pretrain_op(
         warmup_steps=max(1, train_steps // 10),
         seed=seed,
         init_from=warm_start_model,
+        grad_accum=grad_accum,
+        parallelism=parallelism,
+        checkpoint_every=checkpoint_every,
     )
+    place = Location(**json.loads(location))
+    launch_config = LaunchConfig(backend=launch_backend, nodes=train_nodes, procs_per_node=gpus_per_node,
+                                 node_selector=region_node_selector(place.cloud_region))
     tokens = Path(curated.path) / TOKENS_DIR
-    result, energy = measure("pretrain", Location(**json.loads(location)), lambda: train(tokens, model.path, config))
+    result, energy = measure("pretrain", place, lambda: launch(tokens, model.path, config, launch_config))
     shutil.copyfile(Path(model.path) / "train_report.md", report.path)
     model.metadata.update({"sha256": result.checkpoint_sha256, "val_loss": result.val_loss})
     outputs = NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)])

@@ -26,11 +26,13 @@ from components.curate.shards import load_index, read_split
 from components.pretrain import resume
 from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.data import GlobalBatches, consecutive_windows
+from components.pretrain.hf_export import export_llama
 from components.pretrain.distributed import Dist, gradient_sync, mean_across_ranks, setup, teardown, wrap
 from components.pretrain.mfu import mfu, peak_flops
 from components.pretrain.model import Transformer, flops_per_token, model_config
 
 REPORT_JSON, REPORT_MD = "train_report.json", "train_report.md"
+HF_DIR = "hf"  # the same weights as a Hugging Face LlamaForCausalLM checkpoint
 FLOPS_FORMULA = (
     "6·N_matmul + 12·L·d·T per token (N_matmul: all weights but the embedding table, plus the tied d×V output "
     "projection; 12·L·d·T: attention scores and weighted sum, causal mask not discounted)"
@@ -123,6 +125,33 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devi
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda")
 
 
+def train_step(
+    step_model: torch.nn.Module,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
+    grad_clip: float,
+    device: torch.device,
+    loss_sum: torch.Tensor,
+) -> torch.Tensor:
+    """One optimizer step over a rank's micro-batches; adds their losses to `loss_sum` (on the device) and
+    returns the gradient norm before clipping, as a tensor: nothing here waits for the GPU."""
+    accum = len(micro_batches)
+    for i, (x, y) in enumerate(micro_batches):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with gradient_sync(step_model, sync=i == accum - 1):
+            with autocast(device):
+                _, loss = step_model(x, y)
+            (loss / accum).backward()
+        loss_sum += loss.detach()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    return grad_norm
+
+
 def run_identity(cfg: TrainConfig, world_size: int) -> dict:
     """What a checkpoint must agree with to be resumed by this run."""
     return {"model_size": cfg.model_size, "seq_len": cfg.seq_len, "seed": cfg.seed,
@@ -167,17 +196,7 @@ def train(
     started = window_start = time.perf_counter()
     upcoming = batches.micro_batches(start, pin_memory=cuda) if start < cfg.steps else []
     for step in range(start, cfg.steps):
-        micro = [(x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)) for x, y in upcoming]
-        for i, (x, y) in enumerate(micro):
-            with gradient_sync(step_model, sync=i == len(micro) - 1):
-                with autocast(d.device):
-                    _, loss = step_model(x, y)
-                (loss / cfg.grad_accum).backward()
-            loss_sum += loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
+        grad_norm = train_step(step_model, model, optimizer, scheduler, upcoming, cfg.grad_clip, d.device, loss_sum)
         done, window_steps = step + 1, window_steps + 1
         if done < cfg.steps:  # the host builds the next batch while the device works through this step
             upcoming = batches.micro_batches(done, pin_memory=cuda)
@@ -247,6 +266,7 @@ def train(
         export.load_state_dict(weights)
         tokenizer = Path(tokens_dir) / index["tokenizer"]
         report["checkpoint_sha256"] = save_model(export, model_dir, tokenizer, {"training": report["config"]})
+        export_llama(export, tokenizer, Path(model_dir) / HF_DIR)
         write_report(Path(model_dir), report)
     teardown(d)
     return TrainResult.from_report(model_dir, report)
