@@ -121,18 +121,26 @@ def static_intensity(region: Region) -> tuple[float, str]:
     geo = GeoMetadata(country_iso_code=location.country_iso_code, region=location.region or None)
     if location.cloud_provider:
         kg = emissions.get_cloud_emissions(one_kwh, CloudMetadata(location.cloud_provider, location.cloud_region), geo)
-        source = "codecarbon bundled GCP region table (impact.csv), annual average"
     else:
         kg = emissions.get_private_infra_emissions(one_kwh, geo)
-        if location.region and location.country_iso_code in ("SWE", "NOR", "FIN"):
-            source = "codecarbon bundled Nordic bidding-zone factors (nordic_emissions.json)"
-        elif location.region and location.country_iso_code == "USA":
-            source = "codecarbon bundled EPA eGRID 2023 state rates (usa_emissions.json)"
-        elif location.region and location.country_iso_code == "CAN":
-            source = "codecarbon bundled Canadian provincial energy mix (canada_energy_mix.json)"
-        else:
-            source = "codecarbon bundled country energy mix (global_energy_mix.json), annual average"
+    source = static_source(location.country_iso_code, location.region, location.cloud_provider)
     return kg * 1000.0, source
+
+
+def static_source(country_iso_code: str, region: str, cloud_provider: str) -> str:
+    """Which bundled codecarbon table gives the intensity for a location (mirrors codecarbon's lookup order)."""
+    if cloud_provider == "gcp":
+        return "codecarbon bundled GCP region table (impact.csv), annual average"
+    if cloud_provider:
+        return f"{cloud_provider.upper()} region not in codecarbon's bundled table: country annual average"
+    country = country_iso_code.upper()
+    if region and country in ("SWE", "NOR", "FIN"):
+        return "codecarbon bundled Nordic bidding-zone factors (nordic_emissions.json)"
+    if region and country == "USA":
+        return "codecarbon bundled EPA eGRID 2023 state rates (usa_emissions.json)"
+    if region and country == "CAN":
+        return "codecarbon bundled Canadian provincial energy mix (canada_energy_mix.json)"
+    return "codecarbon bundled country energy mix (global_energy_mix.json), annual average"
 
 
 class ElectricityMapsProvider:
