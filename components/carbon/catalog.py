@@ -69,7 +69,7 @@ def parse_catalog(text: str, origin: str = "catalog") -> Catalog:
     except yaml.YAMLError as error:
         raise GreenfmError(f"{origin}: not valid YAML ({str(error).splitlines()[0]})") from None
     entries = data.get("regions") if isinstance(data, dict) else None
-    if not entries:
+    if not entries or not isinstance(entries, list):
         raise GreenfmError(f"{origin}: expected a mapping with a non-empty 'regions' list")
     known = set(Region.__dataclass_fields__)
     regions = []
