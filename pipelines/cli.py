@@ -102,6 +102,7 @@ def _collect_reports(result) -> dict[str, Path]:
     """Copy each stage's human-readable report to the top of the run directory."""
     wanted = {
         "carbon statement": (("statement-op", "statement-op-2"), "statement", "carbon_statement.md"),
+        "carbon statement (HTML)": (("statement-op", "statement-op-2"), "statement_html", "carbon_statement.html"),
         "validation summary": (("validate-op",), "summary", "validation_summary.md"),
         "curation report": (("curate-op",), "report", "curation_report.md"),
         "training report": (("pretrain-op",), "report", "training_report.md"),
