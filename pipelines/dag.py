@@ -135,6 +135,13 @@ def greenfm_pipeline(
         license_allowlist=license_allowlist,
     ).set_display_name("validate")
 
+    # The statement's money assumptions, the same whichever way the gate goes.
+    cost_inputs = dict(
+        social_cost_usd_per_t=social_cost_usd_per_t,
+        energy_usd_per_kwh=energy_usd_per_kwh,
+        social_benefit_usd=social_benefit_usd,
+        other_costs_usd=other_costs_usd,
+    )
     with dsl.If(validate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)
         select_pretrain = select("pretrain", gpus=True)
         pretrain = pretrain_op(
@@ -178,11 +185,8 @@ def greenfm_pipeline(
             adapt_method=adapt_method,
             train_steps=train_steps,
             adapt_steps=adapt_steps,
-            social_cost_usd_per_t=social_cost_usd_per_t,
-            energy_usd_per_kwh=energy_usd_per_kwh,
-            social_benefit_usd=social_benefit_usd,
-            other_costs_usd=other_costs_usd,
             scratch_task_kwh=scratch_task_kwh,
+            **cost_inputs,
         ).set_display_name("carbon-statement")
 
     with dsl.Else(name="gate-failed"):
@@ -192,9 +196,6 @@ def greenfm_pipeline(
             curate_energy=curate.outputs["energy"],
             validate_energy=validate.outputs["energy"],
             curate_placement=select_curate.outputs["decision"],
-            social_cost_usd_per_t=social_cost_usd_per_t,
-            energy_usd_per_kwh=energy_usd_per_kwh,
-            social_benefit_usd=social_benefit_usd,
-            other_costs_usd=other_costs_usd,
+            **cost_inputs,
         ).set_display_name("carbon-statement")
         gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement).set_display_name("gate-failed")
