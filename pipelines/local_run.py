@@ -23,7 +23,9 @@ _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 
 # Task name in the DAG -> stage name shown to users.
 STAGES = {
-    "placement-op": "placement",
+    "select-region-op": "placement (curate)",
+    "select-region-op-2": "placement (pretrain)",
+    "select-region-op-3": "placement (adapt)",
     "curate-op": "curate",
     "validate-op": "validate",
     "pretrain-op": "pretrain",
