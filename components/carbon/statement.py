@@ -235,8 +235,7 @@ def render_markdown(statement: dict) -> str:
         )
         lines.append(
             f"- Grid intensity for {s['location']} ({s['country']}): {s['intensity_source']}. "
-            "The location is configuration, not detected: set country_iso_code, grid_region, or "
-            "cloud_provider + cloud_region."
+            "The location is the region the placement step chose from the region catalog, not detected."
         )
     version = statement["stages"][0]["codecarbon_version"] if statement["stages"] else "?"
     lines += [
