@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from components.carbon.costs import usd
 from components.carbon.statement import STATEMENT_HTML, write_statement
 from tests.test_carbon_statement import run_inputs  # noqa: F401  (the fixture)
 
@@ -63,7 +64,8 @@ def test_statement_renders_in_headless_chromium(tmp_path, run_inputs):  # noqa: 
     # The figures show the statement's own numbers.
     assert seen["total-emissions"]["text"] == f"{statement['total_emissions_kg'] * 1000:.3f} g CO2e"
     assert seen["total-energy"]["text"] == f"{statement['total_energy_kwh'] * 1000:.3f} Wh"
-    assert seen["carbon-cost"]["text"] == f"${statement['costs']['E_carbon_usd']:.6f}"
+    assert seen["carbon-cost"]["text"] == usd(statement["costs"]["E_carbon_usd"])
+    assert seen["energy-cost"]["text"] == usd(statement["costs"]["C_energy_usd"])
     assert seen["break-even"]["text"] == f"{statement['amortization']['break_even_adaptations']:.2f}"
     assert seen["reconciliation"]["text"].startswith("All numbers reconcile")
     # One bar per stage and energy component with energy in it; one per counterfactual scenario.

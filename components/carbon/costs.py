@@ -35,6 +35,11 @@ EQUIVALENTS = [
 ]
 
 
+def usd(value: float) -> str:
+    """Dollars readable at any scale: cents for real money, significant digits for a laptop run's fractions."""
+    return f"${value:,.2f}" if abs(value) >= 100 else f"${value:.4g}"
+
+
 def crfm_value(total_kwh: float, total_kg: float, assumptions: CostAssumptions) -> dict:
     """V(M) = S − C − E − O with C = kWh × $/kWh (energy) and E = t CO2e × $/t (social cost of carbon)."""
     tonnes = total_kg / 1000.0

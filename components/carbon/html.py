@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from html import escape
 
+from components.carbon.costs import usd
+
 
 _COLORS = {"cpu": "#4e79a7", "gpu": "#e15759", "ram": "#59a14f", "bar": "#76b7b2"}
 
@@ -50,8 +52,8 @@ def render_html(statement: dict) -> str:
     figures = [
         _figure("total-energy", "Energy", f"{statement['total_energy_kwh'] * 1000:.3f} Wh"),
         _figure("total-emissions", "Emissions", f"{statement['total_emissions_kg'] * 1000:.3f} g CO2e"),
-        _figure("energy-cost", "Energy cost C", f"${costs['C_energy_usd']:.6f}"),
-        _figure("carbon-cost", "Social cost of carbon E", f"${costs['E_carbon_usd']:.6f}"),
+        _figure("energy-cost", "Energy cost C", usd(costs["C_energy_usd"])),
+        _figure("carbon-cost", "Social cost of carbon E", usd(costs["E_carbon_usd"])),
         _figure("eu-fraction", "Share of EU 10^25 FLOP threshold", f"{compute['fraction_of_threshold']:.3e}"),
     ]
     if amort:
@@ -110,11 +112,11 @@ def render_html(statement: dict) -> str:
     sections.append(_table(["mitigation", "applied", "detail"], [[m["mitigation"], "yes" if m["applied"] else "no", m["detail"]] for m in statement["mitigations"]]))
     sections.append("<h2>Costs: V(M) = S − C − E − O (CRFM)</h2>")
     sections.append(_table(["term", "computation", "USD"], [
-        ["C energy", f"{costs['energy_kwh']:.6f} kWh × ${costs['energy_usd_per_kwh']}/kWh", f"{costs['C_energy_usd']:.6f}"],
-        ["E carbon", f"{costs['tonnes_co2e']:.9f} t × ${costs['social_cost_usd_per_t']}/t", f"{costs['E_carbon_usd']:.6f}"],
+        ["C energy", f"{costs['energy_kwh']:.6f} kWh × ${costs['energy_usd_per_kwh']}/kWh", usd(costs["C_energy_usd"])],
+        ["E carbon", f"{costs['tonnes_co2e']:.4g} t × ${costs['social_cost_usd_per_t']}/t", usd(costs["E_carbon_usd"])],
         ["S social benefit", "user input", "not given" if costs["S_social_benefit_usd"] is None else f"{costs['S_social_benefit_usd']:.2f}"],
         ["O other costs", "user input", "not given" if costs["O_other_costs_usd"] is None else f"{costs['O_other_costs_usd']:.2f}"],
-        ["V", "S − C − E − O", "needs S and O" if costs["V_usd"] is None else f"{costs['V_usd']:.6f}"],
+        ["V", "S − C − E − O", "needs S and O" if costs["V_usd"] is None else usd(costs["V_usd"])],
     ]))
     if amort:
         sections.append(

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.carbon.costs import CostAssumptions, break_even, crfm_value, equivalents, eu_threshold, scratch_estimate
+from components.carbon.costs import CostAssumptions, break_even, crfm_value, equivalents, eu_threshold, scratch_estimate, usd
 
 STATEMENT_MD = "carbon_statement.md"
 STATEMENT_JSON = "carbon_statement.json"
@@ -84,7 +84,7 @@ def mitigations(records: list[dict], inputs: StatementInputs) -> list[dict]:
         saved = sum(p["default"]["expected_kg"] - p["chosen"]["expected_kg"] for p in moved)
         items.append({"mitigation": "low-carbon region", "applied": bool(moved), "detail": (
             f"{len(moved)} of {len(inputs.placements)} placed stage(s) moved off the default region; "
-            f"expected saving {saved * 1000:.3f} g CO2e" if moved else "the default region was already the least-emitting feasible one")})
+            f"expected saving {saved * 1000:.3f} g CO2e for the estimated job energy (measured: see counterfactuals)" if moved else "the default region was already the least-emitting feasible one")})
         shifted = [p for p in inputs.placements if p["chosen"]["wait_hours"] > 0]
         items.append({"mitigation": "time shift to a cleaner hour", "applied": bool(shifted), "detail": (
             f"{len(shifted)} stage(s) delayed for a lower forecast intensity" if shifted
@@ -250,7 +250,7 @@ def render_markdown(statement: dict) -> str:
 
 
 def _money(value: float | None, what: str) -> str:
-    return f"${value:,.4f}" if value is not None else f"not given ({what}: a user input)"
+    return usd(value) if value is not None else f"not given ({what}: a user input)"
 
 
 def _markdown_context(statement: dict) -> list[str]:
@@ -280,8 +280,8 @@ def _markdown_context(statement: dict) -> list[str]:
     c = statement["costs"]
     lines += [
         "", "## Costs (CRFM framework: V(M) = S − C − E − O)", "",
-        f"- C, energy: {c['energy_kwh']:.6f} kWh × ${c['energy_usd_per_kwh']}/kWh = ${c['C_energy_usd']:,.6f}",
-        f"- E, social cost of carbon: {c['tonnes_co2e']:.9f} t × ${c['social_cost_usd_per_t']}/t = ${c['E_carbon_usd']:,.6f}",
+        f"- C, energy: {c['energy_kwh']:.6f} kWh × ${c['energy_usd_per_kwh']}/kWh = {usd(c['C_energy_usd'])}",
+        f"- E, social cost of carbon: {c['tonnes_co2e']:.4g} t × ${c['social_cost_usd_per_t']}/t = {usd(c['E_carbon_usd'])}",
         f"- S, social benefit: {_money(c['S_social_benefit_usd'], 'S')}; O, other costs: {_money(c['O_other_costs_usd'], 'O')}",
         f"- V(M): {_money(c['V_usd'], 'needs S and O')}",
         "- Defaults from the CRFM report §5.3 (EPA 2017 upper-bound social cost, US residential price Apr 2021); overridable.",
