@@ -28,7 +28,7 @@ for (const id of ids) {
   out[id] = {text: el.textContent, w: r.width, h: r.height,
              visible: st.display !== 'none' && st.visibility !== 'hidden' && st.opacity !== '0',
              bars: el.tagName.toLowerCase() === 'svg'
-               ? Array.from(el.querySelectorAll('rect')).filter(b => b.getBoundingClientRect().width > 0).length : null};
+               ? Array.from(el.querySelectorAll('rect')).filter(b => b.querySelector('title') && b.getBoundingClientRect().width > 0).length : null};
 }
 const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
 document.body.appendChild(pre);
