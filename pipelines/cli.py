@@ -47,13 +47,15 @@ def run(
     input: Optional[str] = typer.Option(None, "--input", help="JSONL/Parquet/.txt file or folder. Default: built-in corpus."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline parameters."),
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Folder that receives one directory per run."),
+    zone: str = typer.Option("USA", "--zone", help="This machine's grid: ISO 3166 alpha-3 country, or USA/<state>, CAN/<province>, SWE/SE1…"),
+    pue: float = typer.Option(1.0, "--pue", help="This machine's power usage effectiveness (1.0 for a laptop)."),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
     from pipelines.config import load_config
-    from pipelines.local_run import STAGES, new_run_dir, prepare_input, run_local
+    from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
 
-    run_config = load_config(config, input_uri=input)
+    run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     staging = Path(out).resolve() / ".staging"
     try:
         run_config = prepare_input(run_config, staging)
@@ -91,10 +93,10 @@ def run(
     if statement:
         print(statement)  # stdout: the one path a script wants
     if not result.succeeded:
-        failures = result.task_dir("validate-op") / "executor_output.json"
-        if manifest["stages"].get("validate-op", {}).get("parameters", {}).get("passed") is False:
-            reasons = manifest["stages"]["validate-op"]["parameters"].get("failures", "")
-            raise GateFailed(reasons.replace("\n", "; ") + f" (details: {failures.parent})")
+        gate = manifest["stages"].get("validate-op", {}).get("parameters", {})
+        if gate.get("passed") is False:
+            details = result.task_dir("validate-op")
+            raise GateFailed(gate.get("failures", "").replace("\n", "; ") + f" (details: {details})")
         raise GreenfmError(f"run failed: {result.error}; see {result.log_file}")
 
 
@@ -228,6 +230,77 @@ def regions(
     console.print(decision.reason, highlight=False, soft_wrap=True)
     for warning in decision.warnings:
         console.print(f"[yellow]warning:[/] {warning['provider']} failed for {warning['region']} ({warning['error']}); used {warning['fallback']}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def submit(
+    host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API, e.g. http://localhost:8888 (port-forward)."),
+    experiment: str = typer.Option("greenfm", "--experiment", help="Experiment to run in (created if missing)."),
+    param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
+    package: Optional[Path] = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
+    run_name: Optional[str] = typer.Option(None, "--run-name", help="Default: greenfm-<UTC time>."),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+) -> None:
+    """Upload the pipeline (a new version if it exists) and start a run on Kubeflow Pipelines."""
+    from pipelines.submit import SubmitTarget, parse_params, submit_run
+
+    params = parse_params(param)
+    name = run_name or "greenfm-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    done = submit_run(SubmitTarget(host, experiment, namespace=namespace), params, name, package)
+    console.print(f"pipeline {done.pipeline_id} version {done.version_id}; experiment {done.experiment_id}", highlight=False)
+    print(done.run_id)  # stdout: the one id a script wants
+
+
+@app.command()
+@user_errors
+def schedule(
+    host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API URL."),
+    cron: str = typer.Option(..., "--cron", help="6-field cron, seconds first, e.g. '0 0 3 * * *' (03:00 daily)."),
+    name: str = typer.Option("greenfm-recurring", "--name", help="Name of the recurring run."),
+    experiment: str = typer.Option("greenfm", "--experiment", help="Experiment to run in (created if missing)."),
+    param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
+    package: Optional[Path] = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+) -> None:
+    """Create a recurring run (KFP schedule; one run at a time, no catch-up)."""
+    from pipelines.submit import SubmitTarget, parse_params, schedule_run
+
+    params = parse_params(param)
+    done = schedule_run(SubmitTarget(host, experiment, namespace=namespace), params, name, cron, package)
+    print(done.recurring_run_id)
+
+
+@app.command()
+@user_errors
+def watch(
+    input: str = typer.Option(..., "--input", help="Input file or folder to fingerprint (as the pipeline sees it)."),
+    state: str = typer.Option(..., "--state", help="JSON state file, or configmap[:NAME] inside a cluster."),
+    host: Optional[str] = typer.Option(None, "--host", help="Submit to this KFP API; default: run locally."),
+    out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Local runs: folder for run directories."),
+    experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
+    param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
+) -> None:
+    """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
+    from dataclasses import replace
+
+    from pipelines.config import RunConfig
+    from pipelines.submit import SubmitTarget, parse_params
+    from pipelines.watch import watch_once
+    from pipelines.watch_state import open_store
+    from pipelines.watch_submitters import KfpSubmitter, LocalSubmitter
+
+    base = replace(RunConfig(), **parse_params(param))
+    submitter = KfpSubmitter(SubmitTarget(host, experiment, namespace=namespace)) if host else LocalSubmitter(out)
+    result = watch_once(input, open_store(state, namespace), submitter, base)
+    messages = {
+        "unchanged": f"input unchanged (fingerprint {result.fingerprint[:12]}); nothing submitted",
+        "busy": "another watcher is deciding; nothing submitted",
+        "submitted": f"input changed (fingerprint {result.fingerprint[:12]}); submitted run {result.run_id}",
+    }
+    console.print(messages[result.action], highlight=False)
+    print(result.action)
 
 
 def main() -> None:

@@ -2,12 +2,12 @@
 select_region step before each heavy stage (curate, pretrain, adapt) whose output places it on the nodes of the
 least-emitting feasible region (node selector topology.kubernetes.io/region)."""
 
-import json
-
 from kfp import dsl, kubernetes
 
 from components.adapt.component import adapt_op
+from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
+from components.carbon.providers import SECRET_KEYS, SECRET_NAME
 from components.curate.component import curate_op
 from components.evaluate.component import evaluate_op
 from components.pretrain.component import pretrain_op
@@ -15,13 +15,7 @@ from components.validate.component import gate_failed_op, validate_op
 from pipelines.config import DEFAULTS as D
 
 PIPELINE_NAME = "greenfm"
-# Energy (IT kWh) and duration each heavy stage is expected to take: what placement minimizes emissions for.
-DEFAULT_JOB_ESTIMATES = json.dumps(
-    {"curate": {"kwh": 0.5, "hours": 0.25}, "pretrain": {"kwh": 20.0, "hours": 2.0}, "adapt": {"kwh": 2.0, "hours": 0.5}}
-)
-# Live-provider credentials: a Kubernetes Secret (optional: without it, the static provider's data is used).
-CARBON_SECRET = "greenfm-carbon"
-CARBON_SECRET_KEYS = ("ELECTRICITYMAPS_API_TOKEN", "WATTTIME_USERNAME", "WATTTIME_PASSWORD", "CARBON_AWARE_API_KEY")
+REGIONS_CONFIG_MAP = "greenfm-regions"
 
 
 def placed(task, select):
@@ -45,25 +39,21 @@ def greenfm_pipeline(
     learning_rate: float = D.learning_rate,
     adapt_method: str = D.adapt_method,
     adapt_steps: int = D.adapt_steps,
-    country_iso_code: str = D.country_iso_code,
-    grid_region: str = D.grid_region,
-    cloud_provider: str = D.cloud_provider,
-    cloud_region: str = D.cloud_region,
-    pue: float = D.pue,
-    region_catalog: str = "",
-    intensity_provider: str = "static",
-    intensity_provider_url: str = "",
-    gpu_type: str = "",
-    gpu_count: int = 0,
-    residency_tags: str = "",
-    deadline_hours: float = 0.0,
-    max_wait_hours: float = 0.0,
-    job_estimates: str = DEFAULT_JOB_ESTIMATES,
-    social_cost_usd_per_t: float = 105.0,
-    energy_usd_per_kwh: float = 0.1376,
-    social_benefit_usd: str = "",
-    other_costs_usd: str = "",
-    scratch_task_kwh: str = "",
+    warm_start_model: str = D.warm_start_model,
+    region_catalog: str = D.region_catalog,
+    intensity_provider: str = D.intensity_provider,
+    intensity_provider_url: str = D.intensity_provider_url,
+    gpu_type: str = D.gpu_type,
+    gpu_count: int = D.gpu_count,
+    residency_tags: str = D.residency_tags,
+    deadline_hours: float = D.deadline_hours,
+    max_wait_hours: float = D.max_wait_hours,
+    job_estimates: str = D.job_estimates,
+    social_cost_usd_per_t: float = D.social_cost_usd_per_t,
+    energy_usd_per_kwh: float = D.energy_usd_per_kwh,
+    social_benefit_usd: str = D.social_benefit_usd,
+    other_costs_usd: str = D.other_costs_usd,
+    scratch_task_kwh: str = D.scratch_task_kwh,
 ):
     """greenfm foundation-model pipeline.
 
@@ -82,12 +72,8 @@ def greenfm_pipeline(
         learning_rate: Peak learning rate (warmup, then cosine decay).
         adapt_method: Adaptation method: full (fine-tune everything) or head (linear probe).
         adapt_steps: Optimizer steps of adaptation.
-        country_iso_code: Deprecated, ignored: the region catalog now gives each stage's grid.
-        grid_region: Deprecated, ignored: the region catalog now gives each stage's grid.
-        cloud_provider: Deprecated, ignored: the region catalog now gives each stage's grid.
-        cloud_region: Deprecated, ignored: the region catalog now gives each stage's grid.
-        pue: Deprecated, ignored: each catalog region states its PUE.
-        region_catalog: Region catalog YAML text (see components/carbon/regions.yaml); empty: the shipped default.
+        warm_start_model: Model directory of an earlier run to start pretraining from (set by `greenfm watch`).
+        region_catalog: Region catalog YAML text (format: components/carbon/regions.yaml); empty: the cluster's ConfigMap greenfm-regions, else the shipped default.
         intensity_provider: static, electricitymaps, watttime or carbon-aware-sdk (live ones fall back to static).
         intensity_provider_url: Base URL of the intensity provider's API; empty: its public default.
         gpu_type: GPU type pretraining and adaptation need (a key of the catalog's gpus); empty: none.
@@ -116,7 +102,10 @@ def greenfm_pipeline(
             job_estimates=job_estimates,
         ).set_display_name(f"select-region-{stage}")
         task.set_caching_options(False)  # grid intensity changes: never reuse yesterday's pick
-        kubernetes.use_secret_as_env(task, CARBON_SECRET, {k: k for k in CARBON_SECRET_KEYS}, optional=True)
+        # Live-provider credentials (optional: without them the static provider's data is used).
+        kubernetes.use_secret_as_env(task, SECRET_NAME, {key: env for env, key in SECRET_KEYS.items()}, optional=True)
+        # The deployment's catalog (multi-region overlay), used when region_catalog is empty.
+        kubernetes.use_config_map_as_volume(task, REGIONS_CONFIG_MAP, str(CLUSTER_CATALOG_PATH.parent), optional=True)
         return task
 
     select_curate = select("curate", gpus=False)
@@ -153,6 +142,7 @@ def greenfm_pipeline(
             train_steps=train_steps,
             learning_rate=learning_rate,
             seed=seed,
+            warm_start_model=warm_start_model,
         ).set_display_name("pretrain")
         placed(pretrain, select_pretrain)
         select_adapt = select("adapt", gpus=True)

@@ -22,3 +22,38 @@ def spark():
     session = get_spark("local[2]", shuffle_partitions=4)
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """600 real documents from the default corpus plus two exact duplicates, as one JSONL file."""
+    import itertools
+    import json
+
+    from components.common.default_data import default_corpus_records
+
+    folder = tmp_path_factory.mktemp("tiny-corpus")
+    records = list(itertools.islice(default_corpus_records(), 600))
+    with open(folder / "docs.jsonl", "w", encoding="utf-8") as handle:
+        for record in records + records[:2]:
+            handle.write(json.dumps(record) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def curated(spark, tiny_corpus, tmp_path_factory):
+    """The tiny corpus curated once for every test that needs curated data."""
+    from components.curate.job import CurateConfig, curate
+
+    out = tmp_path_factory.mktemp("curated")
+    return curate(str(tiny_corpus), out, CurateConfig(vocab_size=512))
+
+
+@pytest.fixture(scope="session")
+def pretrained(curated, tmp_path_factory):
+    from components.curate.job import TOKENS_DIR
+    from components.pretrain.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("model")
+    config = TrainConfig(model_size="tiny", seq_len=64, batch_size=8, steps=40, warmup_steps=4, log_every=10)
+    return train(Path(curated.output_dir) / TOKENS_DIR, out, config)

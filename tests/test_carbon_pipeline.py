@@ -38,7 +38,28 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
     assert {producers[f"exec-{s}-op"]: s for s in ("curate", "pretrain", "adapt")} == stage_of
     # The selection steps read live-provider tokens from an optional Secret.
     secrets = [spec["secretAsEnv"][0] for name, spec in executors.items() if name.startswith("exec-select-region-op")]
-    assert secrets and all(s["optional"] for s in secrets)
+    assert secrets and all(s["optional"] and s["secretName"] == "greenfm-carbon-tokens" for s in secrets)
+    # ... and the deployment's catalog from the optional ConfigMap the multi-region overlay publishes.
+    maps = [spec["configMapAsVolume"][0] for name, spec in executors.items() if name.startswith("exec-select-region-op")]
+    assert maps and all(m["configMapName"] == "greenfm-regions" and m["optional"] for m in maps)
+    assert {m["mountPath"] for m in maps} == {"/etc/greenfm"}
+
+
+def test_local_runs_are_placed_on_this_machine():
+    from components.carbon.catalog import THIS_MACHINE, load_catalog
+    from components.common.errors import GreenfmError
+    from pipelines.config import RunConfig
+    from pipelines.local_run import on_this_machine
+
+    config = on_this_machine(RunConfig(), "USA/texas", 1.2)
+    (region,) = load_catalog(config.region_catalog).regions
+    assert region.name == THIS_MACHINE and region.location().region == "texas" and region.pue == 1.2
+    explicit = RunConfig(region_catalog="regions: []")
+    assert on_this_machine(explicit, "FRA") is explicit  # an explicit catalog is the user's choice
+    import pytest
+
+    with pytest.raises(GreenfmError, match="XYZ"):
+        on_this_machine(RunConfig(), "XYZ")
 
 
 def test_regions_command_shows_catalog_intensities_and_pick():

@@ -181,7 +181,7 @@ def test_secret_from_env_then_mounted_file(tmp_path, monkeypatch):
     monkeypatch.setenv("GREENFM_CARBON_SECRET_DIR", str(tmp_path))
     monkeypatch.delenv("WATTTIME_USERNAME", raising=False)
     assert secret("WATTTIME_USERNAME") == ""
-    (tmp_path / "WATTTIME_USERNAME").write_text("from-secret\n")
+    (tmp_path / "watttime-username").write_text("from-secret\n")
     assert secret("WATTTIME_USERNAME") == "from-secret"
     monkeypatch.setenv("WATTTIME_USERNAME", "from-env")
     assert secret("WATTTIME_USERNAME") == "from-env"

@@ -15,6 +15,9 @@ from components.carbon.tracking import Location
 from components.common.errors import GreenfmError
 
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("regions.yaml")
+# On a cluster the deployment's catalog (ConfigMap greenfm-regions, mounted by the pipeline) replaces the default.
+CLUSTER_CATALOG_PATH = Path("/etc/greenfm/regions.yaml")
+THIS_MACHINE = "this-machine"
 REGION_LABEL = "topology.kubernetes.io/region"
 
 
@@ -92,12 +95,28 @@ def parse_catalog(text: str, origin: str = "catalog") -> Catalog:
 
 
 def load_catalog(source: str | Path | None = None) -> Catalog:
-    """A catalog from YAML text, a file path, or (None/empty) the shipped default."""
+    """A catalog from YAML text or a file path; None/empty: the cluster's mounted catalog, else the shipped one."""
     if not source:
-        return parse_catalog(DEFAULT_CATALOG_PATH.read_text(), str(DEFAULT_CATALOG_PATH))
+        path = CLUSTER_CATALOG_PATH if CLUSTER_CATALOG_PATH.is_file() else DEFAULT_CATALOG_PATH
+        return parse_catalog(path.read_text(), str(path))
     if isinstance(source, Path) or ("\n" not in str(source) and Path(str(source)).is_file()):
         path = Path(source)
         if not path.is_file():
             raise GreenfmError(f"{path}: region catalog not found")
         return parse_catalog(path.read_text(), str(path))
     return parse_catalog(str(source))
+
+
+def this_machine_catalog(zone: str, pue: float = 1.0) -> str:
+    """A one-region catalog for runs on this machine (`greenfm run`): nothing to choose, measured on its grid."""
+    text = yaml.safe_dump(
+        {"default_region": THIS_MACHINE, "regions": [{"name": THIS_MACHINE, "zone": zone, "provider": "onprem", "pue": pue}]},
+        sort_keys=False,
+    )
+    location = parse_catalog(text, f"zone {zone!r}").get(THIS_MACHINE).location()
+    from codecarbon.input import DataSource
+
+    if location.country_iso_code not in DataSource().get_global_energy_mix_data():
+        # codecarbon would silently use the world average: fail before the run instead
+        raise GreenfmError(f"zone {zone!r}: {location.country_iso_code} is not an ISO 3166 alpha-3 country codecarbon knows")
+    return text

@@ -23,8 +23,16 @@ from components.carbon.catalog import Region
 from components.common.errors import GreenfmError
 
 LBS_PER_MWH_TO_G_PER_KWH = 0.45359237  # 1 lb = 453.59237 g; 1 MWh = 1000 kWh
-SECRET_DIR_ENV = "GREENFM_CARBON_SECRET_DIR"  # where a Kubernetes Secret is mounted as files, if it is
-DEFAULT_SECRET_DIR = "/var/run/secrets/greenfm-carbon"
+# Credentials: environment variable -> key in the Kubernetes Secret greenfm-carbon-tokens (all optional).
+SECRET_NAME = "greenfm-carbon-tokens"
+SECRET_KEYS = {
+    "ELECTRICITYMAPS_API_TOKEN": "electricitymaps-api-token",
+    "WATTTIME_USERNAME": "watttime-username",
+    "WATTTIME_PASSWORD": "watttime-password",
+    "CARBON_AWARE_API_KEY": "carbon-aware-api-key",
+}
+SECRET_DIR_ENV = "GREENFM_CARBON_SECRET_DIR"  # where that Secret is mounted as files, if it is
+DEFAULT_SECRET_DIR = f"/var/run/secrets/{SECRET_NAME}"
 HTTP_TIMEOUT_S = 10.0
 
 
@@ -70,7 +78,7 @@ def secret(key: str) -> str:
     value = os.environ.get(key, "")
     if value:
         return value
-    path = Path(os.environ.get(SECRET_DIR_ENV, DEFAULT_SECRET_DIR)) / key
+    path = Path(os.environ.get(SECRET_DIR_ENV, DEFAULT_SECRET_DIR)) / SECRET_KEYS[key]
     return path.read_text().strip() if path.is_file() else ""
 
 

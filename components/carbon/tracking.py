@@ -35,7 +35,7 @@ def _tracker(stage: str, location: Location):
     options: dict[str, Any] = dict(
         project_name=f"greenfm-{stage}",
         measure_power_secs=1,
-        save_to_file=False,
+        output_methods=[],  # the record is returned; no emissions.csv left in the working directory
         log_level="error",
         allow_multiple_runs=True,
         pue=location.pue,
@@ -57,20 +57,23 @@ def _power_method(tracker) -> str:
 
 
 def measure(stage: str, location: Location, work: Callable[[], T]) -> tuple[T, dict]:
-    """Run `work()` under a tracker; return its result and the stage's energy record."""
+    """Run `work()` under a tracker; return its result and the stage's energy record.
+
+    A failed stage's energy counts too: its record rides on the exception as `energy_record`.
+    """
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     tracker = _tracker(stage, location)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     wall = time.perf_counter()
     tracker.start()
-    failed = True
     try:
         result = work()
-        failed = False
-    finally:
+    except BaseException as error:
         tracker.stop()
-        record = energy_record(stage, location, tracker, started_at, time.perf_counter() - wall, failed)
-    return result, record
+        error.energy_record = energy_record(stage, location, tracker, started_at, time.perf_counter() - wall, True)
+        raise
+    tracker.stop()
+    return result, energy_record(stage, location, tracker, started_at, time.perf_counter() - wall, False)
 
 
 def energy_record(stage: str, location: Location, tracker, started_at: str, wall_s: float, failed: bool) -> dict:

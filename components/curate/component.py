@@ -26,11 +26,12 @@ def curate_op(
 
     from components.carbon.tracking import Location, measure
     from components.common.default_data import write_default_corpus
-    from components.curate.job import REPORT_MD, CurateConfig, curate
+    from components.curate.job import REPORT_MD, CurateConfig
+    from components.curate.k8s import curate_with_backend  # local[*], k8s:// client mode or SparkApplication
 
     def work():
         source = input_uri or str(write_default_corpus(tempfile.mkdtemp(prefix="greenfm-corpus-")))
-        return curate(source, curated.path, CurateConfig(min_words=min_words, vocab_size=vocab_size))
+        return curate_with_backend(source, curated.path, CurateConfig(min_words=min_words, vocab_size=vocab_size))
 
     result, energy = measure("curate", Location(**json.loads(location)), work)
     # For the carbon statement's mitigations: tokens deduplication kept out of training.

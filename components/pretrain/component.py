@@ -18,6 +18,7 @@ def pretrain_op(
     train_steps: int,
     learning_rate: float,
     seed: int,
+    warm_start_model: str,
     model: Output[Model],
     report: Output[Markdown],
 ) -> NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)]):
@@ -38,6 +39,7 @@ def pretrain_op(
         lr=learning_rate,
         warmup_steps=max(1, train_steps // 10),
         seed=seed,
+        init_from=warm_start_model,
     )
     tokens = Path(curated.path) / TOKENS_DIR
     result, energy = measure("pretrain", Location(**json.loads(location)), lambda: train(tokens, model.path, config))

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from components.curate.shards import load_index, read_split
-from components.pretrain.checkpoint import save_model
+from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.data import RandomWindows, consecutive_windows
 from components.pretrain.model import Transformer, flops_per_token, model_config
 
@@ -41,6 +41,7 @@ class TrainConfig:
     log_every: int = 10
     device: str = "auto"  # auto | cpu | cuda
     compile: bool | None = None  # None: compile on CUDA only
+    init_from: str = ""  # a model directory to warm-start from (retraining on changed data); empty: random init
 
 
 @dataclass
@@ -128,6 +129,7 @@ def train(
     index = load_index(tokens_dir)
     train_tokens, val_tokens = read_split(tokens_dir, "train"), read_split(tokens_dir, "val")
     model = Transformer(model_config(cfg.model_size, vocab_size=index["vocab_size"], seq_len=cfg.seq_len)).to(device)
+    warm_start = _warm_start(model, cfg.init_from)
     optimizer = _optimizer(model, cfg, device)
     compiled = cfg.compile if cfg.compile is not None else device.type == "cuda"
     step_model = torch.compile(model) if compiled else model
@@ -199,6 +201,7 @@ def train(
         "val_loss": round(val_loss, 4),
         "val_perplexity": round(math.exp(val_loss), 3),
         "history": history,
+        "warm_start": warm_start,
     }
     if rank == 0:
         sha = save_model(model, model_dir, Path(tokens_dir) / index["tokenizer"], {"training": report["config"]})
@@ -219,6 +222,21 @@ def train(
     )
 
 
+def _warm_start(model: Transformer, model_dir: str) -> str:
+    """Copy weights from a previous run's model when the shapes match; say what happened, for the report.
+
+    A retrained tokenizer can change the vocabulary size; then the old weights do not fit and training starts
+    from random weights rather than failing the retraining run.
+    """
+    if not model_dir:
+        return "none"
+    previous = load_model(model_dir)
+    if previous.cfg.to_dict() != model.cfg.to_dict():
+        return f"skipped: {model_dir} has a different model config"
+    model.load_state_dict(previous.state_dict())
+    return f"loaded from {model_dir}"
+
+
 def _write_report(model_dir: Path, report: dict) -> None:
     (model_dir / "train_report.json").write_text(json.dumps(report, indent=2))
     lines = [
@@ -231,6 +249,7 @@ def _write_report(model_dir: Path, report: dict) -> None:
         f"{report['total_flops']:.3e} FLOPs ({report['flops_formula']})",
         f"- Loss: train {report['train_loss']}, validation {report['val_loss']} "
         f"(perplexity {report['val_perplexity']})",
+        f"- Warm start: {report['warm_start']}",
         "",
         "| step | loss | tokens/s | MFU |",
         "| ---: | ---: | ---: | ---: |",

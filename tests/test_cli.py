@@ -1,0 +1,39 @@
+"""Stage commands call the same functions as the pipeline components."""
+
+import json
+
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+
+runner = CliRunner()
+
+
+def test_curate_command(spark, tmp_path):
+    source = tmp_path / "in.jsonl"
+    text = "a plain document with quite enough words to be kept by curation"
+    source.write_text("\n".join(json.dumps({"id": str(i), "text": f"{text} number {i}"}) for i in range(30)) + "\n{oops\n")
+    result = runner.invoke(app, ["curate", "--input", str(source), "--output", str(tmp_path / "out"), "--vocab-size", "300"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["documents"] == 30 and report["quarantined"] == 1
+    assert "Curation report" in result.output
+
+
+def test_validate_command_passes_and_fails(curated, tmp_path):
+    ok = runner.invoke(app, ["validate", "--input", curated.output_dir, "--docs", str(tmp_path / "a")])
+    assert ok.exit_code == 0, ok.output
+    assert "Validation gate: PASSED" in ok.output
+    bad = runner.invoke(app, ["validate", "--input", curated.output_dir, "--docs", str(tmp_path / "b"), "--min-documents", "1000000"])
+    assert bad.exit_code == 1
+    assert "expect_table_row_count_to_be_between" in bad.output
+
+
+def test_validate_command_on_a_missing_folder(tmp_path):
+    result = runner.invoke(app, ["validate", "--input", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "no such directory" in result.output
+
+
+def test_compile_command(tmp_path):
+    result = runner.invoke(app, ["compile", "--out", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 0 and (tmp_path / "p.yaml").is_file()

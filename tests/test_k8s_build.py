@@ -1,0 +1,101 @@
+"""skaffold.yaml parses and names only things that exist; the Dockerfiles follow the image rules (pinned
+bases, non-root numeric users, everything installed at build time); components run in those images."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.common import images
+
+ROOT = Path(__file__).resolve().parent.parent
+SKAFFOLD = yaml.safe_load((ROOT / "skaffold.yaml").read_text())
+DOCKERFILES = sorted((ROOT / "images").glob("*.Dockerfile"))
+
+
+def test_skaffold_parses_with_known_schema():
+    assert SKAFFOLD["apiVersion"].startswith("skaffold/v4") and SKAFFOLD["kind"] == "Config"
+    assert SKAFFOLD["deploy"] == {"kubectl": {}}
+
+
+def _kustomize_paths(section: dict) -> list[str]:
+    return section.get("manifests", {}).get("kustomize", {}).get("paths", [])
+
+
+def test_every_artifact_and_manifest_named_exists():
+    artifacts = SKAFFOLD["build"]["artifacts"]
+    assert {a["docker"]["dockerfile"] for a in artifacts} == {str(p.relative_to(ROOT)) for p in DOCKERFILES}
+    for artifact in artifacts:
+        context = ROOT / artifact.get("context", ".")
+        assert (context / artifact["docker"]["dockerfile"]).is_file()
+    paths = _kustomize_paths(SKAFFOLD) + [p for prof in SKAFFOLD["profiles"] for p in _kustomize_paths(prof)]
+    for path in paths:
+        assert (ROOT / path / "kustomization.yaml").is_file(), path
+
+
+def test_profiles_match_overlays():
+    overlays = {p.name for p in (ROOT / "manifests/overlays").iterdir() if p.is_dir()}
+    profiles = {p["name"]: _kustomize_paths(p) for p in SKAFFOLD["profiles"]}
+    assert set(profiles) == overlays
+    for name, paths in profiles.items():
+        assert paths == [f"manifests/overlays/{name}"]
+
+
+def test_skaffold_builds_the_images_components_use():
+    built = {a["image"] for a in SKAFFOLD["build"]["artifacts"]}
+    for image in (images.BASE_IMAGE, images.TRAINER_IMAGE, images.SPARK_IMAGE):
+        assert image.rsplit(":", 1)[0] in built
+
+
+def test_manifests_use_skaffold_images():
+    """skaffold rewrites image names it builds; an image it does not build would be pulled as-is."""
+    built = {a["image"] for a in SKAFFOLD["build"]["artifacts"]}
+    for path in (ROOT / "manifests").rglob("*.yaml"):
+        if "crds" in path.parts:
+            continue
+        for image in re.findall(r"^\s*(?:-\s*)?image:\s*(\S+)", path.read_text(), re.M):
+            assert image.rsplit(":", 1)[0] in built, f"{path}: {image}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_rules(dockerfile):
+    text = dockerfile.read_text()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    for base in re.findall(r"^FROM (\S+)", text, re.M):
+        base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
+        name, _, tag = base.partition(":")
+        assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"unpinned base {base}"
+    users = re.findall(r"^USER (\S+)", text, re.M)
+    assert users and users[-1].isdigit() and users[-1] != "0", "must end as a numeric non-root user"
+    for line in re.findall(r"^RUN .*pip install.*$", text, re.M):
+        assert "--no-cache-dir" in line or "PIP_NO_CACHE_DIR=1" in text
+    assert "apt-get install" not in text or "rm -rf /var/lib/apt/lists/*" in text
+    assert "pip check" in text  # the image's environment is consistent, as the project's must be
+
+
+def test_spark_image_matches_driver_pyspark():
+    pin = re.search(r'"pyspark\[[^\]]*\]==([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    text = (ROOT / "images/spark.Dockerfile").read_text()
+    assert re.search(r"^ARG SPARK_VERSION=(\S+)", text, re.M).group(1) == pin
+    assert "COPY components ./components" in text and "WORKDIR /opt/greenfm" in text  # DRIVER_SCRIPT's path
+
+
+def test_torch_pins_agree():
+    pin = re.search(r'"torch==([\d.]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    for dockerfile in DOCKERFILES:
+        assert set(re.findall(r"torch==([\d.]+)", dockerfile.read_text())) <= {pin}
+
+
+def test_components_install_nothing_at_run_time(tmp_path):
+    from pipelines.compile import compile_pipeline
+
+    spec = yaml.safe_load(compile_pipeline(tmp_path / "p.yaml").read_text())
+    executors = spec["deploymentSpec"]["executors"]
+    assert executors
+    for name, executor in executors.items():
+        container = executor["container"]
+        assert container["image"] in (images.BASE_IMAGE, images.TRAINER_IMAGE), name
+        assert "pip install" not in " ".join(container.get("command", []) + container.get("args", [])), name

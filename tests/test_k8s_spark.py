@@ -1,0 +1,249 @@
+"""Spark on Kubernetes for curation: config selection, client-mode conf, the SparkApplication (against the CRD
+schema and the Kubernetes core schemas), and create/wait through the real kubernetes client against a local
+API-server stand-in. No Spark session is started."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from components.common.errors import GreenfmError
+from components.common.images import SPARK_IMAGE
+from components.curate.job import REPORT_JSON, CurateConfig
+from components.curate.k8s import (
+    DRIVER_SCRIPT,
+    SparkK8sConfig,
+    application_name,
+    build_spark_application,
+    client_mode_conf,
+    curate_with_backend,
+    executor_pod_template,
+    run_spark_application,
+)
+from tests import fake_k8s
+from tests.fake_k8s import api_server  # noqa: F401 (fixture)
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD = yaml.safe_load((ROOT / "manifests/crds/sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml").read_text())
+K8S_VERSION = "1.33.0"
+SETTINGS = {k: v for k, v in asdict(CurateConfig()).items() if k != "spark_master"}
+
+
+def test_local_is_the_default():
+    assert SparkK8sConfig.from_env({}).backend == "local"
+
+
+def test_k8s_master_selects_client_mode_and_env_overrides():
+    cfg = SparkK8sConfig.from_env({
+        "GREENFM_SPARK_MASTER": "k8s://https://10.0.0.1:443",
+        "GREENFM_SPARK_EXECUTORS": "8",
+        "GREENFM_NODE_SELECTOR": '{"topology.kubernetes.io/region": "europe-north1"}',
+    })
+    assert (cfg.backend, cfg.master, cfg.executors) == ("client", "k8s://https://10.0.0.1:443", 8)
+    assert cfg.node_selector == {"topology.kubernetes.io/region": "europe-north1"}
+    assert SparkK8sConfig.from_env({"GREENFM_SPARK_BACKEND": "operator"}).backend == "operator"
+
+
+def test_bad_backend_or_master_fails_early():
+    with pytest.raises(GreenfmError, match="expected one of"):
+        SparkK8sConfig(backend="yarn")
+    with pytest.raises(GreenfmError, match="k8s://"):
+        SparkK8sConfig(backend="client", master="spark://x:7077")
+
+
+def test_client_mode_conf(tmp_path, monkeypatch):
+    monkeypatch.setenv("POD_IP", "10.1.2.3")
+    cfg = SparkK8sConfig(backend="client", node_selector={"topology.kubernetes.io/region": "us-central1"})
+    conf = client_mode_conf(cfg, tmp_path)
+    assert conf["spark.kubernetes.container.image"] == SPARK_IMAGE
+    assert conf["spark.kubernetes.namespace"] == "greenfm"
+    assert conf["spark.driver.host"] == "10.1.2.3" and conf["spark.driver.bindAddress"] == "0.0.0.0"
+    assert conf["spark.kubernetes.node.selector.topology.kubernetes.io/region"] == "us-central1"
+    assert conf["spark.kubernetes.executor.volumes.persistentVolumeClaim.workspace.options.claimName"] == "greenfm-workspace"
+    template = yaml.safe_load(Path(conf["spark.kubernetes.executor.podTemplateFile"]).read_text())
+    assert template == executor_pod_template(cfg)
+    kubernetes_validate.validate({**template, "metadata": {"name": "executor"}}, K8S_VERSION, strict=True)
+
+
+def _app(**cfg) -> dict:
+    return build_spark_application(SparkK8sConfig(backend="operator", **cfg), "greenfm-curate-x", "/workspace/in", "/workspace/out", SETTINGS)
+
+
+def test_spark_application_matches_crd_and_core_schemas():
+    app = _app(node_selector={"topology.kubernetes.io/region": "europe-north1"})
+    jsonschema.validate(app, CRD)
+    spec = app["spec"]
+    assert spec["mainApplicationFile"] == DRIVER_SCRIPT and spec["type"] == "Python"
+    assert json.loads(spec["arguments"][spec["arguments"].index("--config") + 1]) == SETTINGS
+    for role in ("driver", "executor"):
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": role},
+               "spec": {"securityContext": spec[role]["podSecurityContext"], "volumes": spec["volumes"],
+                        "nodeSelector": spec[role]["nodeSelector"],
+                        "containers": [{"name": "spark", "image": spec["image"], "securityContext": spec[role]["securityContext"],
+                                        "volumeMounts": spec[role]["volumeMounts"]}]}}
+        kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+def test_crd_schema_rejects_mistakes():
+    app = _app()
+    app["spec"]["type"] = "python"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(app, CRD)
+    app = _app()
+    app["spec"]["executor"]["instance"] = 2  # misspelt: the API server would silently drop it
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(app, CRD)
+
+
+def test_committed_manifest_is_what_the_code_builds():
+    committed = yaml.safe_load((ROOT / "manifests/jobs/sparkapplication-curate.yaml").read_text())
+    built = build_spark_application(SparkK8sConfig(backend="operator"), "greenfm-curate", "/workspace/data/corpus",
+                                    "/workspace/curated/corpus", SETTINGS)
+    del built["metadata"]["namespace"]
+    assert committed == built
+
+
+def test_application_name_is_deterministic_and_valid():
+    a = application_name("/in", "/out", SETTINGS)
+    assert a == application_name("/in", "/out", SETTINGS) != application_name("/in2", "/out", SETTINGS)
+    assert len(a) <= 63 and a.replace("-", "").isalnum()
+
+
+@pytest.fixture
+def custom_api(api_server):
+    fake, url = api_server
+    return fake, k8s.CustomObjectsApi(fake_k8s.api_client(url))
+
+
+def _progress(states: list[str], error: str = ""):
+    """An operator stand-in: each GET moves the application to the next state."""
+
+    def on_get(kind, obj):
+        if kind[-1] == "sparkapplications" and states:
+            obj["status"] = {"applicationState": {"state": states.pop(0), "errorMessage": error}}
+        return obj
+
+    return on_get
+
+
+def test_create_and_wait_until_completed(custom_api):
+    fake, api = custom_api
+    fake.on_get = _progress(["SUBMITTED", "RUNNING", "COMPLETED"])
+    waits = []
+    assert run_spark_application(_app(), api, timeout_s=60, poll_s=5, sleep=waits.append) == "COMPLETED"
+    assert waits == [5, 5]
+    posts = [r for r in fake.requests if r[0] == "POST"]
+    assert posts[0][1] == "/apis/sparkoperator.k8s.io/v1beta2/namespaces/greenfm/sparkapplications"
+    assert posts[0][2]["spec"]["mainApplicationFile"] == DRIVER_SCRIPT
+
+
+def test_recreate_is_idempotent(custom_api):
+    fake, api = custom_api
+    fake.on_get = _progress(["COMPLETED", "COMPLETED"])
+    run_spark_application(_app(), api, 60, 0, sleep=lambda s: None)
+    run_spark_application(_app(), api, 60, 0, sleep=lambda s: None)  # 409 AlreadyExists → reuse, not an error
+    assert len([o for o in fake.objects if o[0][-1] == "sparkapplications"]) == 1
+
+
+def test_failed_application_raises_with_message(custom_api):
+    fake, api = custom_api
+    fake.on_get = _progress(["RUNNING", "FAILED"], error="driver OOMKilled")
+    with pytest.raises(GreenfmError, match="FAILED: driver OOMKilled"):
+        run_spark_application(_app(), api, 60, 0, sleep=lambda s: None)
+
+
+def test_timeout(custom_api):
+    fake, api = custom_api
+    fake.on_get = _progress(["RUNNING"] * 100)
+    with pytest.raises(GreenfmError, match="still RUNNING"):
+        run_spark_application(_app(), api, timeout_s=0, poll_s=0, sleep=lambda s: None)
+
+
+def test_operator_backend_copies_shared_result(custom_api, tmp_path):
+    fake, api = custom_api
+    cfg = SparkK8sConfig(backend="operator", workspace_mount=str(tmp_path / "workspace"), poll_s=0)
+    out = tmp_path / "step-output"
+    config = CurateConfig(min_words=3)
+
+    def on_get(kind, obj):
+        # The "driver" writes its output to the shared volume, then the operator reports completion.
+        shared = Path(obj["spec"]["arguments"][3])
+        shared.mkdir(parents=True, exist_ok=True)
+        report = {"documents": 12, "quarantined": 1, "fingerprint": "ab" * 32, "train_tokens": 900, "val_tokens": 50}
+        (shared / REPORT_JSON).write_text(json.dumps(report))
+        obj["status"] = {"applicationState": {"state": "COMPLETED"}}
+        return obj
+
+    fake.on_get = on_get
+    result = curate_with_backend("/workspace/data", out, config, cfg, api=api)
+    assert (result.documents, result.fingerprint, result.output_dir) == (12, "ab" * 32, str(out))
+    assert (out / REPORT_JSON).is_file()
+    (app,) = [o for k, o in fake.objects.items() if k[0][-1] == "sparkapplications"]
+    assert json.loads(app["spec"]["arguments"][5])["min_words"] == 3
+
+
+class _RecordingBuilder:
+    """Stands in for SparkSession.builder: records master and conf instead of starting a JVM."""
+
+    def __init__(self):
+        self.master_url, self.conf = None, {}
+
+    def master(self, url):
+        self.master_url = url
+        return self
+
+    def config(self, key, value):
+        self.conf[key] = value
+        return self
+
+    def appName(self, name):
+        return self
+
+    def getOrCreate(self):
+        class Session:
+            sparkContext = type("SC", (), {"setLogLevel": lambda self, level: None})()
+
+        return Session()
+
+
+@pytest.fixture
+def recording_builder(monkeypatch):
+    from components.curate import spark_session
+
+    builder = _RecordingBuilder()
+    monkeypatch.setattr(spark_session, "SparkSession", type("S", (), {"builder": builder}))
+    monkeypatch.setattr(spark_session, "_session", None)
+    for var in ("GREENFM_SPARK_MASTER", "GREENFM_SPARK_BACKEND", "PYSPARK_GATEWAY_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    return spark_session, builder
+
+
+def test_get_spark_defaults_to_local(recording_builder):
+    spark_session, builder = recording_builder
+    spark_session.get_spark()
+    assert builder.master_url == "local[*]"
+    assert not any(k.startswith("spark.kubernetes.") for k in builder.conf)
+
+
+def test_get_spark_with_k8s_master_sets_kubernetes_conf(recording_builder, monkeypatch):
+    spark_session, builder = recording_builder
+    monkeypatch.setenv("GREENFM_SPARK_IMAGE", "registry.example/greenfm-spark:test")
+    monkeypatch.setenv("GREENFM_SPARK_NAMESPACE", "team-a")
+    spark_session.get_spark("k8s://https://kubernetes.default.svc:443")
+    assert builder.master_url == "k8s://https://kubernetes.default.svc:443"
+    assert builder.conf["spark.kubernetes.container.image"] == "registry.example/greenfm-spark:test"
+    assert builder.conf["spark.kubernetes.namespace"] == "team-a"
+
+
+def test_get_spark_under_spark_submit_keeps_its_master(recording_builder, monkeypatch):
+    spark_session, builder = recording_builder
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "40000")  # set by spark-submit for a Python driver
+    spark_session.get_spark()
+    assert builder.master_url is None
