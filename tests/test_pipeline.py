@@ -29,7 +29,7 @@ def test_compiled_pipeline_loads_back_with_every_stage(tmp_path):
     component = load_component_from_file(str(path))
     assert component.name == "greenfm"
     assert set(component.component_spec.inputs) == set(RunConfig().pipeline_arguments())
-    spec = yaml.safe_load(path.read_text())
+    spec = next(yaml.safe_load_all(path.read_text()))  # then the platform spec
     executors = set(spec["deploymentSpec"]["executors"])
     for stage in ["select-region-op", "curate-op", "validate-op", "pretrain-op", "adapt-op", "evaluate-op", "statement-op"]:
         assert f"exec-{stage}" in executors
