@@ -92,7 +92,7 @@ def test_torch_pins_agree():
 def test_components_install_nothing_at_run_time(tmp_path):
     from pipelines.compile import compile_pipeline
 
-    spec = yaml.safe_load(compile_pipeline(tmp_path / "p.yaml").read_text())
+    spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))  # then the platform spec
     executors = spec["deploymentSpec"]["executors"]
     assert executors
     for name, executor in executors.items():
