@@ -34,6 +34,9 @@ class RunConfig:
     adapt_method: str = "full"
     adapt_steps: int = 150
     warm_start_model: str = ""  # previous model directory/URI to start pretraining from; empty: from scratch
+    model_store: str = ""  # folder where pretraining publishes its model under data_fingerprint; empty: nowhere
+    spark_backend: str = "local"  # local (Spark inside the step) | client (k8s:// master) | operator (SparkApplication)
+    spark_executors: int = 2  # executor pods for client/operator
     # Carbon-aware placement (components/carbon): where each heavy stage may run and what it is expected to cost.
     region_catalog: str = ""  # YAML text or file path; empty: the shipped catalog (`greenfm run`: this machine)
     intensity_provider: str = "static"

@@ -8,6 +8,8 @@ from components.adapt.component import adapt_op
 from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
 from components.carbon.providers import SECRET_KEYS, SECRET_NAME
+from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.curate.k8s import SPARK_ENV
 from components.curate.component import curate_op
 from components.evaluate.component import evaluate_op
 from components.pretrain.component import pretrain_op
@@ -16,6 +18,12 @@ from pipelines.config import DEFAULTS as D
 
 PIPELINE_NAME = "greenfm"
 REGIONS_CONFIG_MAP = "greenfm-regions"
+SPARK_CONFIG_MAP = "greenfm-spark"  # manifests/base/spark-config.yaml
+
+
+def on_workspace(task):
+    """Mount the workspace volume (manifests/base/workspace-pvc.yaml) where the step expects it; kfp.local ignores it."""
+    return kubernetes.mount_pvc(task, WORKSPACE_PVC, WORKSPACE_MOUNT)
 
 
 def placed(task, select):
@@ -40,6 +48,9 @@ def greenfm_pipeline(
     adapt_method: str = D.adapt_method,
     adapt_steps: int = D.adapt_steps,
     warm_start_model: str = D.warm_start_model,
+    model_store: str = D.model_store,
+    spark_backend: str = D.spark_backend,
+    spark_executors: int = D.spark_executors,
     region_catalog: str = D.region_catalog,
     intensity_provider: str = D.intensity_provider,
     intensity_provider_url: str = D.intensity_provider_url,
@@ -72,7 +83,10 @@ def greenfm_pipeline(
         learning_rate: Peak learning rate (warmup, then cosine decay).
         adapt_method: Adaptation method: full (fine-tune everything) or head (linear probe).
         adapt_steps: Optimizer steps of adaptation.
-        warm_start_model: Model directory of an earlier run to start pretraining from (set by `greenfm watch`).
+        warm_start_model: Model directory or model store of an earlier run to start pretraining from (set by `greenfm watch`).
+        spark_backend: Where curation's Spark runs: local (inside the step), client (executor pods from a k8s:// master), operator (a SparkApplication); cluster details come from ConfigMap greenfm-spark.
+        spark_executors: Executor pods for the client and operator Spark backends.
+        model_store: Folder where a successful pretraining publishes its model under data_fingerprint (LATEST names the newest), e.g. /workspace/models; empty: not published.
         region_catalog: Region catalog YAML text (format: components/carbon/regions.yaml); empty: the cluster's ConfigMap greenfm-regions, else the shipped default.
         intensity_provider: static, electricitymaps, watttime or carbon-aware-sdk (live ones fall back to static).
         intensity_provider_url: Base URL of the intensity provider's API; empty: its public default.
@@ -115,8 +129,13 @@ def greenfm_pipeline(
         location=select_curate.outputs["location"],
         min_words=min_words,
         vocab_size=vocab_size,
+        spark_backend=spark_backend,
+        spark_executors=spark_executors,
+        node_selector=select_curate.outputs["node_selector"],
     ).set_display_name("curate")
     placed(curate, select_curate)
+    on_workspace(curate)  # input data (and Spark operator output) live there
+    kubernetes.use_config_map_as_env(curate, SPARK_CONFIG_MAP, {var: var for var in SPARK_ENV}, optional=True)
     validate = validate_op(
         curated=curate.outputs["curated"],
         location=select_curate.outputs["location"],  # next to its data, on the curation region's grid
@@ -143,8 +162,11 @@ def greenfm_pipeline(
             learning_rate=learning_rate,
             seed=seed,
             warm_start_model=warm_start_model,
+            model_store=model_store,
+            data_fingerprint=data_fingerprint,
         ).set_display_name("pretrain")
         placed(pretrain, select_pretrain)
+        on_workspace(pretrain)  # the model store and warm-start models live there
         select_adapt = select("adapt", gpus=True)
         adapt = adapt_op(
             base_model=pretrain.outputs["model"],

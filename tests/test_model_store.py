@@ -3,7 +3,7 @@
 import pytest
 
 from components.common.errors import GreenfmError
-from components.common.model_store import LATEST, publish, resolve
+from components.common.model_store import LATEST, publish, resolve, warm_start_source
 
 
 def _model(folder, marker: str):
@@ -33,6 +33,7 @@ def test_resolve_a_model_directory_and_errors(tmp_path):
     assert resolve(model) == model
     with pytest.raises(GreenfmError, match="no such model"):
         resolve(tmp_path / "missing")
+    assert resolve(tmp_path / "missing", missing_ok=True) is None  # a store nobody published into yet
     store = tmp_path / "store"
     store.mkdir()
     (store / LATEST).write_text("gone\n")
@@ -56,3 +57,12 @@ def test_a_failed_copy_leaves_latest_alone(tmp_path, monkeypatch):
         publish(_model(tmp_path / "b", "second"), store, "fp2")
     assert resolve(store) == store / "fp1"
     assert sorted(p.name for p in store.iterdir()) == [LATEST, "fp1"]
+
+
+def test_warm_start_source(tmp_path):
+    store = tmp_path / "store"
+    assert warm_start_source(str(store), str(store)) == ""  # first run: the store does not exist yet
+    assert warm_start_source("/some/model", str(store)) == "/some/model"  # an explicit model wins
+    assert warm_start_source("", str(store)) == ""
+    publish(_model(tmp_path / "a", "first"), store, "fp1")
+    assert warm_start_source(str(store), str(store)) == str(store / "fp1")

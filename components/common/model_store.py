@@ -41,9 +41,9 @@ def publish(model_dir: str | Path, store: str | Path, key: str) -> Path:
     return target
 
 
-def resolve(uri: str | Path) -> Path | None:
+def resolve(uri: str | Path, missing_ok: bool = False) -> Path | None:
     """The model directory `uri` names: a model directory itself, or a store (the model LATEST names; None
-    when nothing was published yet)."""
+    when nothing was published yet, or, with `missing_ok`, when the store does not exist yet)."""
     path = Path(uri)
     if (path / LATEST).is_file():
         key = (path / LATEST).read_text().strip()
@@ -52,7 +52,18 @@ def resolve(uri: str | Path) -> Path | None:
             raise GreenfmError(f"{path / LATEST}: names {key!r}, which is not in the store")
         return model
     if not path.exists():
+        if missing_ok:
+            return None
         raise GreenfmError(f"{path}: no such model directory or model store")
     if path.is_dir() and not any(path.iterdir()):
         return None  # an empty store: nothing to start from yet
     return path
+
+
+def warm_start_source(warm_start_model: str, model_store: str) -> str:
+    """What pretraining starts from: `warm_start_model` as given, except that warm-starting from the very store
+    this run publishes into means its newest model, or nothing while the store is empty or not created yet."""
+    if warm_start_model and warm_start_model == model_store:
+        latest = resolve(model_store, missing_ok=True)
+        return str(latest) if latest else ""
+    return warm_start_model
