@@ -19,6 +19,9 @@ def pretrain_op(
     learning_rate: float,
     seed: int,
     warm_start_model: str,
+    model_store: str,
+    data_fingerprint: str,
+    node_selector: dict,
     model: Output[Model],
     report: Output[Markdown],
     grad_accum: int = 1,
@@ -28,14 +31,16 @@ def pretrain_op(
     train_nodes: int = 1,
     gpus_per_node: int = 0,
 ) -> NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)]):
-    """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob)."""
+    """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob on the
+    nodes `node_selector` picks); publish it to `model_store` if given."""
     import json
     import shutil
     from pathlib import Path
 
     from components.carbon.tracking import Location, measure
+    from components.common.model_store import publish, warm_start_source
     from components.curate.job import TOKENS_DIR
-    from components.pretrain.launch import LaunchConfig, launch, region_node_selector
+    from components.pretrain.launch import LaunchConfig, launch
     from components.pretrain.train import TrainConfig
 
     config = TrainConfig(
@@ -46,17 +51,22 @@ def pretrain_op(
         lr=learning_rate,
         warmup_steps=max(1, train_steps // 10),
         seed=seed,
-        init_from=warm_start_model,
+        init_from=warm_start_source(warm_start_model, model_store),
         grad_accum=grad_accum,
         parallelism=parallelism,
         checkpoint_every=checkpoint_every,
+        # scratch for restarts within this step, next to (not inside) the model artifact
+        checkpoint_dir=str(Path(model.path).parent / "checkpoints"),
     )
-    place = Location(**json.loads(location))
     launch_config = LaunchConfig(backend=launch_backend, nodes=train_nodes, procs_per_node=gpus_per_node,
-                                 node_selector=region_node_selector(place.cloud_region))
+                                 node_selector=dict(node_selector))
     tokens = Path(curated.path) / TOKENS_DIR
+    place = Location(**json.loads(location))
     result, energy = measure("pretrain", place, lambda: launch(tokens, model.path, config, launch_config))
     shutil.copyfile(Path(model.path) / "train_report.md", report.path)
     model.metadata.update({"sha256": result.checkpoint_sha256, "val_loss": result.val_loss})
+    if model_store:  # where the next run (e.g. one `greenfm watch` submits to Kubeflow) can find it
+        published = publish(model.path, model_store, data_fingerprint or result.checkpoint_sha256)
+        model.metadata["published"] = str(published)
     outputs = NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)])
     return outputs(json.dumps(energy), result.checkpoint_sha256, result.total_flops)

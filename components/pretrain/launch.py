@@ -24,12 +24,6 @@ from components.pretrain.train import REPORT_JSON, TrainConfig, TrainResult
 
 BACKENDS = ("local", "kubernetes")
 WORKER_MODULE = "components.pretrain.train"
-REGION_LABEL = "topology.kubernetes.io/region"
-
-
-def region_node_selector(cloud_region: str) -> dict:
-    """Placement on Kubernetes: nodes labelled with the chosen cloud region (none when no region was chosen)."""
-    return {REGION_LABEL: cloud_region} if cloud_region else {}
 
 
 @dataclass
