@@ -91,8 +91,10 @@ def watch_until(
     last: dict = {}
     while time.monotonic() < deadline:
         stream = watch.Watch()
-        kwargs = {"field_selector": f"metadata.name={name}",
-                  "timeout_seconds": max(1, min(watch_timeout_s, int(deadline - time.monotonic())))}
+        server_timeout = max(1, min(watch_timeout_s, int(deadline - time.monotonic())))
+        # the client-side read timeout catches connections that die silently (no FIN from a proxy)
+        kwargs = {"field_selector": f"metadata.name={name}", "timeout_seconds": server_timeout,
+                  "_request_timeout": server_timeout + 30}
         if version:
             kwargs["resource_version"] = version
         try:

@@ -60,16 +60,19 @@ def wrap(model: nn.Module, parallelism: str, d: Dist, compile_model: bool) -> nn
 
     FSDP2 shards every block, then the root (embedding, final norm, tied output), as torchtitan does;
     compiling per block keeps graphs small and lets FSDP overlap its all-gathers with compute.
-    DDP compiles the whole model (its optimizer splits the graph at gradient-bucket boundaries).
+    One process compiles the model in place; DDP is compiled around the wrapper (dynamo's DDPOptimizer splits
+    the graph at gradient-bucket boundaries so communication overlaps the backward pass).
     """
     if parallelism not in PARALLELISMS:
         raise ValueError(f"parallelism {parallelism!r}: expected one of {', '.join(PARALLELISMS)}")
-    if d.world_size == 1 or parallelism == "ddp":
+    if d.world_size == 1:
         if compile_model:
             model.compile()  # in place: parameter names (and so checkpoints) stay the same
-        if d.world_size == 1:
-            return model
-        return nn.parallel.DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+        return model
+    if parallelism == "ddp":
+        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+        # compiling DDP itself lets dynamo split the graph at gradient buckets, so all-reduces overlap backward
+        return torch.compile(ddp) if compile_model else ddp
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -88,8 +91,9 @@ def wrap(model: nn.Module, parallelism: str, d: Dist, compile_model: bool) -> nn
 @contextmanager
 def gradient_sync(step_model: nn.Module, sync: bool) -> Iterator[None]:
     """Skip the gradient all-reduce / reduce-scatter on all but the last micro-batch of an accumulation."""
-    if isinstance(step_model, nn.parallel.DistributedDataParallel) and not sync:
-        with step_model.no_sync():
+    ddp = getattr(step_model, "_orig_mod", step_model)  # under torch.compile
+    if isinstance(ddp, nn.parallel.DistributedDataParallel) and not sync:
+        with ddp.no_sync():
             yield
         return
     if hasattr(step_model, "set_requires_gradient_sync"):  # FSDP2

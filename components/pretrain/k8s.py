@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
 from components.common.errors import GreenfmError
 from components.common.images import TRAINER_IMAGE
 from components.common.k8s_jobs import (
@@ -51,8 +52,8 @@ class PyTorchJobConfig:
     rdzv_port: int = 29400
     node_selector: dict = field(default_factory=dict)  # region placement, e.g. {"topology.kubernetes.io/region": "europe-north1"}
     service_account: str = "greenfm-pipeline"
-    workspace_pvc: str = "greenfm-workspace"  # ReadWriteMany: every node reads the shards and writes checkpoints
-    workspace_mount: str = "/workspace"
+    workspace_pvc: str = WORKSPACE_PVC  # ReadWriteMany: every node reads the shards and writes checkpoints
+    workspace_mount: str = WORKSPACE_MOUNT
     cpu: str = "8"
     memory: str = "64Gi"
     shm_size: str = "8Gi"
