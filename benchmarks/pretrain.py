@@ -18,6 +18,7 @@ Writes benchmarks/results/pretrain-<device>.json and .md. Reference: nanoGPT's G
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -168,6 +169,7 @@ def run(args: argparse.Namespace) -> dict:
             result["compile_mode"] = mode or "eager"
             runs.append(result)
             print(json.dumps(result), flush=True)
+            gc.collect()  # the failed size's model and optimizer must go before the next size starts
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     measured = [r for r in runs if "tokens_per_second" in r]

@@ -76,6 +76,7 @@ def test_resume_continues_exactly(shards, tmp_path):
     full = train(shards, tmp_path / "full", config)
     saved = sorted(p.name for p in (tmp_path / "full" / "checkpoints").glob("step-*"))
     assert saved == ["step-00000003", "step-00000006", "step-00000009", "step-00000012"]
+    assert resume.latest(tmp_path / "full" / "checkpoints").name == "step-00000012"
     restarted = tmp_path / "restarted" / "checkpoints"
     restarted.mkdir(parents=True)
     shutil.copytree(tmp_path / "full" / "checkpoints" / "step-00000006", restarted / "step-00000006")
@@ -84,6 +85,11 @@ def test_resume_continues_exactly(shards, tmp_path):
     assert again.report["resumed_from_step"] == 6
     assert losses(again) == {step: loss for step, loss in losses(full).items() if step > 6}
     assert again.checkpoint_sha256 == full.checkpoint_sha256
+
+
+def test_only_the_newest_checkpoints_are_kept(shards, tmp_path):
+    train(shards, tmp_path / "m", replace(TINY, checkpoint_every=3))  # keep_checkpoints=2
+    assert sorted(p.name for p in (tmp_path / "m" / "checkpoints").glob("step-*")) == ["step-00000009", "step-00000012"]
 
 
 def test_resume_refuses_a_different_run(shards, tmp_path):

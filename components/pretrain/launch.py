@@ -83,6 +83,7 @@ def run_local(
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           env={**os.environ, **(env or {})}) as process:
         for line in process.stdout:
+            sys.stdout.write(line)  # the step's log shows the workers' progress
             tail.append(line.rstrip())
             entry = log_entry(line)
             if entry is not None and on_log:
