@@ -177,7 +177,7 @@ def test_killed_worker_resumes_from_last_checkpoint(shards, tmp_path):
         seen.append(entry["step"])
         if entry["step"] == 10 and not killed:
             agent = next(p for p in psutil.Process().children() if "torch.distributed.run" in " ".join(p.cmdline()))
-            worker = agent.children()[-1]
+            worker = [p for p in agent.children() if "components.pretrain.train" in " ".join(p.cmdline())][-1]
             worker.send_signal(signal.SIGKILL)
             killed.update(pid=worker.pid, after_step=entry["step"])
 

@@ -32,7 +32,7 @@ from components.common.k8s_jobs import (
     follow_pod_log,
     watch_until,
 )
-from components.pretrain.launch import LaunchConfig, log_entry, worker_args
+from components.pretrain.launch import TORCHRUN_ENV, LaunchConfig, log_entry, worker_args
 from components.pretrain.train import REPORT_JSON, TrainConfig, TrainResult
 
 PYTORCHJOB = CustomResource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")
@@ -87,7 +87,7 @@ def pod_template(name: str, command: list[str], jcfg: PyTorchJobConfig) -> dict:
     restricted = k.V1SecurityContext(allow_privilege_escalation=False, run_as_non_root=True, capabilities=k.V1Capabilities(drop=["ALL"]),
                                      seccomp_profile=k.V1SeccompProfile(type="RuntimeDefault"))
     gpu = {"nvidia.com/gpu": str(jcfg.gpus_per_node)}
-    env = [k.V1EnvVar(name=key, value=value) for key, value in sorted(jcfg.nccl_env.items())]
+    env = [k.V1EnvVar(name=key, value=value) for key, value in sorted({**jcfg.nccl_env, **TORCHRUN_ENV}.items())]
     env += [k.V1EnvVar(name="HOME", value="/tmp"), k.V1EnvVar(name="PYTHONUNBUFFERED", value="1")]
     mounts = [k.V1VolumeMount(name="workspace", mount_path=jcfg.workspace_mount),
               k.V1VolumeMount(name="dshm", mount_path="/dev/shm")]
@@ -166,9 +166,9 @@ def job_state(job: dict) -> str:
     return types[-1] if types else ""
 
 
-def _stage(tokens_dir: Path, shared: Path) -> Path:
-    """Token shards where every pod can read them (the workspace volume)."""
-    if shared in tokens_dir.resolve().parents:
+def _stage(tokens_dir: Path, workspace: Path, shared: Path) -> Path:
+    """Token shards where every pod can read them: in place when already on the workspace volume."""
+    if workspace.resolve() in tokens_dir.resolve().parents:
         return tokens_dir
     target = shared / "tokens"
     shutil.copytree(tokens_dir, target, dirs_exist_ok=True)
@@ -191,7 +191,7 @@ def run_pytorchjob(
     name = job_name(tokens_dir, cfg, jcfg)
     shared = Path(jcfg.workspace_mount) / "pretrain" / name
     shared_model = shared / "model"
-    shared_tokens = _stage(Path(tokens_dir), shared)
+    shared_tokens = _stage(Path(tokens_dir), Path(jcfg.workspace_mount), shared)
     cfg = replace(cfg, checkpoint_dir=cfg.checkpoint_dir or str(shared / "checkpoints"))  # stays on the volume
     job = build_pytorchjob(name, str(shared_tokens), str(shared_model), cfg, jcfg)
     create_custom_object(custom, PYTORCHJOB, job)

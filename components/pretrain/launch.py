@@ -24,6 +24,10 @@ from components.pretrain.train import REPORT_JSON, TrainConfig, TrainResult
 
 BACKENDS = ("local", "kubernetes")
 WORKER_MODULE = "components.pretrain.train"
+# Workers of a restarted round must not join through the store the previous round used: its keys still hold
+# the dead workers' addresses, and the new process group would try to connect to them. With this, rank 0 of
+# every round hosts a fresh store on a fresh port.
+TORCHRUN_ENV = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
 
 
 @dataclass
@@ -81,7 +85,7 @@ def run_local(
     command = torchrun_command(tokens_dir, model_dir, cfg, launch)
     tail: deque[str] = deque(maxlen=40)
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, **(env or {})}) as process:
+                          env={**os.environ, **TORCHRUN_ENV, **(env or {})}) as process:
         for line in process.stdout:
             sys.stdout.write(line)  # the step's log shows the workers' progress
             tail.append(line.rstrip())
