@@ -16,13 +16,14 @@ import psutil
 import pytest
 import torch
 
+from components.carbon.tracking import aggregate_ranks
 from components.common.errors import GreenfmError
 from components.curate.shards import pack_shards, read_split, train_tokenizer
 from components.pretrain import resume
 from components.pretrain.data import GlobalBatches
 from components.pretrain.launch import LaunchConfig, run_local, torchrun_command
 from components.pretrain.mfu import mfu, peak_flops_for
-from components.pretrain.train import TrainConfig, train
+from components.pretrain.train import TrainConfig, node_energy_records, train
 
 TINY = TrainConfig(model_size="tiny", seq_len=32, batch_size=8, steps=12, warmup_steps=2, log_every=2, eval_batches=2)
 
@@ -139,7 +140,8 @@ def test_two_nodes_fsdp_match_one_process(shards, tmp_path):
     batch each train on exactly the data one process with the whole batch sees: same losses."""
     single = train(shards, tmp_path / "single", TINY)
     config = replace(TINY, batch_size=4, parallelism="fsdp")
-    launch = LaunchConfig(nodes=2, procs_per_node=1, rdzv_endpoint=f"127.0.0.1:{free_port()}", rdzv_id="test-2n")
+    launch = LaunchConfig(nodes=2, procs_per_node=1, rdzv_endpoint=f"127.0.0.1:{free_port()}", rdzv_id="test-2n",
+                          energy_location=json.dumps({"country_iso_code": "FRA"}))
     results: list = [None, None]
     errors: list = []
 
@@ -161,6 +163,12 @@ def test_two_nodes_fsdp_match_one_process(shards, tmp_path):
     for step, loss in losses(single).items():
         assert losses(multi)[step] == pytest.approx(loss, abs=2e-3), step
     assert multi.val_loss == pytest.approx(single.val_loss, abs=2e-3)
+    # Each node measured itself once; the stage's energy is their sum.
+    records = node_energy_records(tmp_path / "multi")
+    assert sorted(r["stage"] for r in records) == ["pretrain-node0", "pretrain-node1"]
+    assert all(r["energy_kwh"] > 0 and r["location"] == "FRA" for r in records)
+    total = aggregate_ranks(records)
+    assert total["energy_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in records)) and total["ranks"] == 2
 
 
 @pytest.mark.slow

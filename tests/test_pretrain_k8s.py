@@ -8,6 +8,7 @@ import contextlib
 import io
 import itertools
 import json
+from dataclasses import replace
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,6 +67,11 @@ def test_pytorchjob_matches_crd_and_core_schemas():
     assert env["NCCL_SOCKET_IFNAME"] == "eth0" and env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1"
     assert pod["initContainers"][0]["command"][-1] == "greenfm-pretrain-x-worker-0"
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    # Placed and measured where the select-region step chose: every node measures its own energy there.
+    located = replace(jcfg, energy_location='{"country_iso_code": "FIN"}')
+    command = build_pytorchjob("greenfm-pretrain-x", "/workspace/t", "/workspace/m", TINY, located)["spec"][
+        "pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["command"]
+    assert command[-2:] == ["--energy-location", '{"country_iso_code": "FIN"}']
 
 
 def test_schema_rejects_a_broken_job():

@@ -37,11 +37,11 @@ def pretrain_op(
     import shutil
     from pathlib import Path
 
-    from components.carbon.tracking import Location, measure
+    from components.carbon.tracking import Location, aggregate_ranks, measure
     from components.common.model_store import publish, warm_start_source
     from components.curate.job import TOKENS_DIR
     from components.pretrain.launch import LaunchConfig, launch
-    from components.pretrain.train import TrainConfig
+    from components.pretrain.train import TrainConfig, node_energy_records
 
     config = TrainConfig(
         model_size=model_size,
@@ -58,11 +58,17 @@ def pretrain_op(
         # scratch for restarts within this step, next to (not inside) the model artifact
         checkpoint_dir=str(Path(model.path).parent / "checkpoints"),
     )
+    # This step's tracker measures this machine. On Kubernetes the workers run on other nodes: each node
+    # measures itself at the same location, and the stage's energy is their sum plus this waiting pod's.
+    on_cluster = launch_backend == "kubernetes"
     launch_config = LaunchConfig(backend=launch_backend, nodes=train_nodes, procs_per_node=gpus_per_node,
-                                 node_selector=dict(node_selector))
+                                 node_selector=dict(node_selector), energy_location=location if on_cluster else "")
     tokens = Path(curated.path) / TOKENS_DIR
     place = Location(**json.loads(location))
     result, energy = measure("pretrain", place, lambda: launch(tokens, model.path, config, launch_config))
+    nodes = node_energy_records(model.path)
+    if nodes:
+        energy = {**aggregate_ranks([energy, *nodes]), "stage": "pretrain"}
     shutil.copyfile(Path(model.path) / "train_report.md", report.path)
     model.metadata.update({"sha256": result.checkpoint_sha256, "val_loss": result.val_loss})
     if model_store:  # where the next run (e.g. one `greenfm watch` submits to Kubeflow) can find it

@@ -60,13 +60,15 @@ class PyTorchJobConfig:
     nccl_env: dict = field(default_factory=lambda: dict(NCCL_ENV))
     timeout_s: int = 7 * 24 * 3600
     watch_timeout_s: int = 300
+    energy_location: str = ""  # JSON Location each node measures its energy at; empty: not measured
 
     @classmethod
     def from_launch(cls, launch: LaunchConfig, env: dict | None = None) -> "PyTorchJobConfig":
         """Nodes, GPUs, restarts and placement from the launch config; cluster details from GREENFM_* variables."""
         env = os.environ if env is None else env
         values: dict = {"nodes": launch.nodes, "gpus_per_node": launch.procs_per_node or 1,
-                        "max_restarts": launch.max_restarts, "node_selector": dict(launch.node_selector)}
+                        "max_restarts": launch.max_restarts, "node_selector": dict(launch.node_selector),
+                        "energy_location": launch.energy_location}
         for attr, var in {"namespace": "GREENFM_NAMESPACE", "image": "GREENFM_TRAINER_IMAGE",
                           "workspace_pvc": "GREENFM_WORKSPACE_PVC", "workspace_mount": "GREENFM_WORKSPACE_MOUNT"}.items():
             if env.get(var):
@@ -133,7 +135,7 @@ def pod_template(name: str, command: list[str], jcfg: PyTorchJobConfig) -> dict:
 
 
 def build_pytorchjob(name: str, tokens_dir: str, model_dir: str, cfg: TrainConfig, jcfg: PyTorchJobConfig) -> dict:
-    command = ["torchrun", *worker_args(tokens_dir, model_dir, cfg)]
+    command = ["torchrun", *worker_args(tokens_dir, model_dir, cfg, jcfg.energy_location)]
     return {
         "apiVersion": f"{PYTORCHJOB.group}/{PYTORCHJOB.version}",
         "kind": PYTORCHJOB.kind,

@@ -39,6 +39,7 @@ class LaunchConfig:
     rdzv_endpoint: str = ""  # host:port of the c10d rendezvous; empty with one node: torchrun --standalone
     rdzv_id: str = "greenfm-pretrain"
     node_selector: dict = field(default_factory=dict)  # kubernetes: region placement, e.g. topology.kubernetes.io/region
+    energy_location: str = ""  # JSON Location: each node measures its own energy there (train.ENERGY_DIR); empty: no
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -64,12 +65,13 @@ def torchrun_command(tokens_dir: str | Path, model_dir: str | Path, cfg: TrainCo
         command.append("--standalone")
     else:
         command += ["--rdzv-backend", "c10d", "--rdzv-endpoint", launch.rdzv_endpoint, "--rdzv-id", launch.rdzv_id]
-    return command + worker_args(tokens_dir, model_dir, cfg)
+    return command + worker_args(tokens_dir, model_dir, cfg, launch.energy_location)
 
 
-def worker_args(tokens_dir: str | Path, model_dir: str | Path, cfg: TrainConfig) -> list[str]:
-    return ["--module", WORKER_MODULE, "--tokens", str(tokens_dir), "--model-dir", str(model_dir),
+def worker_args(tokens_dir: str | Path, model_dir: str | Path, cfg: TrainConfig, energy_location: str = "") -> list[str]:
+    args = ["--module", WORKER_MODULE, "--tokens", str(tokens_dir), "--model-dir", str(model_dir),
             "--config", json.dumps(asdict(cfg), sort_keys=True)]
+    return args + (["--energy-location", energy_location] if energy_location else [])
 
 
 def run_local(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ from components.pretrain.mfu import mfu, peak_flops
 from components.pretrain.model import Transformer, flops_per_token, model_config
 
 REPORT_JSON, REPORT_MD = "train_report.json", "train_report.md"
+ENERGY_DIR = "energy"  # per-node energy records of distributed workers (node<N>-attempt<K>.json)
 HF_DIR = "hf"  # the same weights as a Hugging Face LlamaForCausalLM checkpoint
 FLOPS_FORMULA = (
     "6·N_matmul + 12·L·d·T per token (N_matmul: all weights but the embedding table, plus the tied d×V output "
@@ -334,9 +336,42 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", required=True, help="token shards folder (index.json)")
     parser.add_argument("--model-dir", required=True)
     parser.add_argument("--config", default="{}", help="TrainConfig fields as JSON")
+    parser.add_argument("--energy-location", default="", help="Location JSON: measure this node's energy there")
     args = parser.parse_args(argv)
-    train(args.tokens, args.model_dir, TrainConfig(**json.loads(args.config)),
-          on_log=lambda entry: print(json.dumps(entry), flush=True))
+
+    def work() -> TrainResult:
+        return train(args.tokens, args.model_dir, TrainConfig(**json.loads(args.config)),
+                     on_log=lambda entry: print(json.dumps(entry), flush=True))
+
+    if args.energy_location and int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        measure_node(args.model_dir, args.energy_location, work)
+    else:
+        work()
+
+
+def measure_node(model_dir: str | Path, location_json: str, work: Callable[[], TrainResult]) -> None:
+    """One tracker per node (its local rank 0): codecarbon measures the whole machine, so one per node counts
+    every GPU and core once. Each attempt (torchrun restarts the workers after a failure) writes its own
+    record, also when it fails, so the energy of lost work is counted too."""
+    from components.carbon.tracking import Location, measure
+
+    node, attempt = os.environ.get("GROUP_RANK", "0"), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    folder = Path(model_dir) / ENERGY_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"node{node}-attempt{attempt}.json"
+    try:
+        _, record = measure(f"pretrain-node{node}", Location(**json.loads(location_json)), work)
+    except Exception as error:
+        target.write_text(json.dumps(getattr(error, "energy_record", None) or {}))
+        raise
+    target.write_text(json.dumps(record))
+
+
+def node_energy_records(model_dir: str | Path) -> list[dict]:
+    """The per-node (per-attempt) records the workers wrote; empty when the workers did not measure."""
+    folder = Path(model_dir) / ENERGY_DIR
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("node*-attempt*.json"))] if folder.is_dir() else []
+    return [r for r in records if r]
 
 
 if __name__ == "__main__":
