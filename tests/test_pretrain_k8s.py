@@ -200,3 +200,16 @@ def test_failed_job_is_deleted_and_reported(operator, shards, tmp_path):
         run_pytorchjob(shards, tmp_path / "m", TINY, _jcfg(tmp_path), api_client=fake_k8s.api_client(url))
     assert [m for m, _, _ in fake.requests].count("DELETE") == 1
     assert not fake.objects
+
+
+def test_committed_manifest_is_what_the_code_builds():
+    import yaml
+
+    from components.pretrain.train import TrainConfig
+
+    committed = yaml.safe_load((Path(__file__).resolve().parent.parent / "manifests/jobs/pytorchjob-pretrain.yaml").read_text())
+    jcfg = PyTorchJobConfig.from_launch(LaunchConfig(backend="kubernetes", nodes=2, procs_per_node=8), env={})
+    built = build_pytorchjob("greenfm-pretrain", "/workspace/curated/corpus/tokens", "/workspace/models/greenfm-pretrain",
+                             TrainConfig(model_size="gpt2-124m", seq_len=1024), jcfg)
+    del built["metadata"]["namespace"]
+    assert committed == built
