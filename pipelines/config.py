@@ -25,7 +25,7 @@ class RunConfig:
     batch_size: int = 16
     train_steps: int = 200
     learning_rate: float = 3e-3
-    adapt_method: str = "full"
+    adapt_method: str = "lora"  # lora | full | last-layer | head | auto
     adapt_steps: int = 150
     country_iso_code: str = "USA"
     grid_region: str = ""
@@ -33,6 +33,9 @@ class RunConfig:
     cloud_region: str = ""
     pue: float = 1.0
     warm_start_model: str = ""  # previous model directory/URI to start pretraining from; empty: from scratch
+    lora_rank: int = 8  # LoRA adapter rank; 0 with adapt_method auto: chosen from the task's data size
+    adapt_budget_flops: float = 0.0  # compute budget for adapt_method auto; 0: none
+    adapt_warm_start: str = ""  # earlier adapted model (or run directory) to start adaptation from; empty: none
 
     def pipeline_arguments(self) -> dict:
         return asdict(self)

@@ -35,6 +35,9 @@ def greenfm_pipeline(
     cloud_region: str = D.cloud_region,
     pue: float = D.pue,
     warm_start_model: str = D.warm_start_model,
+    lora_rank: int = D.lora_rank,
+    adapt_budget_flops: float = D.adapt_budget_flops,
+    adapt_warm_start: str = D.adapt_warm_start,
 ):
     """greenfm foundation-model pipeline.
 
@@ -51,7 +54,7 @@ def greenfm_pipeline(
         batch_size: Sequences per optimizer step per data-parallel rank.
         train_steps: Optimizer steps of pretraining.
         learning_rate: Peak learning rate (warmup, then cosine decay).
-        adapt_method: Adaptation method: full (fine-tune everything) or head (linear probe).
+        adapt_method: Adaptation method: lora (low-rank adapters, the default), full, last-layer, head (linear probe), or auto (chosen from data size and adapt_budget_flops).
         adapt_steps: Optimizer steps of adaptation.
         country_iso_code: ISO 3166 alpha-3 country whose grid powers the run (carbon accounting).
         grid_region: US state or Canadian province for a finer grid intensity (optional).
@@ -59,6 +62,9 @@ def greenfm_pipeline(
         cloud_region: Cloud region name, e.g. europe-north1 (optional).
         pue: Power usage effectiveness of the data centre (1.0 for a laptop).
         warm_start_model: Model directory of an earlier run to start pretraining from (set by `greenfm watch`).
+        lora_rank: Rank of the LoRA adapters; 0 with adapt_method auto chooses it from the task's data size.
+        adapt_budget_flops: Compute budget (FLOPs) that adapt_method auto must respect; 0 means no budget.
+        adapt_warm_start: An earlier adapted model directory, or a run directory holding one, to start adaptation from.
     """
     place = placement_op(
         country_iso_code=country_iso_code,
@@ -95,13 +101,23 @@ def greenfm_pipeline(
             warm_start_model=warm_start_model,
         ).set_display_name("pretrain")
         adapt = adapt_op(
-            base_model=pretrain.outputs["model"], location=location, method=adapt_method, adapt_steps=adapt_steps, seed=seed
+            base_model=pretrain.outputs["model"],
+            location=location,
+            method=adapt_method,
+            adapt_steps=adapt_steps,
+            lora_rank=lora_rank,
+            budget_flops=adapt_budget_flops,
+            warm_start=adapt_warm_start,
+            seed=seed,
         ).set_display_name("adapt")
         evaluate = evaluate_op(
             base_model=pretrain.outputs["model"],
             adapted_model=adapt.outputs["adapted"],
             curated=curate.outputs["curated"],
             location=location,
+            pretrain_energy=pretrain.outputs["energy"],
+            adapt_energy=adapt.outputs["energy"],
+            seed=seed,
         ).set_display_name("evaluate")
         statement_op(
             data_fingerprint=data_fingerprint,
