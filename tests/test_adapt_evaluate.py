@@ -32,6 +32,8 @@ from components.evaluate.metrics import (
 from components.evaluate.perturb import casing, perturb, typos, whitespace
 from components.evaluate.report import EvalConfig, evaluate
 from components.pretrain.model import Transformer, model_config
+from pipelines.cli import app
+from typer.testing import CliRunner
 
 FAST_EVAL = EvalConfig(energy_seconds=0.2, latency_examples=4, max_batches=4)
 
@@ -160,6 +162,11 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(pretrained, curated, tm
     (base,) = tree.children
     (lora_node,) = base.children
     assert "lora" in lora_node.label and "head" in lora_node.children[0].label
+
+    shown = CliRunner().invoke(app, ["lineage", str(tmp_path)])
+    assert shown.exit_code == 0 and "lora" in shown.output and result.model_sha256[:12] in shown.output
+    missing = CliRunner().invoke(app, ["lineage", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such run directory" in missing.output
 
 
 @pytest.mark.parametrize("method,expected", [("head", lambda dim, n: dim * n + n), ("last-layer", None)])
