@@ -109,6 +109,8 @@ def _collect_reports(result) -> dict[str, Path]:
         "curation report": (("curate-op",), "report", "curation_report.md"),
         "training report": (("pretrain-op",), "report", "training_report.md"),
         "evaluation report": (("evaluate-op",), "report", "evaluation_report.md"),
+        "evaluation report (HTML)": (("evaluate-op",), "report_html", "evaluation_report.html"),
+        "model cards": (("evaluate-op",), "model_cards", "model_cards.md"),
     }
     collected = {}
     for name, (tasks, artifact, target) in wanted.items():
@@ -301,6 +303,21 @@ def watch(
     }
     console.print(messages[result.action], highlight=False)
     print(result.action)
+
+
+@app.command()
+@user_errors
+def lineage(run_dir: Path = typer.Argument(..., help="A run directory (or a folder of runs).")) -> None:
+    """Print the model lineage tree: base models → adapted variants, with method, trainable parameters, energy."""
+    from rich.console import Console as StdoutConsole
+
+    from components.adapt.lineage import lineage_tree
+    from components.common.errors import InputError
+
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such run directory")
+    root = run_dir.resolve()
+    StdoutConsole().print(lineage_tree(root, lambda path: str(path.relative_to(root))))
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ class RunConfig:
     batch_size: int = 16
     train_steps: int = 200
     learning_rate: float = 3e-3
-    adapt_method: str = "full"
+    adapt_method: str = "lora"  # lora | full | last-layer | head | auto
     adapt_steps: int = 150
     warm_start_model: str = ""  # previous model directory/URI to start pretraining from; empty: from scratch
     model_store: str = ""  # folder where pretraining publishes its model under data_fingerprint; empty: nowhere
@@ -53,6 +53,7 @@ class RunConfig:
     social_benefit_usd: str = ""
     other_costs_usd: str = ""
     scratch_task_kwh: str = ""
+<<<<<<< HEAD
     # Pretraining scale-out (components/pretrain).
     grad_accum: int = 1  # micro-batches per optimizer step
     parallelism: str = "ddp"  # ddp | fsdp
@@ -60,6 +61,11 @@ class RunConfig:
     launch_backend: str = "local"  # local (torchrun here) | kubernetes (a PyTorchJob)
     train_nodes: int = 1
     gpus_per_node: int = 0  # training processes per node, one per GPU; 0: every visible GPU (one on CPU)
+=======
+    lora_rank: int = 8  # LoRA adapter rank; 0 with adapt_method auto: chosen from the task's data size
+    adapt_budget_flops: float = 0.0  # compute budget for adapt_method auto; 0: none
+    adapt_warm_start: str = ""  # earlier adapted model (or run directory) to start adaptation from; empty: none
+>>>>>>> issue-adapt
 
     def pipeline_arguments(self) -> dict:
         return asdict(self)

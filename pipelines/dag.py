@@ -71,6 +71,9 @@ def greenfm_pipeline(
     launch_backend: str = D.launch_backend,
     train_nodes: int = D.train_nodes,
     gpus_per_node: int = D.gpus_per_node,
+    lora_rank: int = D.lora_rank,
+    adapt_budget_flops: float = D.adapt_budget_flops,
+    adapt_warm_start: str = D.adapt_warm_start,
 ):
     """greenfm foundation-model pipeline.
 
@@ -87,7 +90,7 @@ def greenfm_pipeline(
         batch_size: Sequences per optimizer step per data-parallel rank.
         train_steps: Optimizer steps of pretraining.
         learning_rate: Peak learning rate (warmup, then cosine decay).
-        adapt_method: Adaptation method: full (fine-tune everything) or head (linear probe).
+        adapt_method: Adaptation method: lora (low-rank adapters, the default), full, last-layer, head (linear probe), or auto (chosen from data size and adapt_budget_flops).
         adapt_steps: Optimizer steps of adaptation.
         warm_start_model: Model directory or model store of an earlier run to start pretraining from (set by `greenfm watch`).
         spark_backend: Where curation's Spark runs: local (inside the step), client (executor pods from a k8s:// master), operator (a SparkApplication); cluster details come from ConfigMap greenfm-spark.
@@ -113,6 +116,9 @@ def greenfm_pipeline(
         launch_backend: Where pretraining runs: local (torchrun in the step's pod) or kubernetes (a PyTorchJob).
         train_nodes: Nodes (pods) for pretraining; more than one needs launch_backend kubernetes.
         gpus_per_node: Training processes per node, one per GPU; 0 uses every visible GPU (one process on CPU).
+        lora_rank: Rank of the LoRA adapters; 0 with adapt_method auto chooses it from the task's data size.
+        adapt_budget_flops: Compute budget (FLOPs) that adapt_method auto must respect; 0 means no budget.
+        adapt_warm_start: An earlier adapted model directory, or a run directory holding one, to start adaptation from.
     """
     def select(stage: str, gpus: bool):
         task = select_region_op(
@@ -192,6 +198,9 @@ def greenfm_pipeline(
             location=select_adapt.outputs["location"],
             method=adapt_method,
             adapt_steps=adapt_steps,
+            lora_rank=lora_rank,
+            budget_flops=adapt_budget_flops,
+            warm_start=adapt_warm_start,
             seed=seed,
         ).set_display_name("adapt")
         placed(adapt, select_adapt)
@@ -200,6 +209,9 @@ def greenfm_pipeline(
             adapted_model=adapt.outputs["adapted"],
             curated=curate.outputs["curated"],
             location=select_adapt.outputs["location"],
+            pretrain_energy=pretrain.outputs["energy"],
+            adapt_energy=adapt.outputs["energy"],
+            seed=seed,
         ).set_display_name("evaluate")
         statement_op(
             data_fingerprint=data_fingerprint,

@@ -1,17 +1,49 @@
-"""Adaptation beats the majority baseline; metrics match hand-computed values."""
+"""Adaptation (LoRA, full, last-layer, head, auto), lineage and warm start; every evaluation metric on a
+hand-computed example; the LoRA-adapted model beats the baselines end to end."""
 
+import json
 import math
 
 import pytest
+import torch
+from torch import nn
 
-from components.adapt.finetune import AdaptConfig, adapt
-from components.adapt.task import load_default_task
-from components.common.default_data import default_corpus_records
-from components.evaluate.metrics import accuracy, majority_label, perplexity
-from components.evaluate.report import evaluate
+from components.adapt.classifier import LINEAGE
+from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model
+from components.adapt.lineage import adapt_and_record, lineage_tree
+from components.adapt.lora import LoraConfig, LoraLinear, apply_lora, lora_state_dict, merge_lora
+from components.adapt.methods import SMALL_DATA, auto_lora_rank, choose_method
+from components.adapt.task import TaskData, check_splits, data_fingerprint, load_default_task, overlap_with
+from components.carbon.tracking import Location
+from components.common.default_data import default_corpus_records, text_key
+from components.evaluate.baselines import BagOfWords
+from components.evaluate.metrics import (
+    accuracy,
+    calibration_bins,
+    expected_calibration_error,
+    length_bucket,
+    majority_label,
+    ngram_overlap,
+    perplexity,
+    slice_accuracies,
+    word_ngrams,
+    worst_slice_gap,
+)
+from components.evaluate.perturb import casing, perturb, typos, whitespace
+from components.evaluate.report import EvalConfig, evaluate
+from components.pretrain.model import Transformer, model_config
+from pipelines.cli import app
+from typer.testing import CliRunner
+
+FAST_EVAL = EvalConfig(energy_seconds=0.2, latency_examples=4, max_batches=4)
 
 
-def test_metrics_by_hand():
+@pytest.fixture(scope="module")
+def task():
+    return load_default_task()
+
+
+def test_accuracy_majority_perplexity_by_hand():
     assert accuracy(["a", "b", "c", "a"], ["a", "b", "a", "a"]) == 0.75
     assert majority_label(["x", "y", "y", "x", "z"]) == "x"  # tie broken by sort order
     assert perplexity(math.log(7.0)) == pytest.approx(7.0)
@@ -19,26 +51,139 @@ def test_metrics_by_hand():
         accuracy([1], [1, 2])
 
 
-def test_task_splits_are_disjoint_from_pretraining_and_each_other():
-    task = load_default_task()
+def test_expected_calibration_error_by_hand():
+    # Two bins hold examples: (0.2, 0.3] has 0.25 and 0.3, one right -> |0.5 - 0.275| = 0.225, weight 2/4;
+    # (0.9, 1.0] has 0.95 and 1.0, both right -> |1 - 0.975| = 0.025, weight 2/4.  ECE = 0.1125 + 0.0125.
+    confidences, correct = [0.25, 0.3, 0.95, 1.0], [True, False, True, True]
+    assert expected_calibration_error(confidences, correct, n_bins=10) == pytest.approx(0.125)
+    bins = calibration_bins(confidences, correct, n_bins=10)
+    assert [len(b) for b in bins] == [0, 0, 2, 0, 0, 0, 0, 0, 0, 2]
+    assert expected_calibration_error([1.0, 1.0], [True, True]) == 0.0
+    with pytest.raises(ValueError, match="outside"):
+        expected_calibration_error([1.5], [True])
+
+
+def test_slices_and_worst_slice_gap_by_hand():
+    slices = slice_accuracies([1, 1, 0, 0, 1], [1, 0, 0, 1, 1], ["a", "a", "b", "b", "b"])
+    assert slices == {"a": {"accuracy": 0.5, "n": 2}, "b": {"accuracy": pytest.approx(2 / 3), "n": 3}}
+    worst, gap = worst_slice_gap(0.6, slices)
+    assert worst == "a" and gap == pytest.approx(0.1)
+    assert length_bucket(3) == "short (<16 tokens)" and length_bucket(64).startswith("long")
+
+
+def test_ngram_overlap_by_hand():
+    assert word_ngrams("A b a B c", 2) == {("a", "b"), ("b", "a"), ("b", "c")}
+    reference = word_ngrams("the quick brown fox", 3)  # {the quick brown, quick brown fox}
+    report = ngram_overlap(["The quick brown cat", "a b", "jumps over the quick brown fox"], reference, 3)
+    # text 1: 2 trigrams, 1 shared; text 2: none; text 3: 4 trigrams, 2 shared
+    assert report["texts_with_overlap"] == 2 and report["text_overlap_rate"] == pytest.approx(2 / 3)
+    assert report["ngram_overlap_rate"] == pytest.approx(3 / 6)
+
+
+def test_perturbations_are_deterministic_and_change_the_text():
+    text = "Return the logging handler attached to this logger\nwhen possible, otherwise raise errors"
+    for kind in ("typo", "casing", "whitespace"):
+        first, second = perturb([text, "other text"], kind, 3), perturb(["other text", text], kind, 3)
+        assert first[0] == second[1]  # a pure function of (text, seed), whatever the order
+    assert typos(text, 1, rate=1.0) != text and sorted(typos(text, 1, rate=1.0)) == sorted(text)
+    assert casing(text, 1).lower() == text.lower()
+    assert whitespace(text, 1).split() == text.split() and "\n" not in whitespace(text, 1)
+    with pytest.raises(ValueError, match="unknown perturbation"):
+        perturb([text], "emoji", 1)
+
+
+def test_bag_of_words_baseline_by_hand():
+    bow = BagOfWords(["red apple", "green apple", "blue sky"], ["fruit", "fruit", "sky"], ["fruit", "sky"])
+    assert bow.predict_proba(["apple", "sky blue"]).argmax(-1).tolist() == [0, 1]
+
+
+def test_lora_starts_at_the_base_model_and_merges_exactly():
+    torch.manual_seed(0)
+    model = Transformer(model_config("tiny", vocab_size=64, seq_len=16))
+    tokens = torch.randint(0, 64, (2, 16))
+    before = model(tokens)
+    wrapped = apply_lora(model, LoraConfig(rank=4, targets=("wq", "wv")))
+    assert wrapped == ["layers.0.attention.wq", "layers.0.attention.wv", "layers.1.attention.wq", "layers.1.attention.wv"]
+    assert torch.equal(model(tokens), before)  # B = 0: training starts exactly at the pretrained model
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert trainable == 4 * 4 * (64 + 64) == sum(t.numel() for t in lora_state_dict(model).values())
+    for module in model.modules():
+        if isinstance(module, LoraLinear):
+            nn.init.normal_(module.lora_b)
+    adapted = model(tokens)
+    assert merge_lora(model) == 4 and not any(isinstance(m, LoraLinear) for m in model.modules())
+    assert torch.allclose(model(tokens), adapted, atol=1e-5)
+    with pytest.raises(ValueError, match="no nn.Linear or nn.Embedding named"):
+        apply_lora(model, LoraConfig(targets=("nope",)))
+
+
+def test_auto_rule():
+    assert choose_method(SMALL_DATA - 1, 10**6, 10**9).method == "head"
+    assert choose_method(500, 10**6, 2 * 10**6).method == "full"  # tokens >= parameters, no budget
+    assert choose_method(500, 10**6, 10**5).method == "lora"  # too little data to move every weight
+    assert choose_method(500, 10**6, 2 * 10**6, budget_flops=9e12).method == "lora"  # full costs 1.2e13
+    assert choose_method(500, 10**6, 2 * 10**6, budget_flops=1e9).method == "head"
+    assert auto_lora_rank(10) == 4 and auto_lora_rank(512) == 8 and auto_lora_rank(10**6) == 16
+
+
+def test_task_splits_are_disjoint_from_pretraining_and_each_other(task):
     ids = {name: {x["id"] for x in rows} for name, rows in task.splits.items()}
     assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
-    corpus_ids = {r["id"] for r in default_corpus_records()}
-    assert not corpus_ids & set().union(*ids.values())
+    corpus = list(default_corpus_records())
+    assert overlap_with(task, {r["id"] for r in corpus}, {text_key(r["text"]) for r in corpus}) == []
     assert {x["label"] for x in task.splits["test"]} == set(task.labels)
+    leaked = TaskData("t", ["a"], {"train": [{"id": "1", "text": "same  text", "label": "a"}], "test": [{"id": "2", "text": "same text", "label": "a"}]})
+    with pytest.raises(ValueError, match="example 2 is in both train and test"):
+        check_splits(leaked)
+    assert data_fingerprint(task) == data_fingerprint(load_default_task())
 
 
-def test_adapted_model_beats_majority_baseline(pretrained, curated, tmp_path):
-    result = adapt(pretrained.model_dir, tmp_path / "adapted", AdaptConfig(method="full", steps=60, seed=7))
-    assert result.parent_sha256 == pretrained.checkpoint_sha256
-    report = evaluate(pretrained.model_dir, tmp_path / "adapted", curated.output_dir, tmp_path / "eval")
-    assert report.task_accuracy > report.baseline_accuracy + 0.1
+def test_lora_adapted_model_beats_zero_shot_and_majority(pretrained, curated, tmp_path, task):
+    out = tmp_path / "lora"
+    result, energy = adapt_and_record(pretrained.model_dir, out, AdaptConfig(steps=60, seed=7), Location("FIN"))
+    assert result.method == "lora" and result.parent_sha256 == pretrained.checkpoint_sha256
+    lineage = json.loads((out / LINEAGE).read_text())
+    assert lineage["trainable_parameters"] == result.trainable_parameters < result.total_parameters / 10
+    assert lineage["energy"]["energy_kwh"] == energy["energy_kwh"] and lineage["data_fingerprint"] == data_fingerprint(task)
+
+    report = evaluate(pretrained.model_dir, out, curated.output_dir, tmp_path / "eval", task, FAST_EVAL)
+    assert report.task_accuracy > report.baseline_accuracy + 0.05
+    assert report.task_accuracy > report.zero_shot_accuracy + 0.05
     assert report.base_perplexity < 512  # better than uniform
-    assert (tmp_path / "eval" / "eval_report.md").read_text().count("|") > 10
+    assert 0 <= report.expected_calibration_error <= 1 and report.energy_kwh_per_1k_predictions > 0
+    html = (tmp_path / "eval" / "eval_report.html").read_text()
+    assert html.count("<svg") >= 4 and "Contamination" in html
+
+    # Warm start from the adapted model (found inside its run folder); the tree nests it under its parent.
+    warm_config = AdaptConfig(method="head", steps=5, init_from=str(tmp_path))
+    again, _ = adapt_and_record(pretrained.model_dir, tmp_path / "runs" / "warm", warm_config, Location("FIN"))
+    assert again.warm_start == f"loaded from {out}" and again.parent_sha256 == result.model_sha256
+    tree = lineage_tree(tmp_path)
+    (base,) = tree.children
+    (lora_node,) = base.children
+    assert "lora" in lora_node.label and "head" in lora_node.children[0].label
+
+    shown = CliRunner().invoke(app, ["lineage", str(tmp_path)])
+    assert shown.exit_code == 0 and "lora" in shown.output and result.model_sha256[:12] in shown.output
+    missing = CliRunner().invoke(app, ["lineage", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "no such run directory" in missing.output
 
 
-def test_head_only_adaptation_trains_only_the_head(pretrained, tmp_path):
-    result = adapt(pretrained.model_dir, tmp_path / "probe", AdaptConfig(method="head", steps=5))
-    task = load_default_task()
-    dim = 64  # tiny model width
-    assert result.trainable_parameters == dim * len(task.labels) + len(task.labels)
+@pytest.mark.parametrize("method,expected", [("head", lambda dim, n: dim * n + n), ("last-layer", None)])
+def test_cheap_methods_train_only_their_part(pretrained, tmp_path, task, method, expected):
+    result = adapt(pretrained.model_dir, tmp_path / method, AdaptConfig(method=method, steps=3), task)
+    dim, n = 64, len(task.labels)  # tiny model width
+    if expected:
+        assert result.trainable_parameters == expected(dim, n)
+    else:
+        assert dim * n + n < result.trainable_parameters < result.total_parameters / 2
+
+
+def test_bad_method_and_warm_start_paths_are_named(tmp_path):
+    with pytest.raises(ValueError, match="unknown adaptation method 'prefix'"):
+        adapt(tmp_path, tmp_path / "x", AdaptConfig(method="prefix"))
+    with pytest.raises(ValueError, match="empty: expected one adapted model inside, found 0"):
+        (tmp_path / "empty").mkdir()
+        find_adapted_model(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="missing: no such adapted model"):
+        find_adapted_model(tmp_path / "missing")

@@ -16,6 +16,10 @@ from components.pretrain.model import Transformer
 
 HEAD_WEIGHTS = "head.safetensors"
 TASK_CONFIG = "task.json"
+ADAPT_REPORT = "adapt_report.json"
+LINEAGE = "lineage.json"
+# Records written beside the weights; the model's identity (its hash) is the weights, config and tokenizer.
+RECORDS = (ADAPT_REPORT, LINEAGE)
 
 
 class Classifier(nn.Module):
@@ -32,12 +36,21 @@ class Classifier(nn.Module):
 
 
 def save_classifier(model: Classifier, model_dir: str | Path, tokenizer_path: str | Path, task: dict) -> str:
-    """Write backbone + head + task description; return the hash of the whole directory."""
+    """Write backbone + head + task description; return the model's hash (classifier_sha256)."""
     model_dir = Path(model_dir)
     save_model(model.backbone, model_dir, tokenizer_path, {"task": task})
     save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(model_dir / HEAD_WEIGHTS))
     (model_dir / TASK_CONFIG).write_text(json.dumps(task, indent=2, sort_keys=True))
-    return tree_sha256(model_dir)
+    return classifier_sha256(model_dir)
+
+
+def classifier_sha256(model_dir: str | Path) -> str:
+    """Hash of an adapted model directory, leaving out the records written beside it."""
+    return tree_sha256(model_dir, exclude=RECORDS)
+
+
+def is_classifier(model_dir: str | Path) -> bool:
+    return (Path(model_dir) / TASK_CONFIG).is_file() and (Path(model_dir) / HEAD_WEIGHTS).is_file()
 
 
 def load_classifier(model_dir: str | Path, device: str = "cpu") -> tuple[Classifier, dict]:

@@ -1,4 +1,4 @@
-"""KFP wrapper: moves artifacts in and out; the work is components.adapt.finetune.adapt."""
+"""KFP wrapper: moves artifacts in and out; the work is components.adapt.lineage.adapt_and_record."""
 
 from typing import NamedTuple
 
@@ -14,19 +14,26 @@ def adapt_op(
     location: str,
     method: str,
     adapt_steps: int,
+    lora_rank: int,
+    budget_flops: float,
+    warm_start: str,
     seed: int,
     adapted: Output[Model],
-) -> NamedTuple("AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float)]):
-    """Fine-tune the pretrained model on the downstream task."""
+) -> NamedTuple("AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float), ("method", str)]):
+    """Adapt the pretrained model to the downstream task (LoRA by default); lineage.json records its ancestry."""
     import json
 
-    from components.adapt.finetune import AdaptConfig, adapt
-    from components.carbon.tracking import Location, measure
+    from components.adapt.finetune import AdaptConfig
+    from components.adapt.lineage import adapt_and_record
+    from components.carbon.tracking import Location
 
-    config = AdaptConfig(method=method, steps=adapt_steps, seed=seed)
-    result, energy = measure(
-        "adapt", Location(**json.loads(location)), lambda: adapt(base_model.path, adapted.path, config)
+    config = AdaptConfig(
+        method=method, steps=adapt_steps, lora_rank=lora_rank, budget_flops=budget_flops, init_from=warm_start, seed=seed
     )
-    adapted.metadata.update({"sha256": result.model_sha256, "parent_sha256": result.parent_sha256})
-    outputs = NamedTuple("AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float)])
-    return outputs(json.dumps(energy), result.model_sha256, result.val_accuracy)
+    result, energy = adapt_and_record(base_model.path, adapted.path, config, Location(**json.loads(location)))
+    adapted.metadata.update(
+        {"sha256": result.model_sha256, "parent_sha256": result.parent_sha256, "method": result.method,
+         "trainable_parameters": result.trainable_parameters}
+    )
+    outputs = NamedTuple("AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float), ("method", str)])
+    return outputs(json.dumps(energy), result.model_sha256, result.val_accuracy, result.method)

@@ -1,33 +1,47 @@
-"""Fine-tune a pretrained model on a labelled task: the whole network (`full`) or only the new head (`head`,
-a linear probe: far less compute, the green choice when it is accurate enough)."""
+"""Adapt a pretrained model to a labelled task: LoRA by default (the green choice: a few thousand trained
+numbers, the backbone frozen), or full fine-tuning, last-layer tuning, a linear probe, or `auto`
+(components/adapt/methods.py). LoRA adapters are merged into the backbone for export, so every adapted model
+is a plain Classifier directory."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
-from components.adapt.classifier import Classifier, save_classifier
-from components.adapt.task import TaskData, encode, load_default_task
+from components.adapt.classifier import ADAPT_REPORT, Classifier, classifier_sha256, is_classifier, load_classifier, save_classifier
+from components.adapt.lora import DEFAULT_TARGETS, LoraConfig, lora_state_dict, merge_lora
+from components.adapt.methods import METHODS, choose_method, estimated_flops, set_trainable
+from components.adapt.task import TaskData, data_fingerprint, encode, load_default_task
 from components.common.fingerprint import file_sha256
 from components.curate.shards import PAD
 from components.pretrain.checkpoint import TOKENIZER, WEIGHTS, load_model
 
-METHODS = ("full", "head")
+LORA_WEIGHTS = "lora.safetensors"
+# Peak learning rate per method: adapters and a fresh head tolerate larger steps than the whole network.
+LEARNING_RATES = {"full": 1e-3, "lora": 3e-3, "last-layer": 2e-3, "head": 3e-3}
 
 
 @dataclass
 class AdaptConfig:
-    method: str = "full"
+    method: str = "lora"  # full | lora | last-layer | head | auto
     steps: int = 150
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 0.0  # 0: the method's default (LEARNING_RATES)
     weight_decay: float = 0.01
+    lora_rank: int = 8  # 0 with method auto: chosen from the data size
+    lora_alpha: float = 0.0  # 0: 2 × rank
+    lora_dropout: float = 0.0
+    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
+    budget_flops: float = 0.0  # compute budget the `auto` rule respects; 0: none
+    init_from: str = ""  # an earlier adapted model (or a run directory holding one) to warm-start from
     seed: int = 1234
+    device: str = "auto"  # auto | cpu | cuda
 
 
 @dataclass
@@ -38,26 +52,63 @@ class AdaptResult:
     trainable_parameters: int
     parent_sha256: str
     model_sha256: str
+    total_parameters: int = 0
+    data_fingerprint: str = ""
+    estimated_flops: float = 0.0
+    warm_start: str = "none"
+    details: dict = field(default_factory=dict)
 
 
 @torch.no_grad()
 def predict(model: Classifier, tokens: torch.Tensor, lengths: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Class probabilities for every row."""
+    """Class probabilities for every row (on the model's device; returned on the CPU)."""
     model.eval()
+    device = next(model.parameters()).device
     parts = [
-        F.softmax(model(tokens[i : i + batch_size], lengths[i : i + batch_size]).float(), dim=-1)
+        F.softmax(model(tokens[i : i + batch_size].to(device), lengths[i : i + batch_size].to(device)).float(), dim=-1).cpu()
         for i in range(0, len(tokens), batch_size)
     ]
     return torch.cat(parts)
 
 
+def find_adapted_model(path: str | Path) -> Path:
+    """An adapted model directory, or the single adapted model inside a run directory."""
+    path = Path(path)
+    if is_classifier(path):
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such adapted model or run directory")
+    found = sorted({p.parent for p in path.rglob("task.json") if is_classifier(p.parent)})
+    if len(found) != 1:
+        raise ValueError(f"{path}: expected one adapted model inside, found {len(found)}")
+    return found[0]
+
+
+def _warm_start(model: Classifier, labels: list[str], source: str) -> tuple[str, str | None]:
+    """Load an earlier adapted model's weights when they fit; return (what happened, its hash or None)."""
+    if not source:
+        return "none", None
+    model_dir = find_adapted_model(source)
+    previous, task_info = load_classifier(model_dir)
+    if previous.backbone.cfg.to_dict() != model.backbone.cfg.to_dict() or task_info["labels"] != labels:
+        return f"skipped: {model_dir} has a different model config or label set", None
+    model.load_state_dict(previous.state_dict())
+    return f"loaded from {model_dir}", classifier_sha256(model_dir)
+
+
+def _device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
 def adapt(base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig | None = None, task: TaskData | None = None) -> AdaptResult:
     cfg = cfg or AdaptConfig()
-    if cfg.method not in METHODS:
-        raise ValueError(f"unknown adaptation method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    if cfg.method not in (*METHODS, "auto"):
+        raise ValueError(f"unknown adaptation method {cfg.method!r}; choose one of {', '.join(METHODS)} or auto")
     task = task or load_default_task()
     torch.manual_seed(cfg.seed)
-    torch.use_deterministic_algorithms(True)
+    device = _device(cfg.device)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
     base_model_dir = Path(base_model_dir)
     tokenizer = Tokenizer.from_file(str(base_model_dir / TOKENIZER))
     backbone = load_model(base_model_dir)
@@ -66,38 +117,74 @@ def adapt(base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig | No
     train = encode(task.splits["train"], task.labels, tokenizer, seq_len, pad_id)
     val = encode(task.splits["val"], task.labels, tokenizer, seq_len, pad_id)
 
-    if cfg.method == "head":
-        backbone.requires_grad_(False)
+    backbone_params = backbone.num_params()
+    run_tokens = int(cfg.steps * cfg.batch_size * train[1].float().mean().item())
+    method, rank, reason = cfg.method, cfg.lora_rank, f"configured: {cfg.method}"
+    if method == "auto":
+        choice = choose_method(len(train[0]), backbone_params, run_tokens, cfg.budget_flops)
+        method, rank, reason = choice.method, cfg.lora_rank or choice.lora_rank, f"auto: {choice.reason}"
+    warm_start, warm_sha = _warm_start(model, task.labels, cfg.init_from)
+    lora = LoraConfig(rank=rank, alpha=cfg.lora_alpha or 2.0 * rank, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets))
+    adapted_modules = set_trainable(backbone, method, lora)
+    model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lr = cfg.lr or LEARNING_RATES[method]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
     history = []
     model.train()
     for step in range(cfg.steps):
         rows = torch.randint(0, len(train[0]), (cfg.batch_size,), generator=generator)
-        logits = model(train[0][rows], train[1][rows])
-        loss = F.cross_entropy(logits, train[2][rows])
+        logits = model(train[0][rows].to(device), train[1][rows].to(device))
+        loss = F.cross_entropy(logits, train[2][rows].to(device))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        model.train()
         if (step + 1) % 25 == 0:
             history.append({"step": step + 1, "loss": round(loss.item(), 4)})
     val_accuracy = (predict(model, val[0], val[1]).argmax(-1) == val[2]).float().mean().item()
-
-    parent_sha = file_sha256(base_model_dir / WEIGHTS)
     trainable_count = sum(p.numel() for p in trainable)
+    total_count = sum(p.numel() for p in model.parameters())
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if method == "lora":
+        save_file(lora_state_dict(model), str(out_dir / LORA_WEIGHTS))
+        merge_lora(model)  # export a plain model: no adapter code needed to serve it
+    parent_sha = warm_sha or file_sha256(base_model_dir / WEIGHTS)
     description = {
         "task": task.name,
         "labels": task.labels,
-        "method": cfg.method,
-        "config": asdict(cfg),
+        "method": method,
+        "method_reason": reason,
+        "lora": asdict(lora) if method == "lora" else None,
+        "adapted_modules": adapted_modules,
+        "config": {**asdict(cfg), "lr": lr},
         "parent_sha256": parent_sha,
+        "base_model_sha256": file_sha256(base_model_dir / WEIGHTS),
+        "warm_start": warm_start,
+        "data_fingerprint": data_fingerprint(task),
         "trainable_parameters": trainable_count,
+        "total_parameters": total_count,
+        "tokens_seen": run_tokens,
+        "estimated_flops": estimated_flops(method, backbone_params, run_tokens),
+        "device": str(device),
         "val_accuracy": round(val_accuracy, 4),
         "history": history,
     }
-    sha = save_classifier(model, out_dir, base_model_dir / TOKENIZER, description)
-    (Path(out_dir) / "adapt_report.json").write_text(json.dumps({**description, "model_sha256": sha}, indent=2))
-    return AdaptResult(str(out_dir), cfg.method, val_accuracy, trainable_count, parent_sha, sha)
+    sha = save_classifier(model.cpu(), out_dir, base_model_dir / TOKENIZER, description)
+    (out_dir / ADAPT_REPORT).write_text(json.dumps({**description, "model_sha256": sha}, indent=2))
+    return AdaptResult(
+        model_dir=str(out_dir),
+        method=method,
+        val_accuracy=val_accuracy,
+        trainable_parameters=trainable_count,
+        parent_sha256=parent_sha,
+        model_sha256=sha,
+        total_parameters=total_count,
+        data_fingerprint=description["data_fingerprint"],
+        estimated_flops=description["estimated_flops"],
+        warm_start=warm_start,
+        details=description,
+    )

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from tokenizers import Tokenizer
 
-from components.common.default_data import TASK_LABELS, default_task_examples
+from components.common.default_data import TASK_LABELS, default_task_examples, text_key
+from components.common.fingerprint import sorted_digest, text_sha256
 
 
 @dataclass
@@ -19,7 +20,38 @@ class TaskData:
 
 def load_default_task() -> TaskData:
     """Which standard-library package a docstring documents (see components/common/default_data.py)."""
-    return TaskData("stdlib-package", list(TASK_LABELS), default_task_examples())
+    task = TaskData("stdlib-package", list(TASK_LABELS), default_task_examples())
+    check_splits(task)
+    return task
+
+
+def check_splits(task: TaskData) -> None:
+    """Splits must not share an example id or a text, and every label must be known."""
+    seen: dict[str, str] = {}
+    for split, rows in task.splits.items():
+        for row in rows:
+            if row["label"] not in task.labels:
+                raise ValueError(f"task {task.name}: {split} example {row['id']} has unknown label {row['label']!r}")
+            for key in (f"id:{row['id']}", f"text:{text_sha256(text_key(row['text']))}"):
+                if seen.setdefault(key, split) != split:
+                    raise ValueError(f"task {task.name}: example {row['id']} is in both {seen[key]} and {split}")
+
+
+def data_fingerprint(task: TaskData) -> str:
+    """Order-free hash of the task: every example's split, id, label and text."""
+    return sorted_digest(
+        text_sha256(f"{split}\u0001{row['id']}\u0001{row['label']}\u0001{row['text']}")
+        for split, rows in task.splits.items()
+        for row in rows
+    )
+
+
+def overlap_with(task: TaskData, ids: set[str], texts: set[str]) -> list[str]:
+    """Task example ids that also occur in another dataset (e.g. pretraining data), by id or by text (compared
+    up to whitespace: `texts` holds text_key() forms)."""
+    return sorted(
+        row["id"] for rows in task.splits.values() for row in rows if row["id"] in ids or text_key(row["text"]) in texts
+    )
 
 
 def encode(

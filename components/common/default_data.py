@@ -1,8 +1,11 @@
 """The default corpus and the default downstream task, both cut from the standard library's docstrings.
 
 Task: name the package a docstring comes from (one of TASK_LABELS). Half of those packages' docstrings,
-chosen by a hash of their id, form the task and never enter the pretraining corpus; the task's own
-train/validation/test split is also by hash. Everything is a pure function of the Python version.
+chosen by a hash of their text, form the task; the task's own train/validation/test split is also by a hash
+of the text. Hashing the text (not the id) matters: the standard library repeats docstrings (inherited
+methods, aliases), and a repeated text must land on one side only. So the task keeps one example per
+distinct text, and the pretraining corpus leaves out every docstring whose text is a task text, whatever
+package it comes from. Everything is a pure function of the Python version.
 """
 
 from __future__ import annotations
@@ -24,12 +27,17 @@ def _bucket(key: str, salt: str) -> float:
     return int.from_bytes(hashlib.sha256(f"{salt}:{key}".encode()).digest()[:4], "big") / 2**32
 
 
+def text_key(text: str) -> str:
+    """Texts equal up to whitespace are the same text (curation collapses whitespace too)."""
+    return " ".join(text.split())
+
+
 def in_task(doc: Docstring) -> bool:
-    return doc.package in TASK_LABELS and _bucket(doc.id, "task") < TASK_SHARE
+    return doc.package in TASK_LABELS and _bucket(text_key(doc.text), "task") < TASK_SHARE
 
 
-def task_split(doc_id: str) -> str:
-    point, edge = _bucket(doc_id, "split"), 0.0
+def task_split(text: str) -> str:
+    point, edge = _bucket(text_key(text), "split"), 0.0
     for name, share in TASK_SPLITS:
         edge += share
         if point < edge:
@@ -37,9 +45,22 @@ def task_split(doc_id: str) -> str:
     return TASK_SPLITS[-1][0]
 
 
+def _task_docs(docs: list[Docstring]) -> list[Docstring]:
+    """Task docstrings, one per distinct text (the first in stdlib order)."""
+    seen: set[str] = set()
+    chosen = []
+    for doc in docs:
+        if in_task(doc) and text_key(doc.text) not in seen:
+            seen.add(text_key(doc.text))
+            chosen.append(doc)
+    return chosen
+
+
 def default_corpus_records() -> Iterator[dict]:
-    for doc in iter_stdlib_docstrings(MIN_WORDS):
-        if not in_task(doc):
+    docs = list(iter_stdlib_docstrings(MIN_WORDS))
+    task_texts = {text_key(doc.text) for doc in _task_docs(docs)}
+    for doc in docs:
+        if text_key(doc.text) not in task_texts:
             yield {
                 "id": f"stdlib:{doc.id}",
                 "text": doc.text,
@@ -51,11 +72,10 @@ def default_corpus_records() -> Iterator[dict]:
 
 def default_task_examples() -> dict[str, list[dict]]:
     splits: dict[str, list[dict]] = {name: [] for name, _ in TASK_SPLITS}
-    for doc in iter_stdlib_docstrings(MIN_WORDS):
-        if in_task(doc):
-            splits[task_split(doc.id)].append(
-                {"id": f"stdlib:{doc.id}", "text": doc.text, "label": doc.package, "kind": doc.kind}
-            )
+    for doc in _task_docs(list(iter_stdlib_docstrings(MIN_WORDS))):
+        splits[task_split(doc.text)].append(
+            {"id": f"stdlib:{doc.id}", "text": doc.text, "label": doc.package, "kind": doc.kind}
+        )
     return splits
 
 

@@ -1,9 +1,10 @@
-"""KFP wrapper: moves artifacts in and out; the work is components.evaluate.report.evaluate."""
+"""KFP wrapper: moves artifacts in and out; the work is components.evaluate.report.evaluate and
+components.evaluate.model_card.write_model_cards."""
 
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
 
 from components.common.images import BASE_IMAGE
 
@@ -14,27 +15,39 @@ def evaluate_op(
     adapted_model: Input[Model],
     curated: Input[Dataset],
     location: str,
+    pretrain_energy: str,
+    adapt_energy: str,
+    seed: int,
     report: Output[Markdown],
+    report_html: Output[HTML],
+    report_json: Output[Artifact],
+    model_cards: Output[Markdown],
     metrics: Output[Metrics],
 ) -> NamedTuple("EvaluateOutputs", [("energy", str)]):
-    """Perplexity of both models and task accuracy against a baseline."""
+    """Multi-metric evaluation of the base and adapted models (HTML + Markdown report), and their model cards."""
     import json
     import shutil
     import tempfile
-    from dataclasses import asdict
     from pathlib import Path
 
     from components.carbon.tracking import Location, measure
-    from components.evaluate.report import REPORT_MD, evaluate
+    from components.evaluate.model_card import write_model_cards
+    from components.evaluate.report import REPORT_HTML, REPORT_JSON, REPORT_MD, EvalConfig, evaluate
 
     out = Path(tempfile.mkdtemp(prefix="greenfm-eval-"))
+    where = Location(**json.loads(location))
     result, energy = measure(
         "evaluate",
-        Location(**json.loads(location)),
-        lambda: evaluate(base_model.path, adapted_model.path, curated.path, out),
+        where,
+        lambda: evaluate(base_model.path, adapted_model.path, curated.path, out, cfg=EvalConfig(seed=seed), location=where),
     )
     shutil.copyfile(out / REPORT_MD, report.path)
-    for name, value in asdict(result).items():
+    shutil.copyfile(out / REPORT_HTML, report_html.path)
+    shutil.copyfile(out / REPORT_JSON, report_json.path)
+    stage_energy = {"pretrain": json.loads(pretrain_energy), "adapt": json.loads(adapt_energy)}
+    cards = write_model_cards(base_model.path, adapted_model.path, curated.path, result, out / "cards", stage_energy)
+    Path(model_cards.path).write_text("\n\n---\n\n".join(card.read_text() for card in cards))
+    for name, value in result.metrics().items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("EvaluateOutputs", [("energy", str)])
     return outputs(json.dumps(energy))

@@ -1,0 +1,96 @@
+"""Baselines the adapted model must beat.
+
+- majority: always the most frequent training label.
+- bag-of-words: multinomial naive Bayes over lower-cased word unigrams and bigrams with add-one smoothing,
+  trained on the training split; a strong, cheap n-gram baseline.
+- zero-shot: the base language model with no training examples at all. A classifier has no zero-shot mode, so
+  the base model scores each label by how much the text raises the likelihood of the label's name:
+  score(label) = log P(name | text + "\\n") − log P(name | "\\n") (pointwise mutual information; subtracting the
+  unconditional term removes the model's prior preference for some names). The prediction is the best score;
+  a softmax over the scores gives the probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+
+from components.curate.shards import EOS, PAD
+from components.pretrain.model import Transformer
+
+
+def _features(text: str) -> list[str]:
+    words = text.lower().split()
+    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+
+
+class BagOfWords:
+    """Multinomial naive Bayes over word unigrams and bigrams."""
+
+    def __init__(self, texts: list[str], labels: list[str], label_names: list[str]):
+        self.labels = label_names
+        counts = {label: Counter() for label in label_names}
+        for text, label in zip(texts, labels, strict=True):
+            counts[label].update(_features(text))
+        vocab = set().union(*counts.values())
+        prior = Counter(labels)
+        self.log_prior = {label: math.log((prior[label] + 1) / (len(labels) + len(label_names))) for label in label_names}
+        self.log_likelihood = {}
+        self.unseen = {}
+        for label in label_names:
+            total = sum(counts[label].values()) + len(vocab)
+            self.log_likelihood[label] = {w: math.log((c + 1) / total) for w, c in counts[label].items()}
+            self.unseen[label] = math.log(1 / total)
+        self.vocab = vocab
+
+    def scores(self, text: str) -> list[float]:
+        features = [f for f in _features(text) if f in self.vocab]  # unseen features carry no evidence
+        return [
+            self.log_prior[label] + sum(self.log_likelihood[label].get(f, self.unseen[label]) for f in features)
+            for label in self.labels
+        ]
+
+    def predict_proba(self, texts: list[str]) -> torch.Tensor:
+        return F.softmax(torch.tensor([self.scores(t) for t in texts], dtype=torch.float64), dim=-1).float()
+
+
+@torch.no_grad()
+def _label_log_likelihood(model: Transformer, contexts: list[list[int]], label_ids: list[int]) -> torch.Tensor:
+    """log P(label_ids | context) for every context, keeping each context's last tokens that fit."""
+    seq_len = model.cfg.seq_len
+    room = seq_len - len(label_ids)
+    rows = [ctx[-room:] + label_ids for ctx in contexts]
+    width = max(len(r) for r in rows)
+    tokens = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, row in enumerate(rows):
+        tokens[i, : len(row)] = torch.tensor(row)
+    scores = []
+    for start in range(0, len(rows), 64):
+        batch = tokens[start : start + 64]
+        logprobs = F.log_softmax(model(batch).float(), dim=-1)
+        for offset, row in enumerate(rows[start : start + 64]):
+            first = len(row) - len(label_ids)  # position of the first label token
+            picked = logprobs[offset, first - 1 : len(row) - 1].gather(-1, torch.tensor(label_ids)[:, None])
+            scores.append(picked.sum())
+    return torch.stack(scores)
+
+
+@torch.no_grad()
+def zero_shot_proba(model: Transformer, tokenizer: Tokenizer, texts: list[str], label_names: list[str]) -> torch.Tensor:
+    """Label probabilities from label-name PMI under the base language model (module docstring)."""
+    model.eval()
+    eos = tokenizer.token_to_id(EOS)
+    if eos is None or tokenizer.token_to_id(PAD) is None:
+        raise ValueError("the tokenizer lacks the end-of-text or padding token the curation stage adds")
+    contexts = [[eos] + e.ids for e in tokenizer.encode_batch([t + "\n" for t in texts])]
+    empty = [[eos] + tokenizer.encode("\n").ids]
+    columns = []
+    for name in label_names:
+        label_ids = tokenizer.encode(name).ids
+        conditional = _label_log_likelihood(model, contexts, label_ids)
+        columns.append(conditional - _label_log_likelihood(model, empty, label_ids)[0])
+    return F.softmax(torch.stack(columns, dim=1), dim=-1)
