@@ -53,7 +53,6 @@ class RunConfig:
     social_benefit_usd: str = ""
     other_costs_usd: str = ""
     scratch_task_kwh: str = ""
-<<<<<<< HEAD
     # Pretraining scale-out (components/pretrain).
     grad_accum: int = 1  # micro-batches per optimizer step
     parallelism: str = "ddp"  # ddp | fsdp
@@ -61,11 +60,10 @@ class RunConfig:
     launch_backend: str = "local"  # local (torchrun here) | kubernetes (a PyTorchJob)
     train_nodes: int = 1
     gpus_per_node: int = 0  # training processes per node, one per GPU; 0: every visible GPU (one on CPU)
-=======
+    # Adaptation (components/adapt).
     lora_rank: int = 8  # LoRA adapter rank; 0 with adapt_method auto: chosen from the task's data size
     adapt_budget_flops: float = 0.0  # compute budget for adapt_method auto; 0: none
     adapt_warm_start: str = ""  # earlier adapted model (or run directory) to start adaptation from; empty: none
->>>>>>> issue-adapt
 
     def pipeline_arguments(self) -> dict:
         return asdict(self)
