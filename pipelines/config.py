@@ -33,6 +33,8 @@ class RunConfig:
     cloud_region: str = ""
     pue: float = 1.0
     warm_start_model: str = ""  # previous model directory/URI to start pretraining from; empty: from scratch
+    languages: str = "en"  # comma-separated ISO 639-1 codes curation keeps; empty: every language
+    quality_preset: str = "auto"  # published | docstrings | auto (docstrings for the built-in corpus)
 
     def pipeline_arguments(self) -> dict:
         return asdict(self)

@@ -35,6 +35,8 @@ def greenfm_pipeline(
     cloud_region: str = D.cloud_region,
     pue: float = D.pue,
     warm_start_model: str = D.warm_start_model,
+    languages: str = D.languages,
+    quality_preset: str = D.quality_preset,
 ):
     """greenfm foundation-model pipeline.
 
@@ -59,6 +61,8 @@ def greenfm_pipeline(
         cloud_region: Cloud region name, e.g. europe-north1 (optional).
         pue: Power usage effectiveness of the data centre (1.0 for a laptop).
         warm_start_model: Model directory of an earlier run to start pretraining from (set by `greenfm watch`).
+        languages: Comma-separated ISO 639-1 codes curation keeps (language id); empty keeps every language.
+        quality_preset: Curation quality thresholds: published (Gopher/C4 papers), docstrings, or auto (docstrings for the built-in corpus).
     """
     place = placement_op(
         country_iso_code=country_iso_code,
@@ -74,6 +78,8 @@ def greenfm_pipeline(
         location=location,
         min_words=min_words,
         vocab_size=vocab_size,
+        languages=languages,
+        quality_preset=quality_preset,
     ).set_display_name("curate")
     validate = validate_op(
         curated=curate.outputs["curated"],

@@ -22,6 +22,7 @@ TINY = {
     "train_steps": 30,
     "adapt_steps": 30,
     "country_iso_code": "FIN",
+    "quality_preset": "docstrings",  # the tiny corpus is docstrings given as --input
 }
 
 

@@ -15,6 +15,8 @@ def curate_op(
     location: str,
     min_words: int,
     vocab_size: int,
+    languages: str,
+    quality_preset: str,
     curated: Output[Dataset],
     report: Output[Markdown],
 ) -> NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)]):
@@ -26,12 +28,13 @@ def curate_op(
 
     from components.carbon.tracking import Location, measure
     from components.common.default_data import write_default_corpus
-    from components.curate.job import REPORT_MD, CurateConfig
+    from components.curate.job import REPORT_MD, pipeline_config
     from components.curate.k8s import curate_with_backend  # local[*], k8s:// client mode or SparkApplication
 
     def work():
         source = input_uri or str(write_default_corpus(tempfile.mkdtemp(prefix="greenfm-corpus-")))
-        return curate_with_backend(source, curated.path, CurateConfig(min_words=min_words, vocab_size=vocab_size))
+        config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=not input_uri)
+        return curate_with_backend(source, curated.path, config)
 
     result, energy = measure("curate", Location(**json.loads(location)), work)
     shutil.copyfile(Path(curated.path) / REPORT_MD, report.path)
