@@ -28,7 +28,7 @@ def test_normalize_text():
 
 
 def test_malformed_records_are_quarantined_with_line_numbers(spark, tmp_path):
-    words = "this document has more than enough words to pass the filter"
+    words = "this document has more than enough words to pass the filter."
     lines = [
         json.dumps({"id": "a", "text": f"first {words}", "license": "CC-BY-4.0", "lang_hint": "en"}).encode(),
         b"{not json",
