@@ -5,11 +5,12 @@ Steps on both sides: Gopher repetition + Gopher quality (published thresholds), 
 lines: datatrove's reader is not the subject). datatrove runs from PyPI in its own venv
 (benchmarks/.venv-datatrove, created here on first use) with its local multi-process executor.
 
-    python benchmarks/curation.py [--sizes 50000,100000,200000] [--workers 2]
+    python benchmarks/curation.py [--sizes 50000,100000,200000] [--workers 2] [--sides greenfm,datatrove]
 
 Writes benchmarks/results/curation.json and curation.md: docs/s of both, the ratio, seconds per size (for
 linear scaling), documents kept by each, and the machine's load average during each run (the machine may be
-shared: a load above the core count means the numbers are pessimistic for both sides).
+shared: a load above the core count means the numbers are pessimistic for both sides). Results of earlier
+invocations are kept and merged by (size, side), so the sides and sizes can be run separately.
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ def run_datatrove(python: Path, corpus: Path, work: Path, workers: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _cell(run: dict | None, key: str, fmt: str) -> str:
+    return format(run[key], fmt) if run else "not run"
+
+
 def markdown(result: dict) -> str:
     lines = [
         "# Curation benchmark: greenfm (Spark) vs datatrove",
@@ -115,11 +120,13 @@ def markdown(result: dict) -> str:
         "| ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for row in result["runs"]:
-        g, d = row["greenfm"], row["datatrove"]
+        g, d = row.get("greenfm"), row.get("datatrove")
+        ratio = f"{row['ratio']:.2f}x" if row.get("ratio") else "-"
+        load = " / ".join(f"{r['load']['mean']}, {r['load']['max']}" if r else "-" for r in (g, d))
         lines.append(
-            f"| {row['documents']} | {g['seconds']:.1f} | {g['docs_per_s']:.0f} | {d['seconds']:.1f} | "
-            f"{d['docs_per_s']:.0f} | {row['ratio']:.2f}x | {g['kept']} / {d['kept']} | "
-            f"{g['load']['mean']}, {g['load']['max']} / {d['load']['mean']}, {d['load']['max']} |"
+            f"| {row['documents']} | {_cell(g, 'seconds', '.1f')} | {_cell(g, 'docs_per_s', '.0f')} | "
+            f"{_cell(d, 'seconds', '.1f')} | {_cell(d, 'docs_per_s', '.0f')} | {ratio} | "
+            f"{_cell(g, 'kept', 'd')} / {_cell(d, 'kept', 'd')} | {load} |"
         )
     lines += ["", result["note"], ""]
     return "\n".join(lines)
@@ -129,46 +136,50 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="50000,100000,200000")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sides", default="greenfm,datatrove")
     args = parser.parse_args()
     from components.curate.spark_session import get_spark
     from components.curate.synthetic import generate
 
-    python = datatrove_python()
+    sides = args.sides.split(",")
+    python = datatrove_python() if "datatrove" in sides else None
+    previous = json.loads((RESULTS / "curation.json").read_text()) if (RESULTS / "curation.json").exists() else {}
+    runs = {row["documents"]: row for row in previous.get("runs", [])}
     started = time.perf_counter()
     get_spark(f"local[{args.workers}]", shuffle_partitions=2 * args.workers)
     spark_start = time.perf_counter() - started
-    runs = []
-    for size in [int(s) for s in args.sizes.split(",")]:
-        corpus = WORK / f"corpus-{size}"
-        shutil.rmtree(corpus, ignore_errors=True)
-        generate(corpus, size, seed=size, malformed=False, files=4)
-        row = {"documents": size}
-        with LoadSampler() as load:
-            row["greenfm"] = run_greenfm(corpus, WORK / f"greenfm-{size}", args.workers)
-        row["greenfm"]["load"] = load.summary()
-        with LoadSampler() as load:
-            row["datatrove"] = run_datatrove(python, corpus, WORK / f"datatrove-{size}", args.workers)
-        row["datatrove"]["load"] = load.summary()
-        for side in ("greenfm", "datatrove"):
-            row[side]["docs_per_s"] = size / row[side]["seconds"]
-        row["ratio"] = row["greenfm"]["docs_per_s"] / row["datatrove"]["docs_per_s"]
-        runs.append(row)
-        print(json.dumps(row), flush=True)
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "workers": args.workers,
         "steps": "Gopher repetition + Gopher quality, exact dedup, MinHash dedup (5-grams, 14x8)",
         "spark_start_s": spark_start,
-        "runs": runs,
+        "runs": [],
         "note": (
             "Words: greenfm splits on whitespace (native regexes, one numpy UDF for n-gram repetition); datatrove "
             "tokenizes with spaCy's rule-based English tokenizer. greenfm also verifies MinHash candidate pairs "
             "(estimated Jaccard >= 0.8), which datatrove does not. The machine is shared: see the load averages."
         ),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "curation.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / "curation.md").write_text(markdown(result))
+    for size in [int(s) for s in args.sizes.split(",")]:
+        corpus = WORK / f"corpus-{size}"
+        shutil.rmtree(corpus, ignore_errors=True)
+        generate(corpus, size, seed=size, malformed=False, files=4)
+        row = runs.setdefault(size, {"documents": size})
+        for side in sides:
+            with LoadSampler() as load:
+                if side == "greenfm":
+                    row[side] = run_greenfm(corpus, WORK / f"greenfm-{size}", args.workers)
+                else:
+                    row[side] = run_datatrove(python, corpus, WORK / f"datatrove-{size}", args.workers)
+            row[side]["load"] = load.summary()
+            row[side]["docs_per_s"] = size / row[side]["seconds"]
+        if "greenfm" in row and "datatrove" in row:
+            row["ratio"] = row["greenfm"]["docs_per_s"] / row["datatrove"]["docs_per_s"]
+        result["runs"] = [runs[key] for key in sorted(runs)]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "curation.json").write_text(json.dumps(result, indent=2))
+        (RESULTS / "curation.md").write_text(markdown(result))
+        print(json.dumps(row), flush=True)
     print(markdown(result))
 
 

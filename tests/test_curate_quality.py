@@ -122,7 +122,7 @@ def test_fuzzy_dedup_keeps_the_smallest_id_of_each_cluster(spark):
 
 @pytest.mark.slow
 def test_quality_bar_on_a_messy_corpus(spark, tmp_path):
-    labels = generate(tmp_path / "messy", 1500, seed=7)
+    labels = generate(tmp_path / "messy", 1000, seed=7)
     config = CurateConfig(vocab_size=512)
     config.decontam.default_task = False
     result = curate(str(tmp_path / "messy"), tmp_path / "out", config)

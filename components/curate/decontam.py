@@ -68,7 +68,7 @@ def _overlap_udf(eval_keys: np.ndarray, n: int):
     @F.pandas_udf(T.BooleanType())
     def overlaps(word_hashes: pd.Series) -> pd.Series:
         def hit(hashes: np.ndarray) -> bool:
-            if len(hashes) == 0 or len(eval_keys) == 0:
+            if len(hashes) == 0:
                 return False
             keys = ngram_keys(np.asarray(hashes, dtype=np.int64).view(np.uint64), n)
             found = np.searchsorted(eval_keys, keys).clip(max=len(eval_keys) - 1)
@@ -82,6 +82,8 @@ def _overlap_udf(eval_keys: np.ndarray, n: int):
 def decontaminate(df: DataFrame, cfg: DecontamConfig) -> Marked:
     spark = SparkSession.getActiveSession()
     eval_keys = evaluation_keys(spark, evaluation_texts(cfg), cfg.ngram)
+    if len(eval_keys) == 0:
+        return Marked("decontam", mark("decontam", df))  # nothing to compare with: every document passes
     shared = _overlap_udf(eval_keys, cfg.ngram)(shingle_words())
     reason = F.when(shared, F.lit(f"shares a {cfg.ngram}-gram with an evaluation set"))
     return Marked("decontam", mark("decontam", df, reason))
