@@ -15,6 +15,9 @@ def curate_op(
     location: str,
     min_words: int,
     vocab_size: int,
+    spark_backend: str,
+    spark_executors: int,
+    node_selector: dict,
     languages: str,
     quality_preset: str,
     curated: Output[Dataset],
@@ -29,14 +32,20 @@ def curate_op(
     from components.carbon.tracking import Location, measure
     from components.common.default_data import write_default_corpus
     from components.curate.job import REPORT_MD, pipeline_config
-    from components.curate.k8s import curate_with_backend  # local[*], k8s:// client mode or SparkApplication
+    from components.curate.k8s import curate_with_backend, from_pipeline  # local[*], k8s:// client, SparkApplication
 
     def work():
         source = input_uri or str(write_default_corpus(tempfile.mkdtemp(prefix="greenfm-corpus-")))
+        spark = from_pipeline(spark_backend, spark_executors, node_selector)  # executors follow the step's placement
         config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=not input_uri)
-        return curate_with_backend(source, curated.path, config)
+        return curate_with_backend(source, curated.path, config, spark)
 
     result, energy = measure("curate", Location(**json.loads(location)), work)
+    # For the carbon statement's mitigations: tokens deduplication kept out of training.
+    energy["notes"] = {
+        "dedup_removed_documents": sum(sum(s["removed"].values()) for s in result.report["steps"] if "dedup" in s["step"]),
+        "tokens_per_document": result.train_tokens / max(1, result.documents),
+    }
     shutil.copyfile(Path(curated.path) / REPORT_MD, report.path)
     curated.metadata.update({"fingerprint": result.fingerprint, "documents": result.documents})
     outputs = NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)])
