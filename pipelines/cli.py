@@ -139,14 +139,17 @@ def curate(
     output: Path = typer.Option(..., "--output", help="Folder for the curated dataset."),
     min_words: int = typer.Option(5, help="Drop documents with fewer words."),
     vocab_size: int = typer.Option(4096, help="BPE vocabulary size."),
+    languages: str = typer.Option("en", help="Comma-separated ISO 639-1 codes to keep; empty keeps every language."),
+    quality_preset: str = typer.Option("published", help="Quality thresholds: published (Gopher/C4) or docstrings."),
 ) -> None:
     """Curate a corpus (same function as the pipeline's curate step)."""
     from components.curate.inputs import discover_inputs
-    from components.curate.job import REPORT_MD, CurateConfig, curate as curate_job
+    from components.curate.job import REPORT_MD, curate as curate_job, pipeline_config
 
     discover_inputs(input)  # fail in seconds on bad input, before Spark starts
+    config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=False)
     with console.status("curating with Spark…"):
-        result = curate_job(input, output, CurateConfig(min_words=min_words, vocab_size=vocab_size))
+        result = curate_job(input, output, config)
     console.print((Path(result.output_dir) / REPORT_MD).read_text(), highlight=False)
     console.print(f"curated dataset: {result.output_dir}", highlight=False)
 

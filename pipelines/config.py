@@ -64,6 +64,9 @@ class RunConfig:
     lora_rank: int = 8  # LoRA adapter rank; 0 with adapt_method auto: chosen from the task's data size
     adapt_budget_flops: float = 0.0  # compute budget for adapt_method auto; 0: none
     adapt_warm_start: str = ""  # earlier adapted model (or run directory) to start adaptation from; empty: none
+    # Curation (components/curate).
+    languages: str = "en"  # comma-separated ISO 639-1 codes curation keeps; empty: every language
+    quality_preset: str = "auto"  # published | docstrings | auto (docstrings for the built-in corpus)
 
     def pipeline_arguments(self) -> dict:
         return asdict(self)

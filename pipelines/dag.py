@@ -74,6 +74,8 @@ def greenfm_pipeline(
     lora_rank: int = D.lora_rank,
     adapt_budget_flops: float = D.adapt_budget_flops,
     adapt_warm_start: str = D.adapt_warm_start,
+    languages: str = D.languages,
+    quality_preset: str = D.quality_preset,
 ):
     """greenfm foundation-model pipeline.
 
@@ -119,6 +121,8 @@ def greenfm_pipeline(
         lora_rank: Rank of the LoRA adapters; 0 with adapt_method auto chooses it from the task's data size.
         adapt_budget_flops: Compute budget (FLOPs) that adapt_method auto must respect; 0 means no budget.
         adapt_warm_start: An earlier adapted model directory, or a run directory holding one, to start adaptation from.
+        languages: Comma-separated ISO 639-1 codes curation keeps (language id); empty keeps every language.
+        quality_preset: Curation quality thresholds: published (Gopher/C4 papers), docstrings, or auto (docstrings for the built-in corpus).
     """
     def select(stage: str, gpus: bool):
         task = select_region_op(
@@ -150,6 +154,8 @@ def greenfm_pipeline(
         spark_backend=spark_backend,
         spark_executors=spark_executors,
         node_selector=select_curate.outputs["node_selector"],
+        languages=languages,
+        quality_preset=quality_preset,
     ).set_display_name("curate")
     placed(curate, select_curate)
     on_workspace(curate)  # input data (and Spark operator output) live there

@@ -44,9 +44,10 @@ def tiny_corpus(tmp_path_factory) -> Path:
 def curated(spark, tiny_corpus, tmp_path_factory):
     """The tiny corpus curated once for every test that needs curated data."""
     from components.curate.job import CurateConfig, curate
+    from components.curate.quality import quality_preset
 
     out = tmp_path_factory.mktemp("curated")
-    return curate(str(tiny_corpus), out, CurateConfig(vocab_size=512))
+    return curate(str(tiny_corpus), out, CurateConfig(vocab_size=512, quality=quality_preset("docstrings")))
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,11 @@ runner = CliRunner()
 
 
 def test_curate_command(spark, tmp_path):
+    from components.curate.synthetic import Generator
+
     source = tmp_path / "in.jsonl"
-    text = "a plain document with quite enough words to be kept by curation"
-    source.write_text("\n".join(json.dumps({"id": str(i), "text": f"{text} number {i}"}) for i in range(30)) + "\n{oops\n")
+    prose = Generator(seed=0)
+    source.write_text("\n".join(json.dumps({"id": str(i), "text": prose.prose()}) for i in range(30)) + "\n{oops\n")
     result = runner.invoke(app, ["curate", "--input", str(source), "--output", str(tmp_path / "out"), "--vocab-size", "300"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())

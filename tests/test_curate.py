@@ -7,9 +7,18 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from components.curate.job import DOCUMENTS_DIR, QUARANTINE_FILE, TOKENS_DIR, CurateConfig, curate
+from components.curate.job import DOCUMENTS_DIR, QUARANTINE_FILE, TOKENS_DIR, CurateConfig, curate, pipeline_config
+from components.curate.quality import quality_preset
 from components.curate.shards import load_index, read_split
 from components.curate.steps import normalize_text
+from components.curate.synthetic import Generator
+
+
+def _light(**changes) -> CurateConfig:
+    """Docstring-level quality rules, no decontamination against the task: small, fast cases."""
+    config = CurateConfig(vocab_size=300, val_fraction=0.0, quality=quality_preset("docstrings"), **changes)
+    config.decontam.default_task = False
+    return config
 
 
 def test_normalize_text():
@@ -19,22 +28,23 @@ def test_normalize_text():
 
 
 def test_malformed_records_are_quarantined_with_line_numbers(spark, tmp_path):
-    words = "this document has more than enough words to pass the filter"
+    words = "this document has more than enough words to pass the filter."
     lines = [
-        json.dumps({"id": "a", "text": f"first {words}", "license": "CC-BY-4.0", "lang_hint": "en"}),
-        "{not json",
-        json.dumps({"text": 42}),
-        json.dumps(["a", "list"]),
-        json.dumps({"id": "no-text"}),
-        "",
-        json.dumps({"id": "b", "text": f"second {words}"}),
-        json.dumps({"id": "c", "text": f"SECOND   {words}"}),  # duplicate of b up to case and spacing
-        json.dumps({"id": "d", "text": "too short"}),
+        json.dumps({"id": "a", "text": f"first {words}", "license": "CC-BY-4.0", "lang_hint": "en"}).encode(),
+        b"{not json",
+        json.dumps({"text": 42}).encode(),
+        json.dumps(["a", "list"]).encode(),
+        json.dumps({"id": "no-text"}).encode(),
+        b"",
+        json.dumps({"id": "b", "text": f"second {words}"}).encode(),
+        json.dumps({"id": "c", "text": f"SECOND   {words}"}).encode(),  # duplicate of b up to case and spacing
+        json.dumps({"id": "d", "text": "too short"}).encode(),
+        b'{"id": "e", "text": "caf\xe9 is not UTF-8 here"}',
     ]
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / "part.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "in" / "part.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     (tmp_path / "in" / "empty.jsonl").write_text("")
-    result = curate(str(tmp_path / "in"), tmp_path / "out", CurateConfig(vocab_size=300, val_fraction=0.0))
+    result = curate(str(tmp_path / "in"), tmp_path / "out", _light(minhash=_no_minhash()))
 
     quarantine = [json.loads(line) for line in (tmp_path / "out" / QUARANTINE_FILE).read_text().splitlines()]
     assert [(q["line"], q["reason"].split(":")[0]) for q in quarantine] == [
@@ -42,9 +52,10 @@ def test_malformed_records_are_quarantined_with_line_numbers(spark, tmp_path):
         (3, "text is BIGINT, not a string"),
         (4, "not a JSON object (ARRAY<STRING>)"),
         (5, "missing text"),
+        (10, "invalid UTF-8"),
     ]
     assert all(q["file"].endswith("part.jsonl") for q in quarantine)
-    assert result.quarantined == 4
+    assert result.quarantined == 5
     steps = {s["step"]: s for s in result.report["steps"]}
     assert steps["length"]["removed"] == {"fewer than 5 words": 1}
     assert steps["exact_dedup"]["removed"] == {"exact duplicate": 1}
@@ -54,6 +65,77 @@ def test_malformed_records_are_quarantined_with_line_numbers(spark, tmp_path):
     assert docs.loc["a", "license"] == "CC-BY-4.0" and docs.loc["b", "license"] == "unknown"
     assert json.loads(docs.loc["a", "metadata"]) == {"lang_hint": "en"}
     assert docs.loc["a", "source"] == "part"
+    assert list(docs.loc["a", "transforms"]) == ["length", "langid", "gopher_repetition", "gopher_quality", "c4",
+                                                  "exact_dedup", "decontam"]
+    assert docs.loc["a", "lang"] == "en" and 0 < docs.loc["a", "lang_score"] <= 1
+
+
+def _no_minhash():
+    from components.curate.minhash import MinHashConfig
+
+    return MinHashConfig(enabled=False)
+
+
+def test_text_and_parquet_inputs_keep_their_fields(spark, tmp_path):
+    import pandas as pd
+
+    prose = Generator(seed=3)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "story.txt").write_text(prose.prose())
+    (tmp_path / "in" / "empty.txt").write_text("")
+    pd.DataFrame({"id": ["p1", "p2"], "text": [prose.prose(), None], "license": ["MIT", "MIT"], "year": [2020, 2021]}
+                 ).to_parquet(tmp_path / "in" / "table.parquet")
+    result = curate(str(tmp_path / "in"), tmp_path / "out", _light())
+    docs = pq.read_table(tmp_path / "out" / DOCUMENTS_DIR).to_pandas().set_index("id")
+    assert result.quarantined == 1  # the null text
+    assert docs.loc["p1", "license"] == "MIT" and json.loads(docs.loc["p1", "metadata"]) == {"year": 2020}
+    (story,) = [i for i in docs.index if i.startswith("story:")]
+    assert docs.loc[story, "source"] == "story" and docs.loc[story, "license"] == "unknown"
+
+
+def test_pii_is_redacted_and_counted_and_the_document_kept(spark, tmp_path):
+    text = Generator(seed=5).prose() + "\n\nWrite to jane.doe@example.com or call (555) 123-4567. Card 4111 1111 1111 1111."
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "x", "text": text}) + "\n")
+    result = curate(str(tmp_path / "in.jsonl"), tmp_path / "out", _light())
+    docs = pq.read_table(tmp_path / "out" / DOCUMENTS_DIR).to_pandas()
+    (redacted,) = docs.text
+    assert "<EMAIL>" in redacted and "<PHONE>" in redacted and "<CREDIT_CARD>" in redacted
+    assert "jane.doe" not in redacted and "4111" not in redacted
+    assert result.report["pii"] == {"EMAIL": 1, "CREDIT_CARD": 1, "IP_ADDRESS": 0, "PHONE": 1}
+    assert list(docs.transforms[0])[-1] == "pii_redact"
+
+
+def test_decontamination_drops_documents_sharing_a_13_gram(spark, tmp_path):
+    prose = Generator(seed=9)
+    evaluation = prose.prose()
+    leaked = prose.prose() + "\n\n" + " ".join(evaluation.split()[10:24]) + "."
+    clean = prose.prose()
+    (tmp_path / "eval.jsonl").write_text(json.dumps({"text": evaluation}) + "\n")
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps({"id": i, "text": t}) for i, t in [("leak", leaked), ("ok", clean)]))
+    config = _light()
+    config.decontam.extra_files = (str(tmp_path / "eval.jsonl"),)
+    result = curate(str(tmp_path / "in.jsonl"), tmp_path / "out", config)
+    assert pq.read_table(tmp_path / "out" / DOCUMENTS_DIR).column("id").to_pylist() == ["ok"]
+    (step,) = [s for s in result.report["steps"] if s["step"] == "decontam"]
+    assert step["removed"] == {"shares a 13-gram with an evaluation set": 1}
+
+
+def test_pipeline_config_resolves_presets_and_languages():
+    from components.common.errors import InputError
+
+    builtin = pipeline_config(5, 512, "en, fr", "auto", builtin_corpus=True)
+    assert builtin.languages == ("en", "fr") and builtin.quality.min_doc_words == 5
+    assert pipeline_config(5, 512, "", "auto", builtin_corpus=False).quality == quality_preset("published")
+    assert pipeline_config(5, 512, "", "auto", builtin_corpus=False).languages == ()
+    with pytest.raises(InputError, match="unknown quality preset 'web'"):
+        pipeline_config(5, 512, "en", "web", builtin_corpus=False)
+
+
+def test_config_survives_a_json_round_trip():
+    from dataclasses import asdict
+
+    config = pipeline_config(5, 512, "en", "docstrings", builtin_corpus=True)
+    assert CurateConfig.from_dict(json.loads(json.dumps(asdict(config)))) == config
 
 
 def test_shards_hold_every_document_once(curated):
@@ -66,12 +148,12 @@ def test_shards_hold_every_document_once(curated):
     assert docs_in_shards == curated.documents
     dedup = next(s for s in curated.report["steps"] if s["step"] == "exact_dedup")
     assert dedup["removed"]["exact duplicate"] >= 2  # at least the two injected copies
-    assert curated.documents == dedup["output_docs"]
+    assert curated.documents == curated.report["steps"][-1]["output_docs"]
     assert int(np.max(train)) < index["vocab_size"]
 
 
 def test_rerun_gives_the_same_fingerprint_and_shards(curated, tiny_corpus, tmp_path):
-    again = curate(str(tiny_corpus), tmp_path / "again", CurateConfig(vocab_size=512))
+    again = curate(str(tiny_corpus), tmp_path / "again", CurateConfig(vocab_size=512, quality=quality_preset("docstrings")))
     assert again.fingerprint == curated.fingerprint
     first = Path(curated.output_dir) / TOKENS_DIR
     second = tmp_path / "again" / TOKENS_DIR

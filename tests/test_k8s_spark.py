@@ -35,7 +35,7 @@ from tests.fake_k8s import api_server  # noqa: F401 (fixture)
 ROOT = Path(__file__).resolve().parent.parent
 CRD = yaml.safe_load((ROOT / "manifests/crds/sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml").read_text())
 K8S_VERSION = "1.33.0"
-SETTINGS = {k: v for k, v in asdict(CurateConfig()).items() if k != "spark_master"}
+SETTINGS = json.loads(json.dumps({k: v for k, v in asdict(CurateConfig()).items() if k != "spark_master"}))
 
 
 def test_local_is_the_default():

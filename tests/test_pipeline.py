@@ -21,6 +21,7 @@ TINY = {
     "batch_size": 8,
     "train_steps": 30,
     "adapt_steps": 30,
+    "quality_preset": "docstrings",  # the tiny corpus is docstrings given as --input
 }
 
 

@@ -13,7 +13,9 @@ from components.pretrain.train import TrainConfig, lr_at, train
 
 def test_loss_falls(pretrained):
     history = pretrained.report["history"]
-    assert history[-1]["loss"] < history[0]["loss"] - 0.5
+    # From uniform guessing (ln 512 = 6.24 nats) to well below it in 40 steps, and still falling at the end.
+    assert history[-1]["loss"] < math.log(512) - 1.0
+    assert history[-1]["loss"] < history[0]["loss"] - 0.25
     assert pretrained.val_loss < math.log(512)  # better than uniform over the vocabulary
 
 

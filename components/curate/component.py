@@ -18,6 +18,8 @@ def curate_op(
     spark_backend: str,
     spark_executors: int,
     node_selector: dict,
+    languages: str,
+    quality_preset: str,
     curated: Output[Dataset],
     report: Output[Markdown],
 ) -> NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)]):
@@ -29,13 +31,14 @@ def curate_op(
 
     from components.carbon.tracking import Location, measure
     from components.common.default_data import write_default_corpus
-    from components.curate.job import REPORT_MD, CurateConfig
+    from components.curate.job import REPORT_MD, pipeline_config
     from components.curate.k8s import curate_with_backend, from_pipeline  # local[*], k8s:// client, SparkApplication
 
     def work():
         source = input_uri or str(write_default_corpus(tempfile.mkdtemp(prefix="greenfm-corpus-")))
         spark = from_pipeline(spark_backend, spark_executors, node_selector)  # executors follow the step's placement
-        return curate_with_backend(source, curated.path, CurateConfig(min_words=min_words, vocab_size=vocab_size), spark)
+        config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=not input_uri)
+        return curate_with_backend(source, curated.path, config, spark)
 
     result, energy = measure("curate", Location(**json.loads(location)), work)
     # For the carbon statement's mitigations: tokens deduplication kept out of training.

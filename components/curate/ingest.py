@@ -29,7 +29,11 @@ DOCUMENT_SCHEMA = T.StructType(
 )
 _RESERVED = {"id", "text", "source", "license"}
 RAW_PREVIEW = 500
-REPLACEMENT_CHAR = "\ufffd"  # what Spark's text reader puts in place of bytes that are not UTF-8
+
+
+def _invalid_utf8() -> F.Column:
+    """Spark's text reader keeps bytes that are not UTF-8 as they are; this finds them."""
+    return F.expr("NOT is_valid_utf8(value)")
 
 
 def _with_defaults(df: DataFrame) -> DataFrame:
@@ -47,7 +51,7 @@ def _read_jsonl(spark: SparkSession, paths: list[str], default_license: str) -> 
     shape = F.expr("schema_of_variant(v)")
     text_type = F.expr("schema_of_variant(variant_get(v, '$.text', 'variant'))")
     reason = (
-        F.when(F.col("value").contains(REPLACEMENT_CHAR), F.lit("invalid UTF-8"))
+        F.when(_invalid_utf8(), F.lit("invalid UTF-8"))
         .when(F.col("v").isNull(), F.lit("bad JSON"))
         .when(~shape.startswith("OBJECT"), F.concat(F.lit("not a JSON object ("), shape, F.lit(")")))
         .when(text_type.isNull() | (text_type == "VOID"), F.lit("missing text"))
@@ -109,7 +113,7 @@ def _read_parquet(spark: SparkSession, paths: list[str], default_license: str) -
 def _read_text(spark: SparkSession, paths: list[str], default_license: str) -> tuple[DataFrame, DataFrame]:
     docs = spark.read.text(paths, wholetext=True).withColumn("origin", F.input_file_name())
     docs = docs.filter(F.trim("value") != "")
-    good = docs.filter(~F.col("value").contains(REPLACEMENT_CHAR)).select(
+    good = docs.filter(~_invalid_utf8()).select(
         F.lit(None).cast("string").alias("id"),
         F.col("value").alias("text"),
         F.lit(None).cast("string").alias("source"),
@@ -117,7 +121,7 @@ def _read_text(spark: SparkSession, paths: list[str], default_license: str) -> t
         F.lit(None).cast("string").alias("metadata"),
         "origin",
     )
-    bad = docs.filter(F.col("value").contains(REPLACEMENT_CHAR)).select(
+    bad = docs.filter(_invalid_utf8()).select(
         F.col("origin").alias("file"), F.lit("invalid UTF-8").alias("reason"), F.col("value").alias("raw")
     )
     return good, bad

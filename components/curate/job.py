@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from functools import partial
+from typing import Callable
 from pathlib import Path
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from components.common.errors import InputError
 from components.common.fingerprint import sorted_digest
 from components.curate import steps
+from components.curate.decontam import DecontamConfig, decontaminate
+from components.curate.langid import language_filter
+from components.curate.marks import Marked, StepReport, run_step
+from components.curate.minhash import MinHashConfig, fuzzy_dedup
+from components.curate.quality import QualityConfig, quality_steps
+from components.curate.quality import quality_preset as preset
 from components.curate.ingest import locate_quarantined, read_documents
 from components.curate.inputs import discover_inputs
 from components.curate.shards import pack_shards, train_tokenizer
@@ -20,6 +30,7 @@ TOKENS_DIR = "tokens"
 QUARANTINE_FILE = "quarantine.jsonl"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
+OUTPUT_COLUMNS = ("id", "text", "source", "license", "metadata", "origin", "transforms", "lang", "lang_score")
 
 
 @dataclass
@@ -27,10 +38,49 @@ class CurateConfig:
     min_words: int = 5
     max_words: int = 100_000
     default_license: str = "unknown"
+    languages: tuple[str, ...] = ("en",)  # keep these ISO 639-1 codes; empty keeps every language
+    min_lang_score: float = 0.0
+    quality: QualityConfig = field(default_factory=QualityConfig)  # Gopher + C4, published thresholds
+    exact_dedup: bool = True
+    minhash: MinHashConfig = field(default_factory=MinHashConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    pii: bool = True
     vocab_size: int = 4096
     val_fraction: float = 0.05
     shard_tokens: int = 1 << 24
     spark_master: str | None = None  # None: $GREENFM_SPARK_MASTER or local[*]
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "CurateConfig":
+        """Inverse of dataclasses.asdict (JSON round trip: lists back to tuples, nested configs rebuilt)."""
+        values = dict(values)
+        if "quality" in values:
+            values["quality"] = QualityConfig.from_dict(values["quality"])
+        if "minhash" in values:
+            values["minhash"] = MinHashConfig(**values["minhash"])
+        if "decontam" in values:
+            values["decontam"] = DecontamConfig(**{**values["decontam"], "extra_files": tuple(values["decontam"].get("extra_files", ()))})
+        if "languages" in values:
+            values["languages"] = tuple(values["languages"])
+        return cls(**values)
+
+
+def pipeline_config(
+    min_words: int, vocab_size: int, languages: str, quality_preset: str, builtin_corpus: bool
+) -> CurateConfig:
+    """The CurateConfig behind the pipeline's parameters (shared by the KFP component and the CLI).
+
+    `languages` is comma-separated (empty keeps every language). `quality_preset` "auto" means "docstrings" for
+    the built-in corpus and "published" (the papers' thresholds) for any other input.
+    """
+    if quality_preset == "auto":
+        quality_preset = "docstrings" if builtin_corpus else "published"
+    try:
+        quality = preset(quality_preset)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    codes = tuple(code.strip() for code in languages.split(",") if code.strip())
+    return CurateConfig(min_words=min_words, vocab_size=vocab_size, languages=codes, quality=quality)
 
 
 @dataclass
@@ -52,6 +102,39 @@ def dataset_fingerprint(df) -> str:
     return sorted_digest(row[0] for row in df.select(row_hash).toLocalIterator())
 
 
+def planned_steps(config: CurateConfig) -> list[Callable[[DataFrame], Marked]]:
+    """The enabled steps, in order; each takes the documents and returns them marked (see marks.py)."""
+    plan: list[Callable[[DataFrame], Marked]] = [
+        steps.normalize,
+        lambda df: steps.length_filter(df, config.min_words, config.max_words),
+        lambda df: language_filter(df, config.languages, config.min_lang_score),
+    ]
+    plan += [partial(step, cfg=config.quality) for step in quality_steps(config.quality)]
+    if config.exact_dedup:
+        plan.append(steps.exact_dedup)
+    if config.minhash.enabled:
+        plan.append(lambda df: fuzzy_dedup(df, config.minhash))
+    if config.decontam.enabled:
+        plan.append(lambda df: decontaminate(df, config.decontam))
+    if config.pii:
+        plan.append(steps.pii_redact)
+    return plan
+
+
+def run_steps(docs: DataFrame, plan: list[Callable[[DataFrame], Marked]]) -> tuple[DataFrame, list[StepReport]]:
+    """Run the steps in order; each materializes once (cached) and frees the step before it."""
+    reports: list[StepReport] = []
+    previous: DataFrame | None = None
+    for step in plan:
+        marked = step(docs)
+        docs, report = run_step(marked)
+        reports.append(report)
+        if previous is not None:
+            previous.unpersist()
+        previous = marked.frame
+    return docs, reports
+
+
 def _markdown_report(report: dict) -> str:
     lines = [
         "# Curation report",
@@ -60,6 +143,8 @@ def _markdown_report(report: dict) -> str:
         f"- Documents read: {report['documents_read']}; quarantined records: {report['quarantined']}",
         f"- Documents kept: {report['documents']}; fingerprint `{report['fingerprint'][:16]}…`",
         f"- Tokens: {report['train_tokens']} train, {report['val_tokens']} validation (vocabulary {report['vocab_size']})",
+        f"- PII redacted: {', '.join(f'{k}: {v}' for k, v in report['pii'].items()) or 'none'}",
+        f"- Languages kept: {', '.join(f'{k}: {v}' for k, v in report['languages'].items()) or 'none'}",
         "",
         "| step | in | out | removed (by reason) | modified |",
         "| --- | ---: | ---: | --- | ---: |",
@@ -89,18 +174,14 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
         for row in quarantine_rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    reports = []
-    docs, report = steps.normalize(docs)
-    reports.append(report)
-    docs, report = steps.length_filter(docs, config.min_words, config.max_words)
-    reports.append(report)
-    docs, report = steps.exact_dedup(docs)
-    reports.append(report)
-
-    docs = docs.orderBy("id").cache()
+    curated, reports = run_steps(docs, planned_steps(config))
+    docs.unpersist()
+    docs = curated.select(*OUTPUT_COLUMNS).orderBy("id").cache()
     docs.write.mode("overwrite").parquet(str(out / DOCUMENTS_DIR))
     kept = docs.count()
     fingerprint = dataset_fingerprint(docs)
+    languages = {row["lang"]: row["count"] for row in docs.groupBy("lang").count().orderBy("lang").collect()}
+    pii = next((r.counters for r in reports if r.step == "pii_redact"), {})
 
     ordered = docs.select("id", "text")
     tokenizer = train_tokenizer((row.text for row in ordered.toLocalIterator()), config.vocab_size)
@@ -125,6 +206,9 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
         "quarantine_reasons": dict(sorted(quarantine_reasons.items())),
         "steps": [r.to_dict() for r in reports],
         "documents": kept,
+        "removed": documents_read - kept,
+        "pii": pii,
+        "languages": languages,
         "fingerprint": fingerprint,
         "train_tokens": split_tokens["train"],
         "val_tokens": split_tokens["val"],
@@ -132,6 +216,7 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
     }
     (out / REPORT_JSON).write_text(json.dumps(summary, indent=2))
     (out / REPORT_MD).write_text(_markdown_report(summary))
+    docs.unpersist()
     return CurateResult(
         output_dir=str(out),
         documents=kept,

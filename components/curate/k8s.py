@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--output", required=True)
     parser.add_argument("--config", default="{}", help="CurateConfig fields as JSON")
     args = parser.parse_args(argv)
-    curate(args.input, args.output, CurateConfig(**json.loads(args.config)))
+    curate(args.input, args.output, CurateConfig.from_dict(json.loads(args.config)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,79 @@
+"""What every curation step shares: the per-step report, and a runner that turns a marked frame into one.
+
+A step returns a `Marked` frame: the documents with `_reason` (null: keep; otherwise why it is removed) and
+`_modified` (whether the step changed the document; other `_`-prefixed helper columns are dropped), plus optional extra counters summed over the kept
+documents (PII found per kind, for instance). `run_step` materializes it once, counts everything in a single
+aggregation, and returns the kept documents with the step's report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+
+@dataclass
+class StepReport:
+    step: str
+    input_docs: int
+    output_docs: int
+    removed: dict[str, int] = field(default_factory=dict)
+    modified: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0  # wall time of the step's materialization
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Marked:
+    step: str
+    frame: DataFrame  # the documents plus `_reason` and `_modified`
+    counters: dict[str, Column] = field(default_factory=dict)  # summed over kept documents
+
+
+def mark(
+    step: str, df: DataFrame, reason: Column | None = None, modified: Column | None = None, checked: bool = True
+) -> DataFrame:
+    """Add `_reason` / `_modified` and record the step in `transforms`.
+
+    A checking step (a filter) is recorded on every document it keeps; a modifying step only on the documents it
+    changed.
+    """
+    reason = reason if reason is not None else F.lit(None).cast("string")
+    modified = modified if modified is not None else F.lit(False)
+    record = F.lit(True) if checked else modified
+    return (
+        df.withColumn("_reason", reason)
+        .withColumn("_modified", F.coalesce(modified, F.lit(False)))
+        .withColumn("transforms", F.when(record, F.array_append("transforms", F.lit(step))).otherwise(F.col("transforms")))
+    )
+
+
+def run_step(marked: Marked) -> tuple[DataFrame, StepReport]:
+    """Materialize the marked frame (cached), count removals by reason, modifications and extra counters."""
+    started = time.perf_counter()
+    frame = marked.frame.cache()
+    kept_only = lambda column: F.sum(F.when(F.col("_reason").isNull(), column).otherwise(0))  # noqa: E731
+    rows = frame.groupBy("_reason").agg(
+        F.count(F.lit(1)).alias("_n"),
+        F.sum(F.col("_modified").cast("long")).alias("_mod"),
+        *[kept_only(column).alias(name) for name, column in marked.counters.items()],
+    ).collect()
+    removed = {row["_reason"]: row["_n"] for row in rows if row["_reason"] is not None}
+    kept = next((row for row in rows if row["_reason"] is None), None)
+    report = StepReport(
+        step=marked.step,
+        input_docs=sum(row["_n"] for row in rows),
+        output_docs=kept["_n"] if kept else 0,
+        removed=dict(sorted(removed.items())),
+        modified=sum(row["_mod"] or 0 for row in rows),
+        counters={name: int(kept[name] or 0) if kept else 0 for name in marked.counters},
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    kept_docs = frame.filter(F.col("_reason").isNull())
+    return kept_docs.drop(*[c for c in kept_docs.columns if c.startswith("_")]), report
