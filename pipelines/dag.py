@@ -35,6 +35,11 @@ def greenfm_pipeline(
     cloud_region: str = D.cloud_region,
     pue: float = D.pue,
     warm_start_model: str = D.warm_start_model,
+    allowed_languages: str = D.allowed_languages,
+    min_language_share: float = D.min_language_share,
+    language_share_bounds: str = D.language_share_bounds,
+    drift_mode: str = D.drift_mode,
+    profile_store: str = D.profile_store,
 ):
     """greenfm foundation-model pipeline.
 
@@ -59,6 +64,11 @@ def greenfm_pipeline(
         cloud_region: Cloud region name, e.g. europe-north1 (optional).
         pue: Power usage effectiveness of the data centre (1.0 for a laptop).
         warm_start_model: Model directory of an earlier run to start pretraining from (set by `greenfm watch`).
+        allowed_languages: Comma-separated ISO 639-1 codes the gate accepts (needs the lang column); empty: any.
+        min_language_share: Share of documents that must be in allowed_languages for the gate to pass.
+        language_share_bounds: Per-language share bounds the gate enforces, e.g. en=0.8:1,fr=0:0.1; empty: none.
+        drift_mode: fail, warn or off: what the gate does when the data drifted from the last accepted profile.
+        profile_store: Folder or URI (s3://, gs://) keeping the last accepted dataset profile; empty: no drift check.
     """
     place = placement_op(
         country_iso_code=country_iso_code,
@@ -80,6 +90,11 @@ def greenfm_pipeline(
         location=location,
         min_documents=min_documents,
         license_allowlist=license_allowlist,
+        allowed_languages=allowed_languages,
+        min_language_share=min_language_share,
+        language_share_bounds=language_share_bounds,
+        drift_mode=drift_mode,
+        profile_store=profile_store,
     ).set_display_name("validate")
 
     with dsl.If(validate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)

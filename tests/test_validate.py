@@ -12,8 +12,9 @@ from components.common.errors import GreenfmError
 from components.curate.job import TOKENS_DIR
 from components.validate.config import ValidateConfig, from_params
 from components.validate.datasheet import REQUIRED_SECTIONS, sections_frame
-from components.validate.gate import validate
-from components.validate.profile import PROFILE_FILE, psi, tvd
+from components.validate.component import gate_failed_op
+from components.validate.gate import gate_metrics, validate
+from components.validate.profile import DATASHEET_FILE, PROFILE_FILE, psi, tvd
 from tests.gate_data import SCHEMA, build_dataset, read_documents, write_documents
 
 SMALL = {"min_documents": 50, "min_tokens": 1000}
@@ -51,7 +52,7 @@ def test_clean_dataset_passes_and_stores_its_profile(clean, tmp_path):
     assert "| PSF-2.0 | 300 | 100.0% |" in sheet and "| length_filter |" in sheet and "too short: 3" in sheet
     stored = json.loads((store / PROFILE_FILE).read_text())
     assert stored == gate.profile and set(stored["languages"]) == {"en", "de"}
-    assert (store / "datasheet.md").read_text() == sheet
+    assert (store / DATASHEET_FILE).read_text() == sheet
 
 
 def test_residual_pii_fails_naming_the_record(data, tmp_path):
@@ -137,12 +138,18 @@ def test_wrong_shard_dtype_fails(data, tmp_path):
     assert any("column_A=dtype, column_B=expected_dtype" in f and "('uint32', 'uint16')" in f for f in failures)
 
 
-def test_license_outside_allowlist_fails(data, tmp_path):
+def test_license_outside_allowlist_fails_and_the_run_ends_naming_it(data, tmp_path):
     frame = read_documents(data)
     frame.loc[7, "license"] = "proprietary"
     write_documents(data, frame)
-    (failure,) = _failures(data, tmp_path, license_allowlist=["PSF-2.0", "MIT"])
+    gate = validate(data, tmp_path / "docs", ValidateConfig(**SMALL, license_allowlist=["PSF-2.0", "MIT"]))
+    (failure,) = gate.failures
     assert "column=license" in failure and "proprietary" in failure and frame.loc[7, "id"] in failure
+    metrics = gate_metrics(gate)
+    assert metrics["gate_passed"] == 0 and metrics["failed_expectations"] == 1
+    assert metrics["failed/documents/expect_column_values_to_be_in_set/license"] == 1
+    with pytest.raises(RuntimeError, match=r"1 expectation\(s\)[\s\S]*proprietary"):
+        gate_failed_op.python_func(failures="\n".join(gate.failures))
 
 
 def test_duplicates_over_the_bound_fail(data, tmp_path):

@@ -17,7 +17,7 @@ from components.validate.config import ValidateConfig
 SUMMARY_MD = "summary.md"
 RESULT_JSON = "result.json"
 BASE_COLUMNS = ("id", "text", "source", "license", "transforms")
-__all__ = ["GateResult", "ValidateConfig", "validate", "SUMMARY_MD", "RESULT_JSON"]
+__all__ = ["GateResult", "ValidateConfig", "gate_metrics", "validate", "SUMMARY_MD", "RESULT_JSON"]
 
 
 @dataclass
@@ -49,6 +49,26 @@ class GateResult:
             mark = "pass" if check["success"] else ("warn" if check["severity"] == "warning" else "**FAIL**")
             lines.append(f"| {check['suite']} | {check['expectation']} | {check['target']} | {mark} | {check['detail']} |")
         return "\n".join(lines) + "\n"
+
+
+def gate_metrics(gate: GateResult) -> dict[str, float]:
+    """The verdict as numbers (KFP Metrics): pass/fail, counts, drift measures, and one `failed/<suite>/<check>`
+    entry per failed expectation holding its unexpected count (1 when it has none)."""
+    numbers: dict[str, float] = {
+        "gate_passed": int(gate.passed),
+        "failed_expectations": len(gate.failures),
+        "warnings": len(gate.warnings),
+        "documents": gate.documents,
+        "tokens": gate.profile["tokens"],
+    }
+    numbers.update({f"drift/{name}": value for name, value in gate.drift.items()})
+    for check in gate.checks:
+        if not check["success"]:
+            column = next((part.split("=", 1)[1] for part in check["target"].split(", ") if part.startswith("column")), "")
+            key = "/".join(filter(None, ["failed" if check["severity"] == "failure" else "warned", check["suite"],
+                                         check["expectation"], column]))
+            numbers[key] = check["unexpected"] or 1
+    return numbers
 
 
 def _documents_suite(E, config: ValidateConfig, documents: pd.DataFrame) -> list:
@@ -187,6 +207,7 @@ def _run_suites(config: ValidateConfig, tables: dict[str, pd.DataFrame], docs_di
                         "success": bool(result.success),
                         "severity": severity,
                         "detail": detail,
+                        "unexpected": int((result.result or {}).get("unexpected_count") or 0),
                     }
                 )
     return checks
@@ -232,7 +253,7 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
     if gate.passed and config.profile_store:
         profile.save_accepted(
             config.profile_store,
-            {profile.PROFILE_FILE: json.dumps(current, indent=2), datasheet.DATASHEET_MD: sheet},
+            {profile.PROFILE_FILE: json.dumps(current, indent=2), profile.DATASHEET_FILE: sheet},
         )
     (docs_dir / SUMMARY_MD).write_text(gate.summary_markdown())
     (docs_dir / RESULT_JSON).write_text(json.dumps(asdict(gate), indent=2, default=str))

@@ -22,6 +22,7 @@ import pyarrow.fs as pafs
 from components.common.errors import InputError
 
 PROFILE_FILE = "accepted_profile.json"
+DATASHEET_FILE = "accepted_datasheet.md"  # the accepted dataset's datasheet, kept beside its profile
 PROFILE_VERSION = 1
 # Word-count bin edges: 1, 2, 4, ... 2^20 words, then everything longer.
 LENGTH_BINS = [0] + [2**k for k in range(21)] + [math.inf]
