@@ -104,9 +104,11 @@ def test_drifted_languages_fail_or_warn_per_config(clean, data, tmp_path):
 def test_language_share_below_bound_fails_naming_records(data, tmp_path):
     frame = read_documents(data)
     frame.loc[:40, "lang"] = "xx"
+    frame.loc[41, "lang"] = None
     write_documents(data, frame)
     failures = _failures(data, tmp_path, allowed_languages=["en", "de"], language_bounds={"en": (0.9, 1.0)})
     assert any("column=lang," in f and "mostly=0.95" in f and frame.loc[0, "id"] in f for f in failures)
+    assert any("expect_column_values_to_not_be_null(column=lang)" in f and frame.loc[41, "id"] in f for f in failures)
     assert any(f.startswith("languages:") and "'en'" in f for f in failures)
 
 
@@ -136,6 +138,20 @@ def test_wrong_shard_dtype_fails(data, tmp_path):
     (data / TOKENS_DIR / "index.json").write_text(json.dumps(index))
     failures = _failures(data, tmp_path)
     assert any("column_A=dtype, column_B=expected_dtype" in f and "('uint32', 'uint16')" in f for f in failures)
+
+
+def test_shard_index_not_matching_the_documents_fails(data, tmp_path):
+    index = json.loads((data / TOKENS_DIR / "index.json").read_text())
+    index["splits"]["train"][0]["docs"] -= 2
+    (data / TOKENS_DIR / "index.json").write_text(json.dumps(index))
+    (failure,) = _failures(data, tmp_path)
+    assert "column=index_docs" in failure and "observed 298" in failure
+
+
+def test_unreadable_index_is_a_clear_error(data, tmp_path):
+    (data / TOKENS_DIR / "index.json").write_text("{oops")
+    with pytest.raises(GreenfmError, match=r"tokens/index.json: not valid JSON"):
+        validate(data, tmp_path / "docs", ValidateConfig(**SMALL))
 
 
 def test_license_outside_allowlist_fails_and_the_run_ends_naming_it(data, tmp_path):

@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
 
 from components.common.images import BASE_IMAGE
 
@@ -22,9 +22,11 @@ def validate_op(
     summary: Output[Markdown],
     datasheet: Output[Markdown],
     data_docs: Output[HTML],
+    data_docs_site: Output[Artifact],
     metrics: Output[Metrics],
 ) -> NamedTuple("ValidateOutputs", [("passed", bool), ("energy", str), ("failures", str)]):
-    """Run the expectation suites; `passed` gates training."""
+    """Run the expectation suites; `passed` gates training. `data_docs` is the Data Docs index page,
+    `data_docs_site` the whole site (validation pages included) to download and browse."""
     import json
     import shutil
     import tempfile
@@ -44,6 +46,7 @@ def validate_op(
     shutil.copyfile(docs_dir / SUMMARY_MD, summary.path)
     shutil.copyfile(docs_dir / DATASHEET_MD, datasheet.path)
     shutil.copyfile(docs_dir / "index.html", data_docs.path)
+    shutil.copytree(docs_dir, data_docs_site.path, dirs_exist_ok=True)
     for name, value in gate_metrics(gate).items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("ValidateOutputs", [("passed", bool), ("energy", str), ("failures", str)])

@@ -5,6 +5,7 @@ expectation can name the offending ones."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -69,6 +70,10 @@ def schema_frame(schema: pa.Schema, required: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["id", "expected_type", "actual_type"])
 
 
+def _filled(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
 def documents_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The documents plus the computed columns the suite checks: words, pii_count, duplicate_of,
     provenance_ok (source and license non-empty) and transforms_count."""
@@ -78,37 +83,49 @@ def documents_frame(frame: pd.DataFrame) -> pd.DataFrame:
         frame["words"] = texts.str.split().str.len()
         frame["pii_count"] = texts.map(lambda t: sum(find_pii(t).values()))
         keys = texts.map(dedup_key)
-        first = pd.Series(frame["id"] if "id" in frame.columns else frame.index.astype(str), index=frame.index)
-        first_of_key = first.groupby(keys).transform("first")
-        frame["duplicate_of"] = first_of_key.where(keys.duplicated(), None)
+        names = frame["id"] if "id" in frame.columns else pd.Series(frame.index.astype(str), index=frame.index)
+        frame["duplicate_of"] = names.groupby(keys).transform("first").where(keys.duplicated(), None)
     if {"source", "license"} <= set(frame.columns):
-        filled = lambda column: frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))  # noqa: E731
-        frame["provenance_ok"] = filled("source") & filled("license")
+        frame["provenance_ok"] = frame["source"].map(_filled) & frame["license"].map(_filled)
     if "transforms" in frame.columns:
         frame["transforms_count"] = frame["transforms"].map(lambda v: 0 if v is None else len(v))
     return frame
 
 
-def shard_stats(curated_dir: Path) -> tuple[pd.DataFrame, dict]:
-    """One row per shard (id = file name): tokens the index claims, tokens on disk, whether the file size is a
-    whole number of tokens, largest token id, vocabulary size. Also returns the index."""
+def _load_index(tokens_dir: Path) -> dict:
+    path = tokens_dir / "index.json"
+    try:
+        index = load_index(tokens_dir)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not valid JSON ({error})") from None
+    missing = [key for key in ("dtype", "vocab_size", "splits") if key not in index]
+    if missing:
+        raise InputError(f"{path}: missing {', '.join(missing)}")
+    try:
+        np.dtype(index["dtype"])
+    except TypeError:
+        raise InputError(f"{path}: unknown dtype {index['dtype']!r}") from None
+    return index
+
+
+def shard_stats(curated_dir: Path) -> pd.DataFrame:
+    """One row per shard (id = file name): whether the file is there, its dtype and the one the vocabulary needs,
+    tokens and documents the index claims, tokens on disk, bytes beyond the last whole token, largest token id,
+    vocabulary size."""
     tokens_dir = curated_dir / TOKENS_DIR
     if not (tokens_dir / "index.json").is_file():
         raise InputError(f"{curated_dir}: no {TOKENS_DIR}/index.json; is this a curated dataset?")
-    index = load_index(tokens_dir)
+    index = _load_index(tokens_dir)
     vocab_size = int(index["vocab_size"])
     expected_dtype = np.dtype("<u2") if vocab_size <= 2**16 - 1 else np.dtype("<u4")
-    try:
-        dtype = np.dtype(index["dtype"])
-    except TypeError:
-        raise InputError(f"{tokens_dir / 'index.json'}: unknown dtype {index['dtype']!r}") from None
+    dtype = np.dtype(index["dtype"])
     rows = []
     for split, shards in index["splits"].items():
         for shard in shards:
             path = tokens_dir / shard["file"]
             size = path.stat().st_size if path.is_file() else 0
-            whole = size - size % dtype.itemsize
-            tokens = np.fromfile(path, dtype=dtype, count=whole // dtype.itemsize) if whole else np.zeros(0, dtype)
+            count = size // dtype.itemsize
+            tokens = np.fromfile(path, dtype=dtype, count=count) if count else np.zeros(0, dtype)
             rows.append(
                 {
                     "id": shard["file"],
@@ -117,12 +134,13 @@ def shard_stats(curated_dir: Path) -> tuple[pd.DataFrame, dict]:
                     "dtype": dtype.name,
                     "expected_dtype": expected_dtype.name,
                     "index_tokens": int(shard["tokens"]),
+                    "index_docs": int(shard.get("docs", 0)),
                     "disk_tokens": int(tokens.size),
                     "partial_bytes": int(size % dtype.itemsize),
                     "max_token_id": int(tokens.max()) if tokens.size else -1,
                     "vocab_size": vocab_size,
                 }
             )
-    columns = ["id", "split", "present", "dtype", "expected_dtype", "index_tokens", "disk_tokens", "partial_bytes",
-               "max_token_id", "vocab_size"]
-    return pd.DataFrame(rows, columns=columns), index
+    columns = ["id", "split", "present", "dtype", "expected_dtype", "index_tokens", "index_docs", "disk_tokens",
+               "partial_bytes", "max_token_id", "vocab_size"]
+    return pd.DataFrame(rows, columns=columns)
