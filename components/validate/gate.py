@@ -71,9 +71,12 @@ def gate_metrics(gate: GateResult) -> dict[str, float]:
     return numbers
 
 
+def _required_columns(config: ValidateConfig) -> list[str]:
+    return list(BASE_COLUMNS) + (list(frames.LANGUAGE_COLUMNS) if config.checks_languages else [])
+
+
 def _documents_suite(E, config: ValidateConfig, documents: pd.DataFrame) -> list:
-    required = list(BASE_COLUMNS) + (list(frames.LANGUAGE_COLUMNS) if config.checks_languages else [])
-    checks = [E.ExpectColumnToExist(column=c) for c in required]
+    checks = [E.ExpectColumnToExist(column=c) for c in _required_columns(config)]
     checks.append(E.ExpectTableRowCountToBeBetween(min_value=config.min_documents))
     present = set(documents.columns)
     if "id" in present:
@@ -230,11 +233,10 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
     curated_dir, docs_dir = Path(curated_dir), Path(docs_dir)
     docs_dir.mkdir(parents=True, exist_ok=True)
     raw, schema = frames.read_documents(curated_dir)
-    required = list(BASE_COLUMNS) + (list(frames.LANGUAGE_COLUMNS) if config.checks_languages else [])
     documents = frames.documents_frame(raw)
     shards = frames.shard_stats(curated_dir)
     current = profile.build_profile(documents, tokens=int(shards["disk_tokens"].sum()))
-    tables = {"schema": frames.schema_frame(schema, required), "documents": documents, "token_shards": shards}
+    tables = {"schema": frames.schema_frame(schema, _required_columns(config)), "documents": documents, "token_shards": shards}
     if config.language_bounds and "lang" in documents.columns:
         tables["languages"] = _language_frame(config, current["languages"])
 
