@@ -59,10 +59,15 @@ def _limitations(documents: pd.DataFrame, report: dict | None, notes: list[str])
     items = [
         f"Residual PII is checked with pattern detectors only ({', '.join(PII_KINDS)}); names, postal addresses "
         "and other free-form personal data are not detected.",
-        "Duplicates are detected exactly after lower-casing and collapsing whitespace; near-duplicates remain.",
+        "The gate's duplicate check is exact (after lower-casing and collapsing whitespace); near-duplicates are "
+        "caught only by curation's own filters.",
     ]
     if "lang" not in documents.columns:
         items.append("Documents carry no language label (`lang`); the language mix is unknown.")
+    elif "lang_score" in documents.columns:
+        scores = documents["lang_score"].astype(float)
+        items.append(f"Language labels are automatic (mean confidence {scores.mean():.2f}; "
+                     f"{(scores < 0.5).mean():.1%} of documents below 0.5).")
     if report is None:
         items.append("No curation report: the filters applied and their counts are unknown.")
     return [f"- {item}" for item in items + notes]
