@@ -47,13 +47,15 @@ def run(
     input: Optional[str] = typer.Option(None, "--input", help="JSONL/Parquet/.txt file or folder. Default: built-in corpus."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline parameters."),
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Folder that receives one directory per run."),
+    zone: str = typer.Option("USA", "--zone", help="This machine's grid: ISO 3166 alpha-3 country, or USA/<state>, CAN/<province>, SWE/SE1…"),
+    pue: float = typer.Option(1.0, "--pue", help="This machine's power usage effectiveness (1.0 for a laptop)."),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
     from pipelines.config import load_config
-    from pipelines.local_run import STAGES, new_run_dir, prepare_input, run_local
+    from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
 
-    run_config = load_config(config, input_uri=input)
+    run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
     staging = Path(out).resolve() / ".staging"
     try:
@@ -103,6 +105,7 @@ def _collect_reports(result) -> dict[str, Path]:
     """Copy each stage's human-readable report to the top of the run directory."""
     wanted = {
         "carbon statement": (("statement-op", "statement-op-2"), "statement", "carbon_statement.md"),
+        "carbon statement (HTML)": (("statement-op", "statement-op-2"), "statement_html", "carbon_statement.html"),
         "validation summary": (("validate-op",), "summary", "validation_summary.md"),
         "datasheet": (("validate-op",), "datasheet", "datasheet.md"),
         "curation report": (("curate-op",), "report", "curation_report.md"),
@@ -180,6 +183,65 @@ def validate(
     console.print(f"Data Docs: {docs_dir / 'index.html'}\ndatasheet: {docs_dir / DATASHEET_MD}", highlight=False)
     if not gate.passed:
         raise GateFailed("; ".join(gate.failures))
+
+
+@app.command()
+@user_errors
+def regions(
+    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Region catalog YAML. Default: the shipped one."),
+    provider: str = typer.Option("static", "--provider", help="static, electricitymaps, watttime or carbon-aware-sdk."),
+    provider_url: str = typer.Option("", "--provider-url", help="Base URL of the provider's API (default: its public one)."),
+    gpu_type: str = typer.Option("", "--gpu-type", help="GPU type the job needs (a key of the catalog's gpus)."),
+    gpu_count: int = typer.Option(0, "--gpu-count", help="GPUs of that type the job needs."),
+    tags: str = typer.Option("", "--tags", help="Comma-separated tags the region must carry, e.g. residency-eu."),
+    deadline_hours: float = typer.Option(0.0, "--deadline-hours", help="Finish within this many hours; 0: none."),
+    max_wait_hours: float = typer.Option(0.0, "--max-wait-hours", help="How long the job may wait for a cleaner hour."),
+    energy_kwh: float = typer.Option(20.0, "--energy-kwh", help="Expected IT energy of the job."),
+    hours: float = typer.Option(2.0, "--hours", help="Expected duration of the job."),
+    as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON."),
+) -> None:
+    """Show the region catalog with current grid intensities, and the region a job would be placed in."""
+    import json
+    from datetime import datetime, timezone
+
+    from rich.table import Table
+
+    from components.carbon.catalog import load_catalog
+    from components.carbon.placement import Constraints, Job, select_region, why_infeasible
+    from components.carbon.providers import make_provider
+
+    regions_catalog = load_catalog(catalog)
+    constraints = Constraints(gpu_type, gpu_count, [t.strip() for t in tags.split(",") if t.strip()], deadline_hours, max_wait_hours)
+    job = Job("job", energy_kwh, hours)
+    decision = select_region(regions_catalog, make_provider(provider, provider_url), constraints, job, datetime.now(timezone.utc))
+    if as_json:
+        print(json.dumps(decision.to_json(), indent=2))
+        return
+    signals = {s["region"]: s for s in decision.signals}
+    best = {o.region: o for o in decision.alternatives}
+    table = Table(title=f"region catalog ({catalog or 'shipped default'}), intensities from {provider}")
+    for column in ("region", "provider", "zone", "GPUs", "tags", "PUE", "g/kWh now", "source", "expected kg", "status"):
+        table.add_column(column)
+    for region in regions_catalog.regions:
+        signal, option = signals.get(region.name), best.get(region.name)
+        status = why_infeasible(region, constraints, job) or ("PICK" if region.name == decision.chosen.region else "feasible")
+        table.add_row(
+            region.name + (" (default)" if region.name == regions_catalog.default_region else ""),
+            region.provider,
+            region.zone,
+            ", ".join(f"{n}×{t}" for t, n in region.gpus.items()) or "-",
+            ", ".join(region.tags) or "-",
+            f"{region.pue:g}",
+            f"{signal['g_per_kwh']:.1f}" if signal else "-",
+            signal["source"] if signal else "-",
+            f"{option.expected_kg:.4g}" if option else "-",
+            status,
+        )
+    Console(width=220).print(table)  # wide: a piped table would otherwise wrap every cell
+    console.print(f"pick: [bold]{decision.chosen.region}[/] starting {decision.chosen.start}", highlight=False)
+    console.print(decision.reason, highlight=False, soft_wrap=True)
+    for warning in decision.warnings:
+        console.print(f"[yellow]warning:[/] {warning['provider']} failed for {warning['region']} ({warning['error']}); used {warning['fallback']}", highlight=False, soft_wrap=True)
 
 
 @app.command()

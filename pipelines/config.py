@@ -3,12 +3,18 @@ form all speak the same names. A YAML config file holds any subset of these keys
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import yaml
 
 from components.common.errors import GreenfmError
+
+# Energy (IT kWh) and duration each heavy stage is expected to take: what placement minimizes emissions for.
+DEFAULT_JOB_ESTIMATES = json.dumps(
+    {"curate": {"kwh": 0.5, "hours": 0.25}, "pretrain": {"kwh": 20.0, "hours": 2.0}, "adapt": {"kwh": 2.0, "hours": 0.5}}
+)
 
 
 @dataclass
@@ -27,12 +33,26 @@ class RunConfig:
     learning_rate: float = 3e-3
     adapt_method: str = "full"
     adapt_steps: int = 150
-    country_iso_code: str = "USA"
-    grid_region: str = ""
-    cloud_provider: str = ""
-    cloud_region: str = ""
-    pue: float = 1.0
     warm_start_model: str = ""  # previous model directory/URI to start pretraining from; empty: from scratch
+    model_store: str = ""  # folder where pretraining publishes its model under data_fingerprint; empty: nowhere
+    spark_backend: str = "local"  # local (Spark inside the step) | client (k8s:// master) | operator (SparkApplication)
+    spark_executors: int = 2  # executor pods for client/operator
+    # Carbon-aware placement (components/carbon): where each heavy stage may run and what it is expected to cost.
+    region_catalog: str = ""  # YAML text or file path; empty: the shipped catalog (`greenfm run`: this machine)
+    intensity_provider: str = "static"
+    intensity_provider_url: str = ""
+    gpu_type: str = ""
+    gpu_count: int = 0
+    residency_tags: str = ""
+    deadline_hours: float = 0.0
+    max_wait_hours: float = 0.0
+    job_estimates: str = DEFAULT_JOB_ESTIMATES
+    # The carbon statement's money assumptions (CRFM defaults); S, O and scratch energy are user estimates.
+    social_cost_usd_per_t: float = 105.0
+    energy_usd_per_kwh: float = 0.1376
+    social_benefit_usd: str = ""
+    other_costs_usd: str = ""
+    scratch_task_kwh: str = ""
     allowed_languages: str = ""  # comma-separated ISO 639-1 codes the gate accepts; empty: no language check
     min_language_share: float = 0.95  # share of documents that must be in allowed_languages
     language_share_bounds: str = ""  # per-language share bounds, e.g. "en=0.8:1,fr=0:0.1"

@@ -1,9 +1,15 @@
-"""The greenfm DAG: placement → curate → validate (gate) → pretrain → adapt → evaluate → carbon statement."""
+"""The greenfm DAG: curate → validate (gate) → pretrain → adapt → evaluate → carbon statement, with a
+select_region step before each heavy stage (curate, pretrain, adapt) whose output places it on the nodes of the
+least-emitting feasible region (node selector topology.kubernetes.io/region)."""
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from components.adapt.component import adapt_op
-from components.carbon.component import placement_op, statement_op
+from components.carbon.catalog import CLUSTER_CATALOG_PATH
+from components.carbon.component import select_region_op, statement_op
+from components.carbon.providers import SECRET_KEYS, SECRET_NAME
+from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.curate.k8s import SPARK_ENV
 from components.curate.component import curate_op
 from components.evaluate.component import evaluate_op
 from components.pretrain.component import pretrain_op
@@ -11,6 +17,18 @@ from components.validate.component import gate_failed_op, validate_op
 from pipelines.config import DEFAULTS as D
 
 PIPELINE_NAME = "greenfm"
+REGIONS_CONFIG_MAP = "greenfm-regions"
+SPARK_CONFIG_MAP = "greenfm-spark"  # manifests/base/spark-config.yaml
+
+
+def on_workspace(task):
+    """Mount the workspace volume (manifests/base/workspace-pvc.yaml) where the step expects it; kfp.local ignores it."""
+    return kubernetes.mount_pvc(task, WORKSPACE_PVC, WORKSPACE_MOUNT)
+
+
+def placed(task, select):
+    """Run `task` on the nodes of the region `select` chose, and measure it there (kfp.local ignores selectors)."""
+    return kubernetes.add_node_selector_json(task, select.outputs["node_selector"])
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Curate, validate, pretrain, adapt, evaluate, and state the carbon cost.")
@@ -29,12 +47,24 @@ def greenfm_pipeline(
     learning_rate: float = D.learning_rate,
     adapt_method: str = D.adapt_method,
     adapt_steps: int = D.adapt_steps,
-    country_iso_code: str = D.country_iso_code,
-    grid_region: str = D.grid_region,
-    cloud_provider: str = D.cloud_provider,
-    cloud_region: str = D.cloud_region,
-    pue: float = D.pue,
     warm_start_model: str = D.warm_start_model,
+    model_store: str = D.model_store,
+    spark_backend: str = D.spark_backend,
+    spark_executors: int = D.spark_executors,
+    region_catalog: str = D.region_catalog,
+    intensity_provider: str = D.intensity_provider,
+    intensity_provider_url: str = D.intensity_provider_url,
+    gpu_type: str = D.gpu_type,
+    gpu_count: int = D.gpu_count,
+    residency_tags: str = D.residency_tags,
+    deadline_hours: float = D.deadline_hours,
+    max_wait_hours: float = D.max_wait_hours,
+    job_estimates: str = D.job_estimates,
+    social_cost_usd_per_t: float = D.social_cost_usd_per_t,
+    energy_usd_per_kwh: float = D.energy_usd_per_kwh,
+    social_benefit_usd: str = D.social_benefit_usd,
+    other_costs_usd: str = D.other_costs_usd,
+    scratch_task_kwh: str = D.scratch_task_kwh,
     allowed_languages: str = D.allowed_languages,
     min_language_share: float = D.min_language_share,
     language_share_bounds: str = D.language_share_bounds,
@@ -58,36 +88,67 @@ def greenfm_pipeline(
         learning_rate: Peak learning rate (warmup, then cosine decay).
         adapt_method: Adaptation method: full (fine-tune everything) or head (linear probe).
         adapt_steps: Optimizer steps of adaptation.
-        country_iso_code: ISO 3166 alpha-3 country whose grid powers the run (carbon accounting).
-        grid_region: US state or Canadian province for a finer grid intensity (optional).
-        cloud_provider: gcp, aws or azure when running in a cloud region (optional).
-        cloud_region: Cloud region name, e.g. europe-north1 (optional).
-        pue: Power usage effectiveness of the data centre (1.0 for a laptop).
-        warm_start_model: Model directory of an earlier run to start pretraining from (set by `greenfm watch`).
+        warm_start_model: Model directory or model store of an earlier run to start pretraining from (set by `greenfm watch`).
+        spark_backend: Where curation's Spark runs: local (inside the step), client (executor pods from a k8s:// master), operator (a SparkApplication); cluster details come from ConfigMap greenfm-spark.
+        spark_executors: Executor pods for the client and operator Spark backends.
+        model_store: Folder where a successful pretraining publishes its model under data_fingerprint (LATEST names the newest), e.g. /workspace/models; empty: not published.
+        region_catalog: Region catalog YAML text (format: components/carbon/regions.yaml); empty: the cluster's ConfigMap greenfm-regions, else the shipped default.
+        intensity_provider: static, electricitymaps, watttime or carbon-aware-sdk (live ones fall back to static).
+        intensity_provider_url: Base URL of the intensity provider's API; empty: its public default.
+        gpu_type: GPU type pretraining and adaptation need (a key of the catalog's gpus); empty: none.
+        gpu_count: GPUs of that type one training job needs.
+        residency_tags: Comma-separated tags every chosen region must carry, e.g. residency-eu.
+        deadline_hours: Each heavy stage must finish within this many hours of its placement; 0: no deadline.
+        max_wait_hours: How long a heavy stage may wait for a cleaner forecast hour; 0: start now.
+        job_estimates: JSON of expected IT kWh and hours per heavy stage (curate, pretrain, adapt).
+        social_cost_usd_per_t: Social cost of carbon in the statement (CRFM default $105/t).
+        energy_usd_per_kwh: Energy price in the statement (CRFM default $0.1376/kWh).
+        social_benefit_usd: S of V(M) = S − C − E − O, a user estimate; empty: not given.
+        other_costs_usd: O of V(M), a user estimate; empty: not given.
+        scratch_task_kwh: Energy to train one task model from scratch; empty: estimated from measured energy.
         allowed_languages: Comma-separated ISO 639-1 codes the gate accepts (needs the lang column); empty: any.
         min_language_share: Share of documents that must be in allowed_languages for the gate to pass.
         language_share_bounds: Per-language share bounds the gate enforces, e.g. en=0.8:1,fr=0:0.1; empty: none.
         drift_mode: fail, warn or off: what the gate does when the data drifted from the last accepted profile.
-        profile_store: Folder or URI (s3://, gs://) keeping the last accepted dataset profile; empty: no drift check.
+        profile_store: Folder or URI (s3://, gs://) keeping the last accepted dataset profile, e.g. /workspace/profiles; empty: no drift check.
     """
-    place = placement_op(
-        country_iso_code=country_iso_code,
-        grid_region=grid_region,
-        cloud_provider=cloud_provider,
-        cloud_region=cloud_region,
-        pue=pue,
-    ).set_display_name("placement")
-    location = place.output
+    def select(stage: str, gpus: bool):
+        task = select_region_op(
+            stage=stage,
+            region_catalog=region_catalog,
+            intensity_provider=intensity_provider,
+            intensity_provider_url=intensity_provider_url,
+            gpu_type=gpu_type if gpus else "",
+            gpu_count=gpu_count if gpus else 0,
+            residency_tags=residency_tags,
+            deadline_hours=deadline_hours,
+            max_wait_hours=max_wait_hours,
+            job_estimates=job_estimates,
+        ).set_display_name(f"select-region-{stage}")
+        task.set_caching_options(False)  # grid intensity changes: never reuse yesterday's pick
+        # Live-provider credentials (optional: without them the static provider's data is used).
+        kubernetes.use_secret_as_env(task, SECRET_NAME, {key: env for env, key in SECRET_KEYS.items()}, optional=True)
+        # The deployment's catalog (multi-region overlay), used when region_catalog is empty.
+        kubernetes.use_config_map_as_volume(task, REGIONS_CONFIG_MAP, str(CLUSTER_CATALOG_PATH.parent), optional=True)
+        return task
+
+    select_curate = select("curate", gpus=False)
     curate = curate_op(
         input_uri=input_uri,
         data_fingerprint=data_fingerprint,
-        location=location,
+        location=select_curate.outputs["location"],
         min_words=min_words,
         vocab_size=vocab_size,
+        spark_backend=spark_backend,
+        spark_executors=spark_executors,
+        node_selector=select_curate.outputs["node_selector"],
     ).set_display_name("curate")
+    placed(curate, select_curate)
+    on_workspace(curate)  # input data (and Spark operator output) live there
+    kubernetes.use_config_map_as_env(curate, SPARK_CONFIG_MAP, {var: var for var in SPARK_ENV}, optional=True)
     validate = validate_op(
         curated=curate.outputs["curated"],
-        location=location,
+        location=select_curate.outputs["location"],  # next to its data, on the curation region's grid
         min_documents=min_documents,
         license_allowlist=license_allowlist,
         allowed_languages=allowed_languages,
@@ -96,11 +157,20 @@ def greenfm_pipeline(
         drift_mode=drift_mode,
         profile_store=profile_store,
     ).set_display_name("validate")
+    on_workspace(validate)  # the profile store may live there
 
+    # The statement's money assumptions, the same whichever way the gate goes.
+    cost_inputs = dict(
+        social_cost_usd_per_t=social_cost_usd_per_t,
+        energy_usd_per_kwh=energy_usd_per_kwh,
+        social_benefit_usd=social_benefit_usd,
+        other_costs_usd=other_costs_usd,
+    )
     with dsl.If(validate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP condition syntax)
+        select_pretrain = select("pretrain", gpus=True)
         pretrain = pretrain_op(
             curated=curate.outputs["curated"],
-            location=location,
+            location=select_pretrain.outputs["location"],
             model_size=model_size,
             seq_len=seq_len,
             batch_size=batch_size,
@@ -108,15 +178,25 @@ def greenfm_pipeline(
             learning_rate=learning_rate,
             seed=seed,
             warm_start_model=warm_start_model,
+            model_store=model_store,
+            data_fingerprint=data_fingerprint,
         ).set_display_name("pretrain")
+        placed(pretrain, select_pretrain)
+        on_workspace(pretrain)  # the model store and warm-start models live there
+        select_adapt = select("adapt", gpus=True)
         adapt = adapt_op(
-            base_model=pretrain.outputs["model"], location=location, method=adapt_method, adapt_steps=adapt_steps, seed=seed
+            base_model=pretrain.outputs["model"],
+            location=select_adapt.outputs["location"],
+            method=adapt_method,
+            adapt_steps=adapt_steps,
+            seed=seed,
         ).set_display_name("adapt")
+        placed(adapt, select_adapt)
         evaluate = evaluate_op(
             base_model=pretrain.outputs["model"],
             adapted_model=adapt.outputs["adapted"],
             curated=curate.outputs["curated"],
-            location=location,
+            location=select_adapt.outputs["location"],
         ).set_display_name("evaluate")
         statement_op(
             data_fingerprint=data_fingerprint,
@@ -127,6 +207,14 @@ def greenfm_pipeline(
             adapt_energy=adapt.outputs["energy"],
             evaluate_energy=evaluate.outputs["energy"],
             total_training_flops=pretrain.outputs["total_flops"],
+            curate_placement=select_curate.outputs["decision"],
+            pretrain_placement=select_pretrain.outputs["decision"],
+            adapt_placement=select_adapt.outputs["decision"],
+            adapt_method=adapt_method,
+            train_steps=train_steps,
+            adapt_steps=adapt_steps,
+            scratch_task_kwh=scratch_task_kwh,
+            **cost_inputs,
         ).set_display_name("carbon-statement")
 
     with dsl.Else(name="gate-failed"):
@@ -135,5 +223,7 @@ def greenfm_pipeline(
             outcome="stopped at the validation gate",
             curate_energy=curate.outputs["energy"],
             validate_energy=validate.outputs["energy"],
+            curate_placement=select_curate.outputs["decision"],
+            **cost_inputs,
         ).set_display_name("carbon-statement")
         gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement).set_display_name("gate-failed")

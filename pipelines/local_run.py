@@ -7,11 +7,12 @@ import contextlib
 import io
 import re
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from components.carbon.catalog import this_machine_catalog
 from components.common.default_data import write_default_corpus
 from components.curate.inputs import discover_inputs, input_fingerprint
 from pipelines.config import RunConfig
@@ -23,7 +24,9 @@ _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 
 # Task name in the DAG -> stage name shown to users.
 STAGES = {
-    "placement-op": "placement",
+    "select-region-op": "placement (curate)",
+    "select-region-op-2": "placement (pretrain)",
+    "select-region-op-3": "placement (adapt)",
     "curate-op": "curate",
     "validate-op": "validate",
     "pretrain-op": "pretrain",
@@ -93,6 +96,14 @@ def prepare_input(config: RunConfig, staging_dir: Path) -> RunConfig:
     config.input_uri = str(Path(config.input_uri).resolve())
     config.data_fingerprint = input_fingerprint(files)
     return config
+
+
+def on_this_machine(config: RunConfig, zone: str = "USA", pue: float = 1.0) -> RunConfig:
+    """Every stage of a local run runs here: without an explicit catalog, placement has one region, this
+    machine on grid `zone` (ISO3 or ISO3/state), and the statement measures the run there."""
+    if config.region_catalog:
+        return config
+    return replace(config, region_catalog=this_machine_catalog(zone, pue))
 
 
 def run_local(config: RunConfig, run_dir: Path, on_event: Callable[[str, str], None] | None = None) -> LocalRun:

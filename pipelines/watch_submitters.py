@@ -63,4 +63,6 @@ class KfpSubmitter:
     def __call__(self, config: RunConfig) -> SubmittedRun:
         name = f"greenfm-data-{config.data_fingerprint[:12]}"
         submitted = submit_run(self.target, changed_parameters(config), name)
-        return SubmittedRun(run_id=submitted.run_id)
+        # The run's own artifacts are not addressable from here; the model store is, and the next run resolves
+        # it to the newest model that finished (a failed run never moves LATEST).
+        return SubmittedRun(run_id=submitted.run_id, model_uri=config.model_store)

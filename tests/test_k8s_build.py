@@ -3,6 +3,7 @@ bases, non-root numeric users, everything installed at build time); components r
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -92,10 +93,21 @@ def test_torch_pins_agree():
 def test_components_install_nothing_at_run_time(tmp_path):
     from pipelines.compile import compile_pipeline
 
-    spec = yaml.safe_load(compile_pipeline(tmp_path / "p.yaml").read_text())
+    spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))  # then the platform spec
     executors = spec["deploymentSpec"]["executors"]
     assert executors
     for name, executor in executors.items():
         container = executor["container"]
         assert container["image"] in (images.BASE_IMAGE, images.TRAINER_IMAGE), name
         assert "pip install" not in " ".join(container.get("command", []) + container.get("args", [])), name
+
+
+def test_steps_that_read_or_write_the_workspace_mount_it(tmp_path):
+    from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+    from pipelines.compile import compile_pipeline
+
+    platform = list(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))[1]
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    mounted = {name for name, spec in executors.items() for pvc in spec.get("pvcMount", [])
+               if pvc["mountPath"] == WORKSPACE_MOUNT and WORKSPACE_PVC in json.dumps(pvc)}
+    assert mounted == {"exec-curate-op", "exec-pretrain-op"}

@@ -13,6 +13,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from components.carbon.catalog import parse_catalog
+
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "manifests"
 CRDS = MANIFESTS / "crds"
@@ -160,6 +162,5 @@ def test_cronjob_watches_once_at_a_time_with_secret_references():
 def test_multi_region_overlay_carries_region_catalog():
     docs = kustomize("overlays/multi-region")
     (catalog,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "greenfm-regions"]
-    regions = yaml.safe_load(catalog["data"]["regions.yaml"])
-    assert regions["node_label_key"] == "topology.kubernetes.io/region"
-    assert all(r["node_label"] and r["cloud_region"] for r in regions["regions"])
+    parsed = parse_catalog(catalog["data"]["regions.yaml"], "ConfigMap greenfm-regions")
+    assert len(parsed.regions) >= 2 and all(region.location() for region in parsed.regions)

@@ -24,7 +24,9 @@ from components.curate.k8s import (
     build_spark_application,
     client_mode_conf,
     curate_with_backend,
+    SPARK_ENV,
     executor_pod_template,
+    from_pipeline,
     run_spark_application,
 )
 from tests import fake_k8s
@@ -49,6 +51,28 @@ def test_k8s_master_selects_client_mode_and_env_overrides():
     assert (cfg.backend, cfg.master, cfg.executors) == ("client", "k8s://https://10.0.0.1:443", 8)
     assert cfg.node_selector == {"topology.kubernetes.io/region": "europe-north1"}
     assert SparkK8sConfig.from_env({"GREENFM_SPARK_BACKEND": "operator"}).backend == "operator"
+
+
+def test_the_run_chooses_backend_executors_and_placement_the_cluster_the_rest():
+    cluster = yaml.safe_load((ROOT / "manifests/base/spark-config.yaml").read_text())["data"]
+    assert set(cluster) <= set(SPARK_ENV)  # every key the ConfigMap sets is one the step reads
+    region = {"topology.kubernetes.io/region": "europe-north1"}
+    cfg = from_pipeline("operator", 6, region, env=cluster)
+    assert (cfg.backend, cfg.executors, cfg.node_selector) == ("operator", 6, region)
+    assert (cfg.namespace, cfg.service_account, cfg.executor_memory) == ("greenfm", "greenfm-spark", "4g")
+    assert from_pipeline("local", 2, {}, env=cluster).backend == "local"  # the ConfigMap alone starts nothing
+    with pytest.raises(GreenfmError, match="expected one of"):
+        from_pipeline("yarn", 2, {}, env={})
+
+
+def test_compiled_curate_step_reads_the_spark_config_map(tmp_path):
+    from pipelines.compile import compile_pipeline
+
+    platform = list(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))[1]
+    curate = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-curate-op"]
+    (config_map,) = curate["configMapAsEnv"]
+    assert config_map["configMapName"] == "greenfm-spark" and config_map["optional"]
+    assert {item["envVar"] for item in config_map["keyToEnv"]} == set(SPARK_ENV)
 
 
 def test_bad_backend_or_master_fails_early():

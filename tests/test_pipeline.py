@@ -12,7 +12,7 @@ from kfp.components import load_component_from_file
 from pipelines.compile import compile_pipeline
 from pipelines.config import RunConfig, load_config
 
-STAGE_TASKS = {"placement-op", "curate-op", "validate-op", "pretrain-op", "adapt-op", "evaluate-op", "statement-op"}
+STAGE_TASKS = {"select-region-op", "curate-op", "validate-op", "pretrain-op", "adapt-op", "evaluate-op", "statement-op"}
 TINY = {
     "vocab_size": 512,
     "min_documents": 50,
@@ -21,7 +21,6 @@ TINY = {
     "batch_size": 8,
     "train_steps": 30,
     "adapt_steps": 30,
-    "country_iso_code": "FIN",
 }
 
 
@@ -30,9 +29,9 @@ def test_compiled_pipeline_loads_back_with_every_stage(tmp_path):
     component = load_component_from_file(str(path))
     assert component.name == "greenfm"
     assert set(component.component_spec.inputs) == set(RunConfig().pipeline_arguments())
-    spec = yaml.safe_load(path.read_text())
+    spec = next(yaml.safe_load_all(path.read_text()))  # then the platform spec
     executors = set(spec["deploymentSpec"]["executors"])
-    for stage in ["placement-op", "curate-op", "validate-op", "pretrain-op", "adapt-op", "evaluate-op", "statement-op"]:
+    for stage in ["select-region-op", "curate-op", "validate-op", "pretrain-op", "adapt-op", "evaluate-op", "statement-op"]:
         assert f"exec-{stage}" in executors
     inputs = spec["root"]["inputDefinitions"]["parameters"]
     assert all(p.get("description") for p in inputs.values())  # the Kubeflow UI form explains every field
@@ -56,7 +55,7 @@ def _run(tmp_path: Path, corpus: Path, config: dict, name: str) -> subprocess.Co
     config_file.write_text(yaml.safe_dump(config))
     return subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "run", "--input", str(corpus), "--config", str(config_file),
-         "--out", str(tmp_path / name)],
+         "--out", str(tmp_path / name), "--zone", "FIN"],
         capture_output=True, text=True, timeout=900,
     )
 

@@ -20,10 +20,10 @@ def package(tmp_path_factory):
 
 
 def test_params_are_typed_and_checked():
-    assert parse_params(["train_steps=50", "learning_rate=1e-3", "cloud_region=europe-north1"]) == {
+    assert parse_params(["train_steps=50", "learning_rate=1e-3", "residency_tags=residency-eu"]) == {
         "train_steps": 50,
         "learning_rate": 1e-3,
-        "cloud_region": "europe-north1",
+        "residency_tags": "residency-eu",
     }
     with pytest.raises(GreenfmError, match="unknown parameter"):
         parse_params(["trian_steps=5"])

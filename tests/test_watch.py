@@ -196,3 +196,17 @@ def test_kfp_submitter_returns_server_run_id(tmp_path, kfp_server):
     run = KfpSubmitter(SubmitTarget(url))(RunConfig(input_uri="/data", data_fingerprint="f" * 64, warm_start_model="/m"))
     assert run.run_id in fake.runs and run.model_uri == ""
     assert fake.runs[run.run_id]["runtime_config"]["parameters"]["warm_start_model"] == "/m"
+
+
+def test_kfp_runs_warm_start_from_the_model_store(tmp_path, kfp_server):
+    """A KFP run's model is not addressable from the watcher; the store it publishes into is."""
+    fake, url = kfp_server
+    data = write_corpus(tmp_path / "data", "hello world")
+    state = tmp_path / "state.json"
+    args = ["watch", "--input", str(data), "--state", str(state), "--host", url, "--param", "model_store=/workspace/models"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    write_corpus(tmp_path / "data", "hello changed world")
+    assert CliRunner().invoke(app, args).exit_code == 0
+    first, second = (run["runtime_config"]["parameters"] for run in fake.runs.values())
+    assert "warm_start_model" not in first  # nothing to start from yet
+    assert second["warm_start_model"] == second["model_store"] == "/workspace/models"

@@ -47,4 +47,20 @@ def test_warm_start_parameter_is_wired_through_the_pipeline():
     assert RunConfig().warm_start_model == ""
     assert "warm_start_model" in greenfm_pipeline.component_spec.inputs
     assert "warm_start_model" in pretrain_op.component_spec.inputs
-    assert "init_from=warm_start_model" in inspect.getsource(pretrain_op.python_func)
+    assert "init_from=warm_start_source(warm_start_model, model_store)" in inspect.getsource(pretrain_op.python_func)
+
+
+def test_warm_start_from_a_model_store(tmp_path):
+    from components.common.model_store import publish
+
+    previous = _model(64, seed=1)
+    tokenizer = tmp_path / "tokenizer.json"
+    tokenizer.write_text("{}")
+    save_model(previous, tmp_path / "model", tokenizer)
+    store = tmp_path / "store"
+    store.mkdir()
+    fresh = _model(64, seed=2)
+    assert _warm_start(fresh, str(store)) == f"none: model store {store} is empty"
+    publish(tmp_path / "model", store, "fp1")
+    assert _warm_start(fresh, str(store)) == f"loaded from {store / 'fp1'}"
+    assert all(torch.equal(a, b) for a, b in zip(previous.state_dict().values(), fresh.state_dict().values()))

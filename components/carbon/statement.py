@@ -4,10 +4,14 @@ and totals that reconcile (kg CO2e = kWh × kg/kWh)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from components.carbon.costs import CostAssumptions, break_even, crfm_value, equivalents, eu_threshold, scratch_estimate, usd
 
 STATEMENT_MD = "carbon_statement.md"
 STATEMENT_JSON = "carbon_statement.json"
+STATEMENT_HTML = "carbon_statement.html"
 
 _POWER_METHODS = {
     "intel_rapl": "RAPL energy counters (measured)",
@@ -18,16 +22,117 @@ _POWER_METHODS = {
 
 
 def intensity_source(location: str) -> str:
-    """Where codecarbon's offline tracker takes the grid intensity for a location."""
-    provider = location.split(":", 1)[0] if ":" in location else ""
-    if provider == "gcp":
-        return "codecarbon bundled GCP region table (impact.csv), annual average"
-    if provider:
-        return f"{provider.upper()} region not in codecarbon's bundled table: country annual average"
-    return "codecarbon bundled country energy mix, annual average"
+    """Where codecarbon's offline tracker takes the grid intensity for a location (Location.describe() text)."""
+    from components.carbon.providers import static_source
+
+    if ":" in location:
+        return static_source("", "", location.split(":", 1)[0])
+    country, _, region = location.partition("/")
+    return static_source(country, region, "")
 
 
-def build_statement(records: list[dict], run: dict | None = None) -> dict:
+@dataclass
+class StatementInputs:
+    """What the statement needs besides the stages' energy records."""
+
+    placements: list[dict] = field(default_factory=list)  # placement.Decision.to_json() of each placed stage
+    assumptions: CostAssumptions = field(default_factory=CostAssumptions)
+    total_training_flops: float = 0.0
+    adapt_method: str = ""
+    pretrain_steps: int = 0
+    adapt_steps: int = 0
+
+
+def _scenario(name: str, record: dict, option: dict | None) -> dict | None:
+    """What the stage's measured energy would have emitted under another placement (forecast basis)."""
+    if option is None:
+        return None
+    it_kwh = record["energy_kwh"] / (record["pue"] or 1.0)  # codecarbon's energy includes the PUE
+    kwh = it_kwh * option["pue"]
+    return {
+        "stage": record["stage"],
+        "scenario": name,
+        "region": option["region"],
+        "start": option["start"],
+        "energy_kwh": kwh,
+        "g_per_kwh": option["mean_g_per_kwh"],
+        "emissions_kg": kwh * option["mean_g_per_kwh"] / 1000.0,
+    }
+
+
+def counterfactuals(records: list[dict], placements: list[dict]) -> list[dict]:
+    by_stage = {p["stage"]: p for p in placements}
+    rows = []
+    for record in records:
+        placement = by_stage.get(record["stage"])
+        if not placement:
+            continue
+        for name, key in (("as placed", "chosen"), ("default region, now", "default"),
+                          ("worst feasible region, now", "worst"), ("chosen region, now (no time shift)", "now")):
+            row = _scenario(name, record, placement[key])
+            if row:
+                rows.append(row)
+    return rows
+
+
+def mitigations(records: list[dict], inputs: StatementInputs) -> list[dict]:
+    """Each mitigation the pipeline knows, whether it was applied in this run, and the evidence."""
+    by_stage = {r["stage"]: r for r in records}
+    items = []
+    if inputs.placements:
+        moved = [p for p in inputs.placements if p["default"] and p["chosen"]["region"] != p["default"]["region"]]
+        saved = sum(p["default"]["expected_kg"] - p["chosen"]["expected_kg"] for p in moved)
+        items.append({"mitigation": "low-carbon region", "applied": bool(moved), "detail": (
+            f"{len(moved)} of {len(inputs.placements)} placed stage(s) moved off the default region; "
+            f"expected saving {saved * 1000:.3f} g CO2e for the estimated job energy (measured: see counterfactuals)" if moved else "the default region was already the least-emitting feasible one")})
+        shifted = [p for p in inputs.placements if p["chosen"]["wait_hours"] > 0]
+        items.append({"mitigation": "time shift to a cleaner hour", "applied": bool(shifted), "detail": (
+            f"{len(shifted)} stage(s) delayed for a lower forecast intensity" if shifted
+            else "no stage was delayed (no forecast gain within the allowed wait)")})
+    else:
+        items.append({"mitigation": "low-carbon region", "applied": False, "detail": "no placement step ran"})
+    pretrain = by_stage.get("pretrain")
+    if pretrain:
+        on_gpu = bool(pretrain["gpu_count"])
+        items.append({"mitigation": "mixed precision (bf16)", "applied": on_gpu, "detail": (
+            "pretraining ran under bf16 autocast on GPU" if on_gpu
+            else "pretraining ran on CPU in fp32; bf16 autocast is used on CUDA only")})
+        items.append({"mitigation": "early stop", "applied": False,
+                      "detail": f"pretraining runs its fixed budget of {inputs.pretrain_steps or 'train_steps'} steps"})
+    if inputs.adapt_method:
+        light = inputs.adapt_method != "full"
+        items.append({"mitigation": "parameter-efficient adaptation (LoRA/probe) vs full fine-tune", "applied": light,
+                      "detail": f"adapt_method={inputs.adapt_method}" + ("" if light else
+                      ": every weight trains; the 'head' linear probe trains only the classifier (LoRA is not implemented)")})
+    curate = by_stage.get("curate")
+    notes = (curate or {}).get("notes", {})
+    if "dedup_removed_documents" in notes:
+        removed = notes["dedup_removed_documents"]
+        tokens = notes.get("tokens_per_document", 0.0) * removed
+        items.append({"mitigation": "deduplication", "applied": removed > 0, "detail":
+                      f"{removed} duplicate document(s) removed, ≈{tokens:.0f} tokens not trained on per epoch"})
+    return items
+
+
+def amortization(records: list[dict], inputs: StatementInputs) -> dict | None:
+    by_stage = {r["stage"]: r for r in records}
+    if "pretrain" not in by_stage or "adapt" not in by_stage:
+        return None
+    pretrain_kwh, adapt_kwh = by_stage["pretrain"]["energy_kwh"], by_stage["adapt"]["energy_kwh"]
+    given = inputs.assumptions.scratch_task_kwh
+    scratch = given if given is not None else scratch_estimate(adapt_kwh, inputs.adapt_steps, inputs.pretrain_steps)
+    return {
+        "pretrain_kwh": pretrain_kwh,
+        "adapt_kwh": adapt_kwh,
+        "scratch_task_kwh": scratch,
+        "scratch_basis": "user input" if given is not None else (
+            f"estimate: measured adapt energy per step × {inputs.pretrain_steps} pretraining steps"),
+        "break_even_adaptations": break_even(pretrain_kwh, adapt_kwh, scratch),
+    }
+
+
+def build_statement(records: list[dict], run: dict | None = None, inputs: StatementInputs | None = None) -> dict:
+    inputs = inputs or StatementInputs()
     stages = []
     for record in records:
         kwh, kg = record["energy_kwh"], record["emissions_kg"]
@@ -48,7 +153,52 @@ def build_statement(records: list[dict], run: dict | None = None) -> dict:
         "total_emissions_kg": total_kg,
         "total_wall_seconds": sum(s["wall_seconds"] for s in stages),
         "failed_stages": [s["stage"] for s in stages if s["failed"]],
+        "placements": inputs.placements,
+        "warnings": [w for p in inputs.placements for w in p.get("warnings", [])],
+        "counterfactuals": counterfactuals(records, inputs.placements),
+        "mitigations": mitigations(records, inputs),
+        "costs": crfm_value(total_kwh, total_kg, inputs.assumptions),
+        "amortization": amortization(records, inputs),
+        "compute": eu_threshold(inputs.total_training_flops),
+        "equivalents": equivalents(total_kg),
     }
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-9 + 1e-9 * max(abs(a), abs(b))
+
+
+def reconcile(statement: dict) -> list[str]:
+    """Every derived number recomputed from its inputs; returns what does not add up (empty: all reconcile)."""
+    problems = []
+    for s in statement["stages"]:
+        if s["energy_kwh"] and not _close(s["energy_kwh"] * s["intensity_g_per_kwh"] / 1000.0, s["emissions_kg"]):
+            problems.append(f"stage {s['stage']}: kWh × g/kWh ≠ kg")
+        if not _close(s["cpu_kwh"] + s["gpu_kwh"] + s["ram_kwh"], s["energy_kwh"]) and abs(
+            s["cpu_kwh"] + s["gpu_kwh"] + s["ram_kwh"] - s["energy_kwh"] / (s["pue"] or 1.0)) > 1e-9:
+            problems.append(f"stage {s['stage']}: CPU + GPU + RAM ≠ total energy")
+    if not _close(sum(s["energy_kwh"] for s in statement["stages"]), statement["total_energy_kwh"]):
+        problems.append("total kWh ≠ sum of stages")
+    if not _close(sum(s["emissions_kg"] for s in statement["stages"]), statement["total_emissions_kg"]):
+        problems.append("total kg ≠ sum of stages")
+    for row in statement["counterfactuals"]:
+        if not _close(row["energy_kwh"] * row["g_per_kwh"] / 1000.0, row["emissions_kg"]):
+            problems.append(f"counterfactual {row['stage']} / {row['scenario']}: kWh × g/kWh ≠ kg")
+    costs = statement["costs"]
+    if not _close(costs["tonnes_co2e"], statement["total_emissions_kg"] / 1000.0):
+        problems.append("tonnes ≠ kg / 1000")
+    if not _close(costs["E_carbon_usd"], costs["tonnes_co2e"] * costs["social_cost_usd_per_t"]):
+        problems.append("E ≠ t × $/t")
+    if not _close(costs["C_energy_usd"], costs["energy_kwh"] * costs["energy_usd_per_kwh"]):
+        problems.append("C ≠ kWh × $/kWh")
+    if costs["V_usd"] is not None and not _close(
+        costs["V_usd"], costs["S_social_benefit_usd"] - costs["C_energy_usd"] - costs["E_carbon_usd"] - costs["O_other_costs_usd"]
+    ):
+        problems.append("V ≠ S − C − E − O")
+    for e in statement["equivalents"]:
+        if not _close(e["count"] * e["kg_per_unit"], statement["total_emissions_kg"]):
+            problems.append(f"equivalent {e['label']}: count × kg/unit ≠ total kg")
+    return problems
 
 
 def render_markdown(statement: dict) -> str:
@@ -85,8 +235,7 @@ def render_markdown(statement: dict) -> str:
         )
         lines.append(
             f"- Grid intensity for {s['location']} ({s['country']}): {s['intensity_source']}. "
-            "The location is configuration, not detected: set country_iso_code, grid_region, or "
-            "cloud_provider + cloud_region."
+            "The location is the region the placement step chose from the region catalog, not detected."
         )
     version = statement["stages"][0]["codecarbon_version"] if statement["stages"] else "?"
     lines += [
@@ -97,13 +246,73 @@ def render_markdown(statement: dict) -> str:
     ]
     if statement["failed_stages"]:
         lines.append(f"- Failed stages (their energy is included): {', '.join(statement['failed_stages'])}.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _markdown_context(statement)) + "\n"
 
 
-def write_statement(records: list[dict], out_dir: str | Path, run: dict | None = None) -> dict:
-    statement = build_statement(records, run)
+def _money(value: float | None, what: str) -> str:
+    return usd(value) if value is not None else f"not given ({what}: a user input)"
+
+
+def _markdown_context(statement: dict) -> list[str]:
+    """Placement, counterfactuals, mitigations, costs, amortization, compute and equivalents."""
+    lines: list[str] = []
+    if statement["placements"]:
+        lines += ["", "## Placement", "", "| stage | region | start | g/kWh (expected) | source | why |", "| --- | --- | --- | ---: | --- | --- |"]
+        for p in statement["placements"]:
+            c = p["chosen"]
+            lines.append(f"| {p['stage']} | {c['region']} | {c['start']} | {c['mean_g_per_kwh']:.1f} | {c['source']} | {p['reason']} |")
+        lines += ["", "Alternatives considered (best start per feasible region):", ""]
+        for p in statement["placements"]:
+            alts = ", ".join(f"{a['region']} {a['expected_kg'] * 1000:.3f} g" for a in p["alternatives"])
+            excluded = "; ".join(f"{k}: {v}" for k, v in p["infeasible"].items()) or "none"
+            lines.append(f"- {p['stage']}: {alts}. Excluded: {excluded}.")
+    if statement["warnings"]:
+        lines += ["", "## Warnings", ""]
+        lines += [f"- {w['provider']} failed for {w['region']} ({w['error']}); used {w['fallback']}." for w in statement["warnings"]]
+    if statement["counterfactuals"]:
+        lines += ["", "## Counterfactuals", "",
+                  "The measured energy of each placed stage under other placements, at the intensities placement expected.", "",
+                  "| stage | scenario | region | kWh | g/kWh | g CO2e |", "| --- | --- | --- | ---: | ---: | ---: |"]
+        lines += [f"| {r['stage']} | {r['scenario']} | {r['region']} | {r['energy_kwh']:.6f} | {r['g_per_kwh']:.1f} | "
+                  f"{r['emissions_kg'] * 1000:.4f} |" for r in statement["counterfactuals"]]
+    lines += ["", "## Mitigations", ""]
+    lines += [f"- [{'x' if m['applied'] else ' '}] {m['mitigation']}: {m['detail']}" for m in statement["mitigations"]]
+    c = statement["costs"]
+    lines += [
+        "", "## Costs (CRFM framework: V(M) = S − C − E − O)", "",
+        f"- C, energy: {c['energy_kwh']:.6f} kWh × ${c['energy_usd_per_kwh']}/kWh = {usd(c['C_energy_usd'])}",
+        f"- E, social cost of carbon: {c['tonnes_co2e']:.4g} t × ${c['social_cost_usd_per_t']}/t = {usd(c['E_carbon_usd'])}",
+        f"- S, social benefit: {_money(c['S_social_benefit_usd'], 'S')}; O, other costs: {_money(c['O_other_costs_usd'], 'O')}",
+        f"- V(M): {_money(c['V_usd'], 'needs S and O')}",
+        "- Defaults from the CRFM report §5.3 (EPA 2017 upper-bound social cost, US residential price Apr 2021); overridable.",
+    ]
+    a = statement["amortization"]
+    if a:
+        n = a["break_even_adaptations"]
+        lines += ["", "## Amortization", "",
+                  f"- Pretraining {a['pretrain_kwh']:.6f} kWh, one adaptation {a['adapt_kwh']:.6f} kWh, one task model from "
+                  f"scratch {a['scratch_task_kwh']:.6f} kWh ({a['scratch_basis']}).",
+                  f"- Break-even: {'never (adapting costs as much as training from scratch)' if n is None else f'{n:.2f} adaptations'}"
+                  " (pretrain + N·adapt < N·scratch)."]
+    f = statement["compute"]
+    lines += ["", "## Compute", "",
+              f"- Total training compute {f['total_training_flops']:.3e} FLOPs = {f['fraction_of_threshold']:.3e} of the "
+              f"EU 10^25 FLOP systemic-risk threshold ({'above' if f['above_threshold'] else 'below'}; {f['source']})."]
+    lines += ["", "## In everyday terms", ""]
+    lines += [f"- {e['count']:.4g} {e['label']} (source: {e['source']})" for e in statement["equivalents"]]
+    return lines
+
+
+def write_statement(
+    records: list[dict], out_dir: str | Path, run: dict | None = None, inputs: StatementInputs | None = None
+) -> dict:
+    from components.carbon.html import render_html
+
+    statement = build_statement(records, run, inputs)
+    statement["reconciliation_problems"] = reconcile(statement)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / STATEMENT_JSON).write_text(json.dumps(statement, indent=2))
     (out / STATEMENT_MD).write_text(render_markdown(statement))
+    (out / STATEMENT_HTML).write_text(render_html(statement))
     return statement

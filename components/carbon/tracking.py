@@ -101,3 +101,21 @@ def energy_record(stage: str, location: Location, tracker, started_at: str, wall
         "tracking_mode": data["tracking_mode"],
         "codecarbon_version": data["codecarbon_version"],
     }
+
+
+def aggregate_ranks(records: list[dict]) -> dict:
+    """One stage record from the per-rank (per-node) records of a distributed stage: energy and emissions add up,
+    wall time is the slowest rank's, hardware counts add up; the intensity follows from the sums."""
+    if not records:
+        raise ValueError("no rank records to aggregate")
+    first = records[0]
+    summed = {key: sum(r[key] for r in records) for key in ("energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "emissions_kg", "cpu_count", "gpu_count")}
+    return {
+        **first,
+        **summed,
+        "wall_seconds": max(r["wall_seconds"] for r in records),
+        "failed": any(r["failed"] for r in records),
+        "started_at": min(r["started_at"] for r in records),
+        "intensity_g_per_kwh": summed["emissions_kg"] / summed["energy_kwh"] * 1000.0 if summed["energy_kwh"] else None,
+        "ranks": len(records),
+    }

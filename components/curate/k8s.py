@@ -18,12 +18,13 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import yaml
 
+from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
 from components.common.errors import GreenfmError
 from components.common.images import SPARK_IMAGE
 
@@ -43,6 +44,21 @@ RESTRICTED_CONTAINER_SECURITY = {
 SPARK_UID = 185  # the apache/spark images' spark user
 
 
+# SparkK8sConfig field -> environment variable (the deployment's ConfigMap greenfm-spark sets them).
+_ENV_FIELDS = {
+    "namespace": "GREENFM_SPARK_NAMESPACE",
+    "image": "GREENFM_SPARK_IMAGE",
+    "service_account": "GREENFM_SPARK_SERVICE_ACCOUNT",
+    "executors": "GREENFM_SPARK_EXECUTORS",
+    "executor_cores": "GREENFM_SPARK_EXECUTOR_CORES",
+    "executor_memory": "GREENFM_SPARK_EXECUTOR_MEMORY",
+    "driver_memory": "GREENFM_SPARK_DRIVER_MEMORY",
+    "workspace_pvc": "GREENFM_WORKSPACE_PVC",
+    "workspace_mount": "GREENFM_WORKSPACE_MOUNT",
+}
+SPARK_ENV = ("GREENFM_SPARK_MASTER", "GREENFM_SPARK_BACKEND", "GREENFM_NODE_SELECTOR", *_ENV_FIELDS.values())
+
+
 @dataclass
 class SparkK8sConfig:
     backend: str = "local"
@@ -55,8 +71,8 @@ class SparkK8sConfig:
     executor_memory: str = "4g"
     driver_cores: int = 1
     driver_memory: str = "4g"
-    workspace_pvc: str = "greenfm-workspace"
-    workspace_mount: str = "/workspace"
+    workspace_pvc: str = WORKSPACE_PVC
+    workspace_mount: str = WORKSPACE_MOUNT
     node_selector: dict = field(default_factory=dict)  # e.g. {"topology.kubernetes.io/region": "europe-north1"}
     spark_version: str = ""  # default: the driver's pyspark version, which executors must match
     timeout_s: int = 6 * 3600
@@ -78,27 +94,29 @@ class SparkK8sConfig:
         env = os.environ if env is None else env
         master = env.get("GREENFM_SPARK_MASTER", "")
         backend = env.get("GREENFM_SPARK_BACKEND") or ("client" if master.startswith("k8s://") else "local")
-        names = {
-            "namespace": "GREENFM_SPARK_NAMESPACE",
-            "image": "GREENFM_SPARK_IMAGE",
-            "service_account": "GREENFM_SPARK_SERVICE_ACCOUNT",
-            "executors": "GREENFM_SPARK_EXECUTORS",
-            "executor_cores": "GREENFM_SPARK_EXECUTOR_CORES",
-            "executor_memory": "GREENFM_SPARK_EXECUTOR_MEMORY",
-            "driver_memory": "GREENFM_SPARK_DRIVER_MEMORY",
-            "workspace_pvc": "GREENFM_WORKSPACE_PVC",
-            "workspace_mount": "GREENFM_WORKSPACE_MOUNT",
-        }
         values: dict = {"backend": backend}
         if master:
             values["master"] = master
         defaults = cls.__dataclass_fields__
-        for attr, var in names.items():
+        for attr, var in _ENV_FIELDS.items():
             if var in env:
                 values[attr] = int(env[var]) if defaults[attr].type == "int" else env[var]
         if env.get("GREENFM_NODE_SELECTOR"):
             values["node_selector"] = json.loads(env["GREENFM_NODE_SELECTOR"])
         return cls(**values)
+
+
+def from_pipeline(backend: str, executors: int, node_selector: dict | None, env: dict | None = None) -> SparkK8sConfig:
+    """The curate step's Spark settings: the run chooses the backend, executor count and placement (the
+    select-region step's node selector); the deployment's ConfigMap greenfm-spark, as GREENFM_* environment
+    variables, supplies the cluster details (namespace, image, service account, volume, sizes)."""
+    cfg = SparkK8sConfig.from_env(env)
+    return replace(
+        cfg,
+        backend=backend or cfg.backend,
+        executors=executors if executors > 0 else cfg.executors,
+        node_selector=dict(node_selector) if node_selector else cfg.node_selector,
+    )
 
 
 # ---------------------------------------------------------------- client mode: spark.kubernetes.* conf

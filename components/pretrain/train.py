@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
+from components.common.model_store import resolve
 from components.curate.shards import load_index, read_split
 from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.data import RandomWindows, consecutive_windows
@@ -230,6 +231,10 @@ def _warm_start(model: Transformer, model_dir: str) -> str:
     """
     if not model_dir:
         return "none"
+    resolved = resolve(model_dir)
+    if resolved is None:
+        return f"none: model store {model_dir} is empty"
+    model_dir = str(resolved)
     previous = load_model(model_dir)
     if previous.cfg.to_dict() != model.cfg.to_dict():
         return f"skipped: {model_dir} has a different model config"

@@ -1,0 +1,122 @@
+"""The region catalog: which Kubernetes regions a heavy stage may run in, on which grid, with which GPUs.
+
+A YAML file the user edits (a default one ships as regions.yaml). Each entry's `name` is the value of the
+node label topology.kubernetes.io/region, so a placement decision is directly a node selector.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from components.carbon.tracking import Location
+from components.common.errors import GreenfmError
+
+DEFAULT_CATALOG_PATH = Path(__file__).with_name("regions.yaml")
+# On a cluster the deployment's catalog (ConfigMap greenfm-regions, mounted by the pipeline) replaces the default.
+CLUSTER_CATALOG_PATH = Path("/etc/greenfm/regions.yaml")
+THIS_MACHINE = "this-machine"
+REGION_LABEL = "topology.kubernetes.io/region"
+
+
+@dataclass
+class Region:
+    name: str  # node label value of topology.kubernetes.io/region
+    zone: str  # static grid zone: gcp:<region> | ISO3 | ISO3/<state, province or bidding zone>
+    provider: str = "onprem"
+    context: str = ""
+    electricitymaps_zone: str = ""
+    watttime_region: str = ""
+    carbon_aware_location: str = ""
+    gpus: dict[str, int] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    pue: float = 1.0
+
+    def location(self) -> Location:
+        """Where codecarbon's offline tracker measures a stage placed here (same data as the static provider)."""
+        if self.zone.startswith("gcp:"):
+            cloud_region = self.zone.split(":", 1)[1]
+            return Location(_gcp_country(cloud_region), "", "gcp", cloud_region, self.pue)
+        country, _, sub = self.zone.partition("/")
+        return Location(country.upper(), sub.lower(), "", "", self.pue)
+
+
+@dataclass
+class Catalog:
+    regions: list[Region]
+    default_region: str
+
+    def get(self, name: str) -> Region:
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise GreenfmError(f"region catalog: no region named {name!r}; known: {', '.join(r.name for r in self.regions)}")
+
+
+def _gcp_country(cloud_region: str) -> str:
+    """The tracker needs a country even for cloud regions (its fallback); take it from the same GCP table."""
+    from codecarbon.input import DataSource
+
+    table = DataSource().get_cloud_emissions_data()
+    rows = table[(table["provider"] == "gcp") & (table["region"] == cloud_region)]
+    if rows.empty:
+        raise GreenfmError(f"region catalog: gcp region {cloud_region!r} is not in codecarbon's GCP table")
+    return str(rows["countryIsoCode"].iloc[0])
+
+
+def parse_catalog(text: str, origin: str = "catalog") -> Catalog:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise GreenfmError(f"{origin}: not valid YAML ({str(error).splitlines()[0]})") from None
+    entries = data.get("regions") if isinstance(data, dict) else None
+    if not entries or not isinstance(entries, list):
+        raise GreenfmError(f"{origin}: expected a mapping with a non-empty 'regions' list")
+    known = set(Region.__dataclass_fields__)
+    regions = []
+    for i, entry in enumerate(entries):
+        unknown = sorted(set(entry) - known) if isinstance(entry, dict) else ["(not a mapping)"]
+        if unknown or "name" not in entry or "zone" not in entry:
+            raise GreenfmError(f"{origin}: region #{i + 1} needs name and zone; unknown keys: {', '.join(unknown) or 'none'}")
+        region = Region(**entry)
+        region.gpus = {str(k): int(v) for k, v in (region.gpus or {}).items()}
+        region.tags = [str(t) for t in region.tags or []]
+        region.pue = float(region.pue)
+        regions.append(region)
+    names = [r.name for r in regions]
+    if len(set(names)) != len(names):
+        raise GreenfmError(f"{origin}: region names must be unique")
+    default = str(data.get("default_region") or names[0])
+    catalog = Catalog(regions, default)
+    catalog.get(default)  # the default must be one of the regions
+    return catalog
+
+
+def load_catalog(source: str | Path | None = None) -> Catalog:
+    """A catalog from YAML text or a file path; None/empty: the cluster's mounted catalog, else the shipped one."""
+    if not source:
+        path = CLUSTER_CATALOG_PATH if CLUSTER_CATALOG_PATH.is_file() else DEFAULT_CATALOG_PATH
+        return parse_catalog(path.read_text(), str(path))
+    if isinstance(source, Path) or ("\n" not in str(source) and Path(str(source)).is_file()):
+        path = Path(source)
+        if not path.is_file():
+            raise GreenfmError(f"{path}: region catalog not found")
+        return parse_catalog(path.read_text(), str(path))
+    return parse_catalog(str(source))
+
+
+def this_machine_catalog(zone: str, pue: float = 1.0) -> str:
+    """A one-region catalog for runs on this machine (`greenfm run`): nothing to choose, measured on its grid."""
+    text = yaml.safe_dump(
+        {"default_region": THIS_MACHINE, "regions": [{"name": THIS_MACHINE, "zone": zone, "provider": "onprem", "pue": pue}]},
+        sort_keys=False,
+    )
+    location = parse_catalog(text, f"zone {zone!r}").get(THIS_MACHINE).location()
+    from codecarbon.input import DataSource
+
+    if location.country_iso_code not in DataSource().get_global_energy_mix_data():
+        # codecarbon would silently use the world average: fail before the run instead
+        raise GreenfmError(f"zone {zone!r}: {location.country_iso_code} is not an ISO 3166 alpha-3 country codecarbon knows")
+    return text

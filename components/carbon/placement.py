@@ -1,0 +1,211 @@
+"""select_region: among catalog regions that satisfy the job's constraints, the (region, start time) with the
+least expected emissions for the job's estimated energy and duration.
+
+Expected emissions of starting at s in region r = energy × PUE_r × mean intensity of r over [s, s + duration].
+Intensity is piecewise constant: each forecast point holds over its interval; outside the forecast, the
+provider's current value holds. The mean over a sliding window of a piecewise-constant function is piecewise
+linear in s with kinks only where the window's start or end crosses a breakpoint, so its minimum over an
+interval of starts is attained at one of: the earliest start, the latest start, a breakpoint b, or b − duration.
+Checking those candidates is therefore exact, not a heuristic (tests check it against brute force).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+
+from components.carbon.catalog import REGION_LABEL, Catalog, Region
+from components.carbon.providers import IntensityProvider, Signal
+from components.common.errors import GreenfmError
+
+
+@dataclass
+class Constraints:
+    gpu_type: str = ""  # empty: no GPU needed
+    gpu_count: int = 0
+    required_tags: list[str] = field(default_factory=list)  # e.g. ["residency-eu"]: the region needs all of them
+    deadline_hours: float = 0.0  # the job must finish within this many hours from now; 0: no deadline
+    max_wait_hours: float = 0.0  # how long the job may be held back for a cleaner grid (bounded wait)
+
+
+@dataclass
+class Job:
+    stage: str
+    energy_kwh: float  # estimated IT energy (before PUE)
+    duration_hours: float
+
+
+@dataclass
+class Option:
+    region: str
+    start: str  # ISO time
+    wait_hours: float
+    mean_g_per_kwh: float  # mean intensity over the run window
+    pue: float
+    energy_kwh: float  # job energy × PUE
+    expected_kg: float
+    source: str
+
+
+@dataclass
+class Decision:
+    stage: str
+    chosen: Option
+    default: Option | None  # the catalog's default region, started now (None when it is infeasible)
+    worst: Option  # worst feasible region, started now
+    now: Option  # the chosen region, started now (to show what waiting bought)
+    alternatives: list[Option]  # the best option of every feasible region, best first
+    infeasible: dict[str, str]  # region -> why it was excluded
+    reason: str
+    warnings: list[dict]
+    signals: list[dict]
+
+    @property
+    def node_selector(self) -> dict[str, str]:
+        return {REGION_LABEL: self.chosen.region}
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "node_selector": self.node_selector}
+
+
+def why_infeasible(region: Region, constraints: Constraints, job: Job) -> str:
+    """'' when the region can run the job, else the first constraint it misses."""
+    if constraints.gpu_type and region.gpus.get(constraints.gpu_type, 0) < max(1, constraints.gpu_count):
+        have = region.gpus.get(constraints.gpu_type, 0)
+        return f"needs {max(1, constraints.gpu_count)} × {constraints.gpu_type}, has {have}"
+    missing = [t for t in constraints.required_tags if t not in region.tags]
+    if missing:
+        return f"lacks tag(s) {', '.join(missing)}"
+    if constraints.deadline_hours and job.duration_hours > constraints.deadline_hours:
+        return f"a {job.duration_hours:g} h job cannot finish within the {constraints.deadline_hours:g} h deadline"
+    return ""
+
+
+def intensity_at(signal: Signal, t: datetime) -> float:
+    for point in signal.forecast:
+        if point.start <= t < point.end:
+            return point.g_per_kwh
+    return signal.g_per_kwh
+
+
+def window_mean(signal: Signal, start: datetime, hours: float) -> float:
+    """Exact time-weighted mean intensity over [start, start + hours] of the piecewise-constant signal."""
+    if hours <= 0:
+        return intensity_at(signal, start)
+    end = start + timedelta(hours=hours)
+    cuts = sorted({start, end} | {t for p in signal.forecast for t in (p.start, p.end) if start < t < end})
+    total = sum(intensity_at(signal, a) * (b - a).total_seconds() for a, b in zip(cuts, cuts[1:]))
+    return total / (end - start).total_seconds()
+
+
+def latest_start(now: datetime, constraints: Constraints, job: Job) -> datetime:
+    wait = constraints.max_wait_hours
+    if constraints.deadline_hours:
+        wait = min(wait, constraints.deadline_hours - job.duration_hours)
+    return now + timedelta(hours=max(0.0, wait))
+
+
+def candidate_starts(signal: Signal, now: datetime, last: datetime, duration_hours: float) -> list[datetime]:
+    duration = timedelta(hours=duration_hours)
+    breaks = {t for p in signal.forecast for t in (p.start, p.end)}
+    candidates = {now, last} | breaks | {b - duration for b in breaks}
+    return sorted(t for t in candidates if now <= t <= last)
+
+
+def _option(region: Region, signal: Signal, job: Job, start: datetime, now: datetime) -> Option:
+    mean = window_mean(signal, start, job.duration_hours)
+    energy = job.energy_kwh * region.pue
+    return Option(
+        region=region.name,
+        start=start.isoformat(),
+        wait_hours=round((start - now).total_seconds() / 3600, 6),
+        mean_g_per_kwh=mean,
+        pue=region.pue,
+        energy_kwh=energy,
+        expected_kg=energy * mean / 1000.0,
+        source=signal.source,
+    )
+
+
+def choose(
+    catalog: Catalog, signals: dict[str, Signal], constraints: Constraints, job: Job, now: datetime
+) -> Decision:
+    """The pure decision, given each region's signal (no I/O: this is what the optimality tests exercise)."""
+    infeasible = {r.name: why for r in catalog.regions if (why := why_infeasible(r, constraints, job))}
+    feasible = [r for r in catalog.regions if r.name not in infeasible]
+    if not feasible:
+        detail = "; ".join(f"{name}: {why}" for name, why in infeasible.items())
+        raise GreenfmError(f"no region in the catalog can run {job.stage}: {detail}")
+    last = latest_start(now, constraints, job)
+    best_per_region, now_options = [], {}
+    for region in feasible:
+        signal = signals[region.name]
+        options = [_option(region, signal, job, s, now) for s in candidate_starts(signal, now, last, job.duration_hours)]
+        # Ties go to the earliest start: waiting for nothing is never better.
+        best_per_region.append(min(options, key=lambda o: (o.expected_kg, o.wait_hours)))
+        now_options[region.name] = _option(region, signal, job, now, now)
+    # Among regions, ties go to the default region, then catalog order (stable sort).
+    order = {r.name: i for i, r in enumerate(feasible)}
+    alternatives = sorted(
+        best_per_region, key=lambda o: (o.expected_kg, o.wait_hours, o.region != catalog.default_region, order[o.region])
+    )
+    chosen = alternatives[0]
+    default = now_options.get(catalog.default_region)
+    worst = max(now_options.values(), key=lambda o: o.expected_kg)
+    return Decision(
+        stage=job.stage,
+        chosen=chosen,
+        default=default,
+        worst=worst,
+        now=now_options[chosen.region],
+        alternatives=alternatives,
+        infeasible=infeasible,
+        reason=_reason(chosen, default, now_options[chosen.region], alternatives, infeasible),
+        warnings=[w for s in signals.values() for w in s.warnings],
+        signals=[signals[r.name].to_json() for r in feasible],
+    )
+
+
+def _reason(chosen: Option, default: Option | None, now: Option, alternatives: list[Option], infeasible: dict) -> str:
+    parts = [
+        f"{chosen.region} has the least expected emissions among {len(alternatives)} feasible region(s): "
+        f"{chosen.energy_kwh:.4g} kWh × {chosen.mean_g_per_kwh:.1f} g/kWh = {chosen.expected_kg:.4g} kg CO2e"
+    ]
+    if chosen.wait_hours > 0:
+        parts.append(f"starting in {chosen.wait_hours:.2f} h saves {now.expected_kg - chosen.expected_kg:.4g} kg vs now")
+    if default and default.region != chosen.region:
+        parts.append(f"default {default.region} now would emit {default.expected_kg:.4g} kg")
+    if len(alternatives) > 1:
+        parts.append(f"runner-up {alternatives[1].region}: {alternatives[1].expected_kg:.4g} kg")
+    if infeasible:
+        parts.append(f"{len(infeasible)} region(s) excluded by constraints")
+    return "; ".join(parts) + "."
+
+
+def select_region(
+    catalog: Catalog, provider: IntensityProvider, constraints: Constraints, job: Job, now: datetime
+) -> Decision:
+    """Ask the provider about every feasible region, then choose."""
+    horizon = latest_start(now, constraints, job) - now + timedelta(hours=job.duration_hours)
+    signals = {
+        r.name: provider.signal(r, now, horizon.total_seconds() / 3600)
+        for r in catalog.regions
+        if not why_infeasible(r, constraints, job)
+    }
+    return choose(catalog, signals, constraints, job, now)
+
+
+def apply_node_selector(manifest: dict, node_selector: dict[str, str]) -> dict:
+    """Place the pods of a PyTorchJob or SparkApplication the stage launches in the chosen region (in place)."""
+    kind = manifest.get("kind")
+    spec = manifest.setdefault("spec", {})
+    if kind == "PyTorchJob":
+        for replica in spec.get("pytorchReplicaSpecs", {}).values():
+            pod = replica.setdefault("template", {}).setdefault("spec", {})
+            pod.setdefault("nodeSelector", {}).update(node_selector)
+    elif kind == "SparkApplication":
+        for role in ("driver", "executor"):
+            spec.setdefault(role, {}).setdefault("nodeSelector", {}).update(node_selector)
+    else:
+        raise GreenfmError(f"cannot place a {kind!r}: expected PyTorchJob or SparkApplication")
+    return manifest

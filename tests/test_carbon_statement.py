@@ -1,0 +1,159 @@
+"""The carbon statement: every number reconciles, costs follow the CRFM framework, amortization and the EU
+threshold are right, and the rendered Markdown/HTML carry them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from components.carbon.catalog import load_catalog
+from components.carbon.costs import CostAssumptions, break_even, scratch_estimate
+from components.carbon.placement import Constraints, Job, select_region
+from components.carbon.providers import StaticProvider
+from components.carbon.statement import (
+    STATEMENT_HTML,
+    STATEMENT_JSON,
+    STATEMENT_MD,
+    StatementInputs,
+    build_statement,
+    reconcile,
+    write_statement,
+)
+from components.carbon.tracking import aggregate_ranks
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def record(stage: str, cpu: float, gpu: float, ram: float, g_per_kwh: float, location: str, pue: float = 1.1, gpus: int = 0) -> dict:
+    energy = (cpu + gpu + ram) * pue
+    return {
+        "stage": stage, "started_at": "2026-03-01T12:00:00+00:00", "wall_seconds": 60.0, "failed": False,
+        "energy_kwh": energy, "cpu_kwh": cpu, "gpu_kwh": gpu, "ram_kwh": ram,
+        "emissions_kg": energy * g_per_kwh / 1000.0, "intensity_g_per_kwh": g_per_kwh, "location": location,
+        "country": "Canada", "pue": pue, "cpu_model": "Test CPU", "cpu_count": 2, "gpu_model": "H100" if gpus else "",
+        "gpu_count": gpus, "cpu_power_method": "cpu_load", "tracking_mode": "machine", "codecarbon_version": "3.3.2",
+    }
+
+
+def placement(stage: str, kwh: float) -> dict:
+    return select_region(load_catalog(), StaticProvider(), Constraints(), Job(stage, kwh, 1.0), NOW).to_json()
+
+
+@pytest.fixture()
+def run_inputs():
+    records = [
+        {**record("curate", 0.01, 0.0, 0.002, 2.0, "gcp:northamerica-northeast1"), "notes": {"dedup_removed_documents": 12, "tokens_per_document": 250.0}},
+        record("validate", 0.001, 0.0, 0.0005, 2.0, "gcp:northamerica-northeast1"),
+        record("pretrain", 0.2, 1.5, 0.05, 2.0, "gcp:northamerica-northeast1", gpus=8),
+        record("adapt", 0.02, 0.1, 0.005, 2.0, "gcp:northamerica-northeast1", gpus=1),
+        record("evaluate", 0.005, 0.0, 0.001, 2.0, "gcp:northamerica-northeast1"),
+    ]
+    inputs = StatementInputs(
+        placements=[placement("curate", 0.012), placement("pretrain", 1.75), placement("adapt", 0.125)],
+        assumptions=CostAssumptions(social_benefit_usd=1000.0, other_costs_usd=50.0),
+        total_training_flops=3.2e21, adapt_method="full", pretrain_steps=10_000, adapt_steps=500,
+    )
+    return records, inputs
+
+
+def test_every_number_reconciles(run_inputs):
+    records, inputs = run_inputs
+    statement = build_statement(records, {"outcome": "completed"}, inputs)
+    assert reconcile(statement) == []
+    kwh = sum(r["energy_kwh"] for r in records)
+    kg = sum(r["emissions_kg"] for r in records)
+    costs = statement["costs"]
+    assert statement["total_energy_kwh"] == pytest.approx(kwh) and statement["total_emissions_kg"] == pytest.approx(kg)
+    assert costs["C_energy_usd"] == pytest.approx(kwh * 0.1376)
+    assert costs["E_carbon_usd"] == pytest.approx(kg / 1000 * 105)
+    assert costs["V_usd"] == pytest.approx(1000 - kwh * 0.1376 - kg / 1000 * 105 - 50)
+    # Counterfactuals: the measured IT energy at each alternative's PUE and intensity.
+    rows = {(r["stage"], r["scenario"]): r for r in statement["counterfactuals"]}
+    worst = rows[("pretrain", "worst feasible region, now")]
+    assert worst["region"] == "europe-central2"
+    assert worst["emissions_kg"] == pytest.approx(1.75 * 1.1 * 723 / 1000)
+    assert rows[("pretrain", "as placed")]["g_per_kwh"] == 2.0
+
+
+def test_reconciliation_catches_a_wrong_number(run_inputs):
+    records, inputs = run_inputs
+    for corrupt in (
+        lambda s: s["stages"][2].update(emissions_kg=s["stages"][2]["emissions_kg"] * 1.01),
+        lambda s: s.update(total_energy_kwh=s["total_energy_kwh"] + 1e-3),
+        lambda s: s["costs"].update(E_carbon_usd=s["costs"]["E_carbon_usd"] + 0.01),
+        lambda s: s["costs"].update(C_energy_usd=s["costs"]["C_energy_usd"] * 2),
+        lambda s: s["counterfactuals"][0].update(emissions_kg=1.0),
+        lambda s: s["equivalents"][0].update(count=s["equivalents"][0]["count"] + 1),
+        lambda s: s["costs"].update(V_usd=0.0),
+    ):
+        statement = build_statement(records, None, inputs)
+        corrupt(statement)
+        assert reconcile(statement), "a corrupted number went unnoticed"
+
+
+def test_costs_without_s_and_o_leave_v_open(run_inputs):
+    records, inputs = run_inputs
+    inputs.assumptions = CostAssumptions(social_cost_usd_per_t=190.0, energy_usd_per_kwh=0.2)
+    statement = build_statement(records, None, inputs)
+    assert statement["costs"]["V_usd"] is None
+    assert statement["costs"]["E_carbon_usd"] == pytest.approx(statement["total_emissions_kg"] / 1000 * 190)
+    assert reconcile(statement) == []
+
+
+def test_amortization_break_even():
+    assert break_even(pretrain_kwh=100.0, adapt_kwh=1.0, scratch_task_kwh=6.0) == pytest.approx(20.0)
+    assert break_even(100.0, 5.0, 5.0) is None  # adapting is no cheaper than scratch: never breaks even
+    assert scratch_estimate(adapt_kwh=0.5, adapt_steps=50, pretrain_steps=1000) == pytest.approx(10.0)
+
+
+def test_statement_amortization_mitigations_threshold(run_inputs):
+    records, inputs = run_inputs
+    statement = build_statement(records, None, inputs)
+    pretrain_kwh, adapt_kwh = records[2]["energy_kwh"], records[3]["energy_kwh"]
+    scratch = adapt_kwh / 500 * 10_000
+    assert statement["amortization"]["break_even_adaptations"] == pytest.approx(pretrain_kwh / (scratch - adapt_kwh))
+    assert statement["compute"]["fraction_of_threshold"] == pytest.approx(3.2e-4)
+    assert statement["compute"]["above_threshold"] is False
+    applied = {m["mitigation"]: m["applied"] for m in statement["mitigations"]}
+    assert applied["low-carbon region"] is True  # the default us-central1 is not the cleanest
+    assert applied["mixed precision (bf16)"] is True  # pretraining ran on GPUs
+    assert applied["parameter-efficient adaptation (LoRA/probe) vs full fine-tune"] is False
+    assert applied["deduplication"] is True and applied["early stop"] is False
+    dedup = next(m for m in statement["mitigations"] if m["mitigation"] == "deduplication")
+    assert "12 duplicate" in dedup["detail"] and "3000 tokens" in dedup["detail"]
+
+
+def test_warnings_from_placement_reach_the_statement(run_inputs):
+    from components.carbon.providers import make_provider
+
+    records, inputs = run_inputs
+    decision = select_region(load_catalog(), make_provider("electricitymaps", "http://127.0.0.1:9"), Constraints(), Job("adapt", 1, 1), NOW)
+    inputs.placements[2] = decision.to_json()
+    statement = build_statement(records, None, inputs)
+    assert len(statement["warnings"]) == len(load_catalog().regions)
+    assert all(w["provider"] == "electricitymaps" for w in statement["warnings"])
+
+
+def test_written_statement_files(tmp_path, run_inputs):
+    records, inputs = run_inputs
+    statement = write_statement(records, tmp_path, {"outcome": "completed"}, inputs)
+    assert statement["reconciliation_problems"] == []
+    assert json.loads((tmp_path / STATEMENT_JSON).read_text())["total_emissions_kg"] == pytest.approx(statement["total_emissions_kg"])
+    md = (tmp_path / STATEMENT_MD).read_text()
+    for heading in ("## Placement", "## Counterfactuals", "## Mitigations", "V(M) = S − C − E − O", "## Amortization",
+                    "10^25", "## In everyday terms", "EPA"):
+        assert heading in md
+    html = (tmp_path / STATEMENT_HTML).read_text()
+    assert html.count("<svg") == 3 and "<script" not in html
+
+
+def test_rank_records_aggregate():
+    ranks = [record("pretrain", 0.1, 0.5, 0.01, 46.0, "gcp:europe-north1", gpus=8) for _ in range(4)]
+    ranks[3]["wall_seconds"] = 75.0
+    total = aggregate_ranks(ranks)
+    assert total["ranks"] == 4 and total["gpu_count"] == 32 and total["wall_seconds"] == 75.0
+    assert total["energy_kwh"] == pytest.approx(4 * ranks[0]["energy_kwh"])
+    assert total["intensity_g_per_kwh"] == pytest.approx(46.0)
+    assert reconcile(build_statement([total])) == []
