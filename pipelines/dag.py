@@ -158,6 +158,7 @@ def greenfm_pipeline(
         profile_store=profile_store,
     ).set_display_name("validate")
     on_workspace(validate)  # the profile store may live there
+    validate.set_caching_options(False)  # the verdict depends on the profile store, which changes between runs
 
     # The statement's money assumptions, the same whichever way the gate goes.
     cost_inputs = dict(

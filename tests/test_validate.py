@@ -220,3 +220,14 @@ def test_params_are_parsed_and_checked():
         from_params(10, language_share_bounds="en=1:0.5")
     with pytest.raises(GreenfmError, match="not CODE=MIN:MAX"):
         from_params(10, language_share_bounds="en")
+
+
+def test_gate_step_is_never_served_from_cache(tmp_path):
+    import yaml
+
+    from pipelines.compile import compile_pipeline
+
+    spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))
+    task = spec["root"]["dag"]["tasks"]["validate-op"]
+    assert not task.get("cachingOptions", {}).get("enableCache")
+    assert {"allowed_languages", "drift_mode", "profile_store"} <= set(task["inputs"]["parameters"])
