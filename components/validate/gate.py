@@ -150,7 +150,12 @@ def _suites(config: ValidateConfig, tables: dict[str, pd.DataFrame]) -> dict[str
     return suites
 
 
-def _describe(result, frame: pd.DataFrame) -> tuple[str, str]:
+# What the `id` column of each suite's table names, for failure messages.
+ID_NOUNS = {"schema": "columns", "documents": "record ids", "languages": "languages", "token_shards": "shard files",
+            "drift": "measures", "datasheet": "sections"}
+
+
+def _describe(result, frame: pd.DataFrame, noun: str) -> tuple[str, str]:
     kwargs = {k: v for k, v in result.expectation_config.kwargs.items() if k not in ("batch_id", "result_format")}
     target = ", ".join(f"{k}={v}" for k, v in kwargs.items())
     outcome = result.result or {}
@@ -163,7 +168,7 @@ def _describe(result, frame: pd.DataFrame) -> tuple[str, str]:
             detail += f", e.g. {sample[:3]}"
         if "id" in frame.columns and outcome.get("partial_unexpected_index_list"):
             ids = frame.loc[outcome["partial_unexpected_index_list"][:5], "id"].tolist()
-            detail += f"; record ids {ids}"
+            detail += f"; {noun} {ids}"
         return target, detail
     if "observed_value" in outcome:
         return target, f"observed {outcome['observed_value']}"
@@ -205,7 +210,7 @@ def _run_suites(config: ValidateConfig, tables: dict[str, pd.DataFrame], docs_di
         severity = "warning" if name == "drift" and config.drift_mode == "warn" else "failure"
         for validation in run.run_results.values():
             for result in validation.results:
-                target, detail = _describe(result, tables[name])
+                target, detail = _describe(result, tables[name], ID_NOUNS[name])
                 checks.append(
                     {
                         "suite": name,
