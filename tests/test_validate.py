@@ -40,7 +40,7 @@ def _failures(data: Path, tmp_path: Path, **config) -> list[str]:
 def test_clean_dataset_passes_and_stores_its_profile(clean, tmp_path):
     store = tmp_path / "store"
     config = ValidateConfig(**SMALL, allowed_languages=["en", "de"], language_bounds={"de": (0.05, 0.4)},
-                            profile_store=str(store))
+                            profile_store=store.as_uri())  # a URI, as for s3:// or gs://
     gate = validate(clean, tmp_path / "docs", config)
     assert gate.passed, gate.failures
     assert not gate.warnings and not gate.drift
