@@ -12,6 +12,8 @@ import pandas as pd
 
 from components.common.pii import PII_KINDS
 from components.curate.job import REPORT_JSON
+from components.validate.frames import CONTRACT_COLUMNS
+from components.validate.profile import value_counts
 
 DATASHEET_MD = "datasheet.md"
 REQUIRED_SECTIONS = ("Motivation", "Composition", "Sources", "Licenses", "Languages", "Preprocessing",
@@ -29,10 +31,6 @@ def _table(title: str, counts: pd.Series, total: int) -> list[str]:
     if len(rest):
         lines.append(f"| {len(rest)} more | {rest.sum()} | {rest.sum() / total:.1%} |")
     return lines
-
-
-def _counts(documents: pd.DataFrame, column: str) -> pd.Series:
-    return documents[column].fillna("<missing>").astype(str).value_counts()
 
 
 def _preprocessing(report: dict | None) -> list[str]:
@@ -92,19 +90,19 @@ def render(curated_dir: Path, documents: pd.DataFrame, profile: dict, notes: lis
         f"- Documents: {profile['documents']}",
         f"- Tokens: {profile['tokens']}",
         "- Words per document: " + (", ".join(f"p{float(q) * 100:g} {v:g}" for q, v in quantiles.items()) or "n/a"),
-        "- Fields: " + ", ".join(f"`{c}`" for c in documents.columns if c in _DATA_COLUMNS),
+        "- Fields: " + ", ".join(f"`{c}`" for c in documents.columns if c in CONTRACT_COLUMNS),
         "",
         "## Sources",
         "",
-        *(_table("source", _counts(documents, "source"), total) if "source" in documents.columns else ["Unknown."]),
+        *(_table("source", value_counts(documents["source"]), total) if "source" in documents.columns else ["Unknown."]),
         "",
         "## Licenses",
         "",
-        *(_table("license", _counts(documents, "license"), total) if "license" in documents.columns else ["Unknown."]),
+        *(_table("license", value_counts(documents["license"]), total) if "license" in documents.columns else ["Unknown."]),
         "",
         "## Languages",
         "",
-        *(_table("language", _counts(documents, "lang"), total) if "lang" in documents.columns
+        *(_table("language", value_counts(documents["lang"]), total) if "lang" in documents.columns
           else ["Not identified (no `lang` column)."]),
         "",
         "## Preprocessing",
@@ -116,9 +114,6 @@ def render(curated_dir: Path, documents: pd.DataFrame, profile: dict, notes: lis
         *_limitations(documents, report, notes),
     ]
     return "\n".join(lines) + "\n"
-
-
-_DATA_COLUMNS = ("id", "text", "source", "license", "metadata", "transforms", "lang", "lang_score")
 
 
 def sections_frame(path: Path) -> pd.DataFrame:

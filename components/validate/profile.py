@@ -30,8 +30,13 @@ _QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
 _PSI_FLOOR = 1e-4  # share given to an empty bin so PSI stays finite
 
 
+def value_counts(values: pd.Series) -> pd.Series:
+    """Documents per value, most frequent first; nulls counted as "<missing>"."""
+    return values.fillna("<missing>").astype(str).value_counts()
+
+
 def _shares(values: pd.Series) -> dict[str, float]:
-    counts = values.fillna("<missing>").astype(str).value_counts()
+    counts = value_counts(values)
     return {str(k): round(float(v) / len(values), 6) for k, v in sorted(counts.items())} if len(values) else {}
 
 
