@@ -53,6 +53,13 @@ class RunConfig:
     social_benefit_usd: str = ""
     other_costs_usd: str = ""
     scratch_task_kwh: str = ""
+    # Pretraining scale-out (components/pretrain).
+    grad_accum: int = 1  # micro-batches per optimizer step
+    parallelism: str = "ddp"  # ddp | fsdp
+    checkpoint_every: int = 0  # DCP checkpoint every N steps; 0: only at the end
+    launch_backend: str = "local"  # local (torchrun here) | kubernetes (a PyTorchJob)
+    train_nodes: int = 1
+    gpus_per_node: int = 0  # training processes per node, one per GPU; 0: every visible GPU (one on CPU)
     allowed_languages: str = ""  # comma-separated ISO 639-1 codes the gate accepts; empty: no language check
     min_language_share: float = 0.95  # share of documents that must be in allowed_languages
     language_share_bounds: str = ""  # per-language share bounds, e.g. "en=0.8:1,fr=0:0.1"

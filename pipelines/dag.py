@@ -65,6 +65,12 @@ def greenfm_pipeline(
     social_benefit_usd: str = D.social_benefit_usd,
     other_costs_usd: str = D.other_costs_usd,
     scratch_task_kwh: str = D.scratch_task_kwh,
+    grad_accum: int = D.grad_accum,
+    parallelism: str = D.parallelism,
+    checkpoint_every: int = D.checkpoint_every,
+    launch_backend: str = D.launch_backend,
+    train_nodes: int = D.train_nodes,
+    gpus_per_node: int = D.gpus_per_node,
     allowed_languages: str = D.allowed_languages,
     min_language_share: float = D.min_language_share,
     language_share_bounds: str = D.language_share_bounds,
@@ -106,6 +112,12 @@ def greenfm_pipeline(
         social_benefit_usd: S of V(M) = S − C − E − O, a user estimate; empty: not given.
         other_costs_usd: O of V(M), a user estimate; empty: not given.
         scratch_task_kwh: Energy to train one task model from scratch; empty: estimated from measured energy.
+        grad_accum: Micro-batches accumulated per optimizer step (global batch = batch_size × grad_accum × processes).
+        parallelism: Data parallelism across training processes: ddp (replicated) or fsdp (sharded, FSDP2).
+        checkpoint_every: Save a resumable checkpoint every N steps (0: only at the end); a restart loses < N steps.
+        launch_backend: Where pretraining runs: local (torchrun in the step's pod) or kubernetes (a PyTorchJob).
+        train_nodes: Nodes (pods) for pretraining; more than one needs launch_backend kubernetes.
+        gpus_per_node: Training processes per node, one per GPU; 0 uses every visible GPU (one process on CPU).
         allowed_languages: Comma-separated ISO 639-1 codes the gate accepts (needs the lang column); empty: any.
         min_language_share: Share of documents that must be in allowed_languages for the gate to pass.
         language_share_bounds: Per-language share bounds the gate enforces, e.g. en=0.8:1,fr=0:0.1; empty: none.
@@ -181,6 +193,13 @@ def greenfm_pipeline(
             warm_start_model=warm_start_model,
             model_store=model_store,
             data_fingerprint=data_fingerprint,
+            grad_accum=grad_accum,
+            parallelism=parallelism,
+            checkpoint_every=checkpoint_every,
+            launch_backend=launch_backend,
+            train_nodes=train_nodes,
+            gpus_per_node=gpus_per_node,
+            node_selector=select_pretrain.outputs["node_selector"],
         ).set_display_name("pretrain")
         placed(pretrain, select_pretrain)
         on_workspace(pretrain)  # the model store and warm-start models live there

@@ -1,5 +1,5 @@
 """Serve a fake REST API on 127.0.0.1 (ephemeral port) from one function: handle(method, path, query, body)
-→ (status, json). The boundary the real clients (kfp, kubernetes) talk to in tests."""
+→ (status, json or raw bytes). The boundary the real clients (kfp, kubernetes) talk to in tests."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ def serve(handle: Handle) -> tuple[ThreadingHTTPServer, str]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             status, payload = handle(self.command, url.path, parse_qs(url.query), body)
-            data = json.dumps(payload).encode()
+            raw = isinstance(payload, bytes)  # streamed bodies (watch events, logs) as the handler wrote them
+            data = payload if raw else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if raw else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

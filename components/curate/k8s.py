@@ -27,9 +27,11 @@ import yaml
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
 from components.common.errors import GreenfmError
 from components.common.images import SPARK_IMAGE
+from components.common.k8s_jobs import CustomResource, create_custom_object, custom_objects_api
 
 BACKENDS = ("local", "client", "operator")
 SPARK_APP_GROUP, SPARK_APP_VERSION, SPARK_APP_PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
+SPARK_APPLICATION = CustomResource(SPARK_APP_GROUP, SPARK_APP_VERSION, SPARK_APP_PLURAL, "SparkApplication")
 # Where images/spark.Dockerfile puts this file: the SparkApplication driver runs it.
 DRIVER_SCRIPT = "local:///opt/greenfm/components/curate/k8s.py"
 SUCCEEDED, FAILED = {"COMPLETED"}, {"FAILED", "SUBMISSION_FAILED"}
@@ -208,28 +210,13 @@ def build_spark_application(cfg: SparkK8sConfig, name: str, input_uri: str, outp
     }
 
 
-def custom_objects_api(api_client=None):
-    from kubernetes import client, config
-
-    if api_client is None:
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-    return client.CustomObjectsApi(api_client)
-
-
 def run_spark_application(app: dict, api, timeout_s: float, poll_s: float, sleep: Callable[[float], None] = time.sleep) -> str:
     """Create `app` (an existing one of the same name is the same work: reuse it) and wait for a final state."""
     from kubernetes.client.rest import ApiException
 
     namespace, name = app["metadata"]["namespace"], app["metadata"]["name"]
-    args = (SPARK_APP_GROUP, SPARK_APP_VERSION, namespace, SPARK_APP_PLURAL)
-    try:
-        api.create_namespaced_custom_object(*args, app)
-    except ApiException as error:
-        if error.status != 409:
-            raise
+    args = SPARK_APPLICATION.args(namespace)
+    create_custom_object(api, SPARK_APPLICATION, app)
     deadline = time.monotonic() + timeout_s
     while True:
         try:

@@ -1,4 +1,4 @@
-"""KFP wrapper: moves artifacts in and out; the work is components.pretrain.train.train."""
+"""KFP wrapper: moves artifacts in and out; the work is components.pretrain.launch.launch."""
 
 from typing import NamedTuple
 
@@ -21,18 +21,27 @@ def pretrain_op(
     warm_start_model: str,
     model_store: str,
     data_fingerprint: str,
+    node_selector: dict,
     model: Output[Model],
     report: Output[Markdown],
+    grad_accum: int = 1,
+    parallelism: str = "ddp",
+    checkpoint_every: int = 0,
+    launch_backend: str = "local",
+    train_nodes: int = 1,
+    gpus_per_node: int = 0,
 ) -> NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)]):
-    """Pretrain a decoder-only transformer on the curated token shards; publish it to `model_store` if given."""
+    """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob on the
+    nodes `node_selector` picks); publish it to `model_store` if given."""
     import json
     import shutil
     from pathlib import Path
 
-    from components.carbon.tracking import Location, measure
+    from components.carbon.tracking import Location, aggregate_ranks, measure
     from components.common.model_store import publish, warm_start_source
     from components.curate.job import TOKENS_DIR
-    from components.pretrain.train import TrainConfig, train
+    from components.pretrain.launch import LaunchConfig, launch
+    from components.pretrain.train import TrainConfig, node_energy_records
 
     config = TrainConfig(
         model_size=model_size,
@@ -43,9 +52,23 @@ def pretrain_op(
         warmup_steps=max(1, train_steps // 10),
         seed=seed,
         init_from=warm_start_source(warm_start_model, model_store),
+        grad_accum=grad_accum,
+        parallelism=parallelism,
+        checkpoint_every=checkpoint_every,
+        # scratch for restarts within this step, next to (not inside) the model artifact
+        checkpoint_dir=str(Path(model.path).parent / "checkpoints"),
     )
+    # This step's tracker measures this machine. On Kubernetes the workers run on other nodes: each node
+    # measures itself at the same location, and the stage's energy is their sum plus this waiting pod's.
+    on_cluster = launch_backend == "kubernetes"
+    launch_config = LaunchConfig(backend=launch_backend, nodes=train_nodes, procs_per_node=gpus_per_node,
+                                 node_selector=dict(node_selector), energy_location=location if on_cluster else "")
     tokens = Path(curated.path) / TOKENS_DIR
-    result, energy = measure("pretrain", Location(**json.loads(location)), lambda: train(tokens, model.path, config))
+    place = Location(**json.loads(location))
+    result, energy = measure("pretrain", place, lambda: launch(tokens, model.path, config, launch_config))
+    nodes = node_energy_records(model.path)
+    if nodes:
+        energy = {**aggregate_ranks([energy, *nodes]), "stage": "pretrain"}
     shutil.copyfile(Path(model.path) / "train_report.md", report.path)
     model.metadata.update({"sha256": result.checkpoint_sha256, "val_loss": result.val_loss})
     if model_store:  # where the next run (e.g. one `greenfm watch` submits to Kubeflow) can find it

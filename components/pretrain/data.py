@@ -1,7 +1,12 @@
-"""Batches from token shards: random windows for training, consecutive windows for evaluation.
+"""Batches from token shards: seeded random windows for training, consecutive windows for evaluation.
 
-Each data-parallel rank draws from its own generator seeded by (seed, rank), so the stream is the same on
-every rerun and resuming only needs the step number.
+Training draws one *global* batch per optimizer step: `batch_size × grad_accum × world_size` window starts from
+a generator seeded by (seed, step). Rank r takes its own contiguous slice of those windows and splits it into
+`grad_accum` micro-batches, reading only its rows from the memory-mapped shards. So:
+
+- the data a step sees depends only on (seed, step) and the global batch size, not on how many ranks or
+  accumulation steps share it: one process with batch 8 sees exactly what two ranks with batch 4 see;
+- the data position is the step number, so resuming from a checkpoint needs nothing more.
 """
 
 from __future__ import annotations
@@ -12,26 +17,41 @@ import numpy as np
 import torch
 
 
-class RandomWindows:
-    def __init__(self, tokens: np.ndarray, seq_len: int, batch_size: int, seed: int, rank: int = 0):
+class GlobalBatches:
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        seq_len: int,
+        batch_size: int,
+        seed: int,
+        grad_accum: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
+    ):
         if len(tokens) < seq_len + 2:
             raise ValueError(f"{len(tokens)} tokens cannot fill one window of {seq_len} + 1")
-        self.tokens, self.seq_len, self.batch_size = tokens, seq_len, batch_size
-        self.seed, self.rank = seed, rank
-        self.generator = torch.Generator().manual_seed(seed * 1_000_003 + rank)
+        self.tokens, self.seq_len, self.seed = tokens, seq_len, seed
+        self.batch_size, self.grad_accum = batch_size, grad_accum
+        self.rank, self.world_size = rank, world_size
 
-    def skip(self, batches: int) -> None:
-        """Advance the stream as if `batches` batches had been drawn (used on resume)."""
-        for _ in range(batches):
-            self._starts()
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.grad_accum * self.world_size
 
-    def _starts(self) -> torch.Tensor:
-        return torch.randint(0, len(self.tokens) - self.seq_len - 1, (self.batch_size,), generator=self.generator)
+    def starts(self, step: int) -> torch.Tensor:
+        """Window starts of step `step`'s whole global batch (identical on every rank)."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        return torch.randint(0, len(self.tokens) - self.seq_len - 1, (self.global_batch,), generator=generator)
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = np.stack([self.tokens[s : s + self.seq_len + 1] for s in self._starts().tolist()]).astype(np.int64)
+    def micro_batches(self, step: int, pin_memory: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's `grad_accum` (inputs, targets) pairs of step `step`, each `batch_size` rows."""
+        per_rank = self.batch_size * self.grad_accum
+        mine = self.starts(step)[self.rank * per_rank : (self.rank + 1) * per_rank].tolist()
+        rows = np.stack([self.tokens[s : s + self.seq_len + 1] for s in mine]).astype(np.int64)
         batch = torch.from_numpy(rows)
-        return batch[:, :-1], batch[:, 1:]
+        if pin_memory:
+            batch = batch.pin_memory()  # lets the host-to-device copy run asynchronously
+        return [(b[:, :-1], b[:, 1:]) for b in batch.split(self.batch_size)]
 
 
 def consecutive_windows(

@@ -1,8 +1,17 @@
-"""The training loop: AdamW, warmup + cosine schedule, gradient accumulation and clipping, bf16 autocast and
-torch.compile on GPU, data parallel when launched by torchrun (NCCL on GPU, gloo on CPU)."""
+"""The training loop: fused AdamW, warmup + cosine schedule, gradient accumulation and clipping, bf16 autocast
+and torch.compile on GPU, DDP or FSDP2 across the processes torchrun started (NCCL on GPU, gloo on CPU),
+DCP checkpoints every N steps with exact resumption, and a report (JSON + Markdown) with tokens, FLOPs, MFU.
+
+The step loop never waits for the GPU: losses accumulate on the device and are read only every `log_every`
+steps, batches are built in pinned memory and copied without blocking.
+
+Launch under torchrun with `python -m torch.distributed.run ... --module components.pretrain.train
+--tokens DIR --model-dir DIR --config '{"model_size": ...}'`; components.pretrain.launch does that for you.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -13,16 +22,24 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.distributed as dist
 
 from components.common.model_store import resolve
 from components.curate.shards import load_index, read_split
+from components.pretrain import resume
 from components.pretrain.checkpoint import load_model, save_model
-from components.pretrain.data import RandomWindows, consecutive_windows
+from components.pretrain.data import GlobalBatches, consecutive_windows
+from components.pretrain.hf_export import export_llama
+from components.pretrain.distributed import Dist, gradient_sync, mean_across_ranks, setup, teardown, wrap
+from components.pretrain.mfu import mfu, peak_flops
 from components.pretrain.model import Transformer, flops_per_token, model_config
 
-# Dense bf16 peak per GPU, for MFU. Unknown GPUs report no MFU rather than a guessed one.
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10G": 70e12}
+REPORT_JSON, REPORT_MD = "train_report.json", "train_report.md"
+ENERGY_DIR = "energy"  # per-node energy records of distributed workers (node<N>-attempt<K>.json)
+HF_DIR = "hf"  # the same weights as a Hugging Face LlamaForCausalLM checkpoint
+FLOPS_FORMULA = (
+    "6·N_matmul + 12·L·d·T per token (N_matmul: all weights but the embedding table, plus the tied d×V output "
+    "projection; 12·L·d·T: attention scores and weighted sum, causal mask not discounted)"
+)
 
 
 @dataclass
@@ -30,7 +47,7 @@ class TrainConfig:
     model_size: str = "small"
     seq_len: int = 128
     batch_size: int = 16  # sequences per rank per micro-step
-    grad_accum: int = 1
+    grad_accum: int = 1  # micro-steps per optimizer step; global batch = batch_size × grad_accum × ranks
     steps: int = 300
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
@@ -39,22 +56,39 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 1234
     eval_batches: int = 20
-    log_every: int = 10
+    log_every: int = 10  # also the only steps where the loop waits for the GPU
     device: str = "auto"  # auto | cpu | cuda
     compile: bool | None = None  # None: compile on CUDA only
     init_from: str = ""  # a model directory to warm-start from (retraining on changed data); empty: random init
+    parallelism: str = "ddp"  # ddp | fsdp, when several processes train
+    checkpoint_every: int = 0  # DCP checkpoint every N steps (0: only at the end); a restart loses < N steps
+    checkpoint_dir: str = ""  # empty: <model_dir>/checkpoints. A run finding a checkpoint there resumes from it
+    keep_checkpoints: int = 2
 
 
 @dataclass
 class TrainResult:
     model_dir: str
-    train_loss: float
+    train_loss: float | None
     val_loss: float
     tokens: int
     tokens_per_second: float
     total_flops: float
     checkpoint_sha256: str
     report: dict
+
+    @classmethod
+    def from_report(cls, model_dir: str | Path, report: dict) -> "TrainResult":
+        return cls(
+            model_dir=str(model_dir),
+            train_loss=report["train_loss"],
+            val_loss=report["val_loss"],
+            tokens=report["tokens"],
+            tokens_per_second=report["tokens_per_second"],
+            total_flops=report["total_flops"],
+            checkpoint_sha256=report.get("checkpoint_sha256", ""),
+            report=report,
+        )
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -65,11 +99,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return floor + 0.5 * (1 + math.cos(math.pi * min(1.0, progress))) * (cfg.lr - floor)
 
 
-def peak_flops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in PEAK_BF16_FLOPS.items() if key in name), None)
+def autocast(device: torch.device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 @torch.no_grad()
@@ -81,7 +112,7 @@ def mean_loss(
     model.eval()
     total, count = 0.0, 0
     for x, y in consecutive_windows(tokens, seq_len, batch_size, max_batches):
-        with _autocast(device):
+        with autocast(device):
             _, loss = model(x.to(device), y.to(device))
         total += loss.item() * x.numel()
         count += x.numel()
@@ -89,23 +120,45 @@ def mean_loss(
     return total / max(count, 1)
 
 
-def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-
-
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW, fused into one kernel on CUDA; no weight decay on norms (1-D parameters)."""
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8, fused=device.type == "cuda")
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size); joins the process group when torchrun started several processes."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+def train_step(
+    step_model: torch.nn.Module,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    micro_batches: list[tuple[torch.Tensor, torch.Tensor]],
+    grad_clip: float,
+    device: torch.device,
+    loss_sum: torch.Tensor,
+) -> torch.Tensor:
+    """One optimizer step over a rank's micro-batches; adds their losses to `loss_sum` (on the device) and
+    returns the gradient norm before clipping, as a tensor: nothing here waits for the GPU."""
+    accum = len(micro_batches)
+    for i, (x, y) in enumerate(micro_batches):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with gradient_sync(step_model, sync=i == accum - 1):
+            with autocast(device):
+                _, loss = step_model(x, y)
+            (loss / accum).backward()
+        loss_sum += loss.detach()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()
+    return grad_norm
+
+
+def run_identity(cfg: TrainConfig, world_size: int) -> dict:
+    """What a checkpoint must agree with to be resumed by this run."""
+    return {"model_size": cfg.model_size, "seq_len": cfg.seq_len, "seed": cfg.seed,
+            "global_batch": cfg.batch_size * cfg.grad_accum * world_size}
 
 
 def train(
@@ -115,112 +168,120 @@ def train(
     on_log: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     cfg = cfg or TrainConfig()
-    rank, local_rank, world = _distributed()
-    if cfg.device == "auto":
-        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(cfg.device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    d = setup(cfg.device)
+    cuda = d.device.type == "cuda"
+    if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     else:
         torch.use_deterministic_algorithms(True)  # bitwise-reproducible checkpoints on CPU
     torch.manual_seed(cfg.seed)
 
     index = load_index(tokens_dir)
     train_tokens, val_tokens = read_split(tokens_dir, "train"), read_split(tokens_dir, "val")
-    model = Transformer(model_config(cfg.model_size, vocab_size=index["vocab_size"], seq_len=cfg.seq_len)).to(device)
+    model = Transformer(model_config(cfg.model_size, vocab_size=index["vocab_size"], seq_len=cfg.seq_len)).to(d.device)
     warm_start = _warm_start(model, cfg.init_from)
-    optimizer = _optimizer(model, cfg, device)
-    compiled = cfg.compile if cfg.compile is not None else device.type == "cuda"
-    step_model = torch.compile(model) if compiled else model
-    if world > 1:
-        step_model = torch.nn.parallel.DistributedDataParallel(
-            step_model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    batches = RandomWindows(train_tokens, cfg.seq_len, cfg.batch_size, cfg.seed, rank)
+    compiled = cfg.compile if cfg.compile is not None else cuda
+    step_model = wrap(model, cfg.parallelism, d, compiled)
+    optimizer = build_optimizer(model, cfg, d.device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_at(step, cfg) / cfg.lr)
+    checkpoint_dir = Path(cfg.checkpoint_dir or Path(model_dir) / "checkpoints")
+    identity = run_identity(cfg, d.world_size)
+    start = resume.load_latest(checkpoint_dir, model, optimizer, scheduler, identity, d)
+    batches = GlobalBatches(train_tokens, cfg.seq_len, cfg.batch_size, cfg.seed, cfg.grad_accum, d.rank, d.world_size)
 
-    tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum * world
+    tokens_per_step = batches.global_batch * cfg.seq_len
     flops_token = flops_per_token(model)
-    peak = peak_flops(device)
+    peak = peak_flops(d.device)
     history: list[dict] = []
-    started = time.perf_counter()
-    window_start, window_tokens = started, 0
-    for step in range(cfg.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        step_loss = 0.0
-        for micro in range(cfg.grad_accum):
-            x, y = (t.to(device, non_blocking=True) for t in batches.next())
-            sync = world == 1 or micro == cfg.grad_accum - 1
-            context = nullcontext() if sync else step_model.no_sync()
-            with context, _autocast(device):
-                _, loss = step_model(x, y)
-                (loss / cfg.grad_accum).backward()
-            step_loss += loss.item() / cfg.grad_accum
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        window_tokens += tokens_per_step
-        if (step + 1) % cfg.log_every == 0 or step == cfg.steps - 1:
-            if device.type == "cuda":
-                torch.cuda.synchronize()
+    loss_sum = torch.zeros((), device=d.device)
+    window_steps = 0
+    started = window_start = time.perf_counter()
+    upcoming = batches.micro_batches(start, pin_memory=cuda) if start < cfg.steps else []
+    for step in range(start, cfg.steps):
+        grad_norm = train_step(step_model, model, optimizer, scheduler, upcoming, cfg.grad_clip, d.device, loss_sum)
+        done, window_steps = step + 1, window_steps + 1
+        if done < cfg.steps:  # the host builds the next batch while the device works through this step
+            upcoming = batches.micro_batches(done, pin_memory=cuda)
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+            resume.save(checkpoint_dir, done, model, optimizer, scheduler, identity, d, cfg.keep_checkpoints)
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            mean = mean_across_ranks(loss_sum / (window_steps * cfg.grad_accum), d).item()  # waits for the device
+            if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
+                grad_norm = grad_norm.full_tensor()
             now = time.perf_counter()
-            tps = window_tokens / (now - window_start)
+            tps = window_steps * tokens_per_step / (now - window_start)
+            utilization = mfu(tps, flops_token, peak, d.world_size)
             entry = {
-                "step": step + 1,
-                "loss": round(step_loss, 4),
+                "step": done,
+                "loss": round(mean, 4),
                 "lr": lr_at(step, cfg),
-                "grad_norm": round(grad_norm, 4),
+                "grad_norm": round(float(grad_norm), 4),
                 "tokens_per_second": round(tps, 1),
-                "mfu": None if peak is None else round(tps * flops_token / (peak * world), 4),
+                "mfu": None if utilization is None else round(utilization, 4),
             }
             history.append(entry)
-            if on_log and rank == 0:
+            if on_log and d.is_main:
                 on_log(entry)
-            window_start, window_tokens = now, 0
+            loss_sum.zero_()
+            window_start, window_steps = time.perf_counter(), 0
     elapsed = time.perf_counter() - started
-    total_tokens = tokens_per_step * cfg.steps
-    val_loss = mean_loss(model, val_tokens, cfg.seq_len, cfg.batch_size, cfg.eval_batches, device)
+    if start < cfg.steps or resume.latest(checkpoint_dir) is None:
+        resume.save(checkpoint_dir, cfg.steps, model, optimizer, scheduler, identity, d, cfg.keep_checkpoints)
+    # every rank evaluates the same windows, as many as one process with the whole batch would
+    val_loss = mean_loss(model, val_tokens, cfg.seq_len, cfg.batch_size * d.world_size, cfg.eval_batches, d.device)
+    weights = _full_state_dict(model, cfg.parallelism, d)
 
-    sha = ""
+    trained_tokens = tokens_per_step * (cfg.steps - start)
+    total_tokens = tokens_per_step * cfg.steps
+    tps = trained_tokens / elapsed if trained_tokens else 0.0
+    overall_mfu = mfu(tps, flops_token, peak, d.world_size)
     report = {
         "config": asdict(cfg),
         "model": model.cfg.to_dict(),
         "parameters": model.num_params(),
         "flops_per_token": flops_token,
-        "flops_formula": "6·N_matmul + 12·L·d·T per token (N_matmul: all weights but the embedding table, "
-        "plus the tied d×V output projection)",
-        "world_size": world,
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "flops_formula": FLOPS_FORMULA,
+        "world_size": d.world_size,
+        "parallelism": cfg.parallelism if d.world_size > 1 else "none",
+        "global_batch_sequences": batches.global_batch,
+        "tokens_per_step": tokens_per_step,
+        "device": torch.cuda.get_device_name(d.device) if cuda else "cpu",
+        "peak_flops_per_device": peak,
+        "compiled": compiled,
         "torch": torch.__version__,
         "tokens": total_tokens,
         "total_flops": float(flops_token * total_tokens),
+        "resumed_from_step": start,
+        "tokens_this_launch": trained_tokens,
         "seconds": round(elapsed, 3),
-        "tokens_per_second": round(total_tokens / elapsed, 1),
-        "train_loss": history[-1]["loss"],
+        "tokens_per_second": round(tps, 1),
+        "mfu": None if overall_mfu is None else round(overall_mfu, 4),
+        "train_loss": history[-1]["loss"] if history else None,
         "val_loss": round(val_loss, 4),
         "val_perplexity": round(math.exp(val_loss), 3),
         "history": history,
         "warm_start": warm_start,
+        "checkpoint_dir": str(checkpoint_dir),
     }
-    if rank == 0:
-        sha = save_model(model, model_dir, Path(tokens_dir) / index["tokenizer"], {"training": report["config"]})
-        report["checkpoint_sha256"] = sha
-        _write_report(Path(model_dir), report)
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return TrainResult(
-        model_dir=str(model_dir),
-        train_loss=report["train_loss"],
-        val_loss=report["val_loss"],
-        tokens=total_tokens,
-        tokens_per_second=report["tokens_per_second"],
-        total_flops=report["total_flops"],
-        checkpoint_sha256=sha,
-        report=report,
-    )
+    if d.is_main:
+        export = Transformer(model.cfg)
+        export.load_state_dict(weights)
+        tokenizer = Path(tokens_dir) / index["tokenizer"]
+        report["checkpoint_sha256"] = save_model(export, model_dir, tokenizer, {"training": report["config"]})
+        export_llama(export, tokenizer, Path(model_dir) / HF_DIR)
+        write_report(Path(model_dir), report)
+    teardown(d)
+    return TrainResult.from_report(model_dir, report)
+
+
+def _full_state_dict(model: Transformer, parallelism: str, d: Dist) -> dict:
+    """Unsharded CPU weights (on rank 0 under FSDP, which gathers them collectively)."""
+    if d.world_size > 1 and parallelism == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def _warm_start(model: Transformer, model_dir: str) -> str:
@@ -242,24 +303,76 @@ def _warm_start(model: Transformer, model_dir: str) -> str:
     return f"loaded from {model_dir}"
 
 
-def _write_report(model_dir: Path, report: dict) -> None:
-    (model_dir / "train_report.json").write_text(json.dumps(report, indent=2))
+def write_report(model_dir: Path, report: dict) -> None:
+    (model_dir / REPORT_JSON).write_text(json.dumps(report, indent=2))
+    mfu_text = "n/a (no peak for this device)" if report["mfu"] is None else f"{100 * report['mfu']:.1f}%"
     lines = [
         "# Pretraining report",
         "",
         f"- Model: {report['parameters']:,} parameters ({report['model']['n_layers']} layers, "
         f"width {report['model']['dim']}, context {report['model']['seq_len']})",
-        f"- Device: {report['device']} × {report['world_size']}; torch {report['torch']}",
-        f"- Tokens: {report['tokens']:,}; {report['tokens_per_second']:,.0f} tokens/s; "
-        f"{report['total_flops']:.3e} FLOPs ({report['flops_formula']})",
+        f"- Device: {report['device']} × {report['world_size']} ({report['parallelism']}); torch {report['torch']}; "
+        f"compiled: {report['compiled']}",
+        f"- Global batch: {report['global_batch_sequences']} sequences = {report['tokens_per_step']:,} tokens per step",
+        f"- Tokens: {report['tokens']:,}; total {report['total_flops']:.3e} FLOPs "
+        f"({report['flops_per_token']:,} per token: {report['flops_formula']})",
+        f"- Throughput: {report['tokens_per_second']:,.0f} tokens/s; MFU {mfu_text}",
         f"- Loss: train {report['train_loss']}, validation {report['val_loss']} "
         f"(perplexity {report['val_perplexity']})",
-        f"- Warm start: {report['warm_start']}",
+        f"- Resumed from step: {report['resumed_from_step']}; warm start: {report['warm_start']}",
         "",
-        "| step | loss | tokens/s | MFU |",
-        "| ---: | ---: | ---: | ---: |",
+        "| step | loss | grad norm | tokens/s | MFU |",
+        "| ---: | ---: | ---: | ---: | ---: |",
     ]
     for h in report["history"]:
-        mfu = "n/a" if h["mfu"] is None else f"{100 * h['mfu']:.1f}%"
-        lines.append(f"| {h['step']} | {h['loss']} | {h['tokens_per_second']:,.0f} | {mfu} |")
-    (model_dir / "train_report.md").write_text("\n".join(lines) + "\n")
+        mfu_cell = "n/a" if h["mfu"] is None else f"{100 * h['mfu']:.1f}%"
+        lines.append(f"| {h['step']} | {h['loss']} | {h['grad_norm']} | {h['tokens_per_second']:,.0f} | {mfu_cell} |")
+    (model_dir / REPORT_MD).write_text("\n".join(lines) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of every torchrun worker (local launch and PyTorchJob replicas)."""
+    parser = argparse.ArgumentParser(description="greenfm pretraining worker (run under torchrun)")
+    parser.add_argument("--tokens", required=True, help="token shards folder (index.json)")
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--config", default="{}", help="TrainConfig fields as JSON")
+    parser.add_argument("--energy-location", default="", help="Location JSON: measure this node's energy there")
+    args = parser.parse_args(argv)
+
+    def work() -> TrainResult:
+        return train(args.tokens, args.model_dir, TrainConfig(**json.loads(args.config)),
+                     on_log=lambda entry: print(json.dumps(entry), flush=True))
+
+    if args.energy_location and int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        measure_node(args.model_dir, args.energy_location, work)
+    else:
+        work()
+
+
+def measure_node(model_dir: str | Path, location_json: str, work: Callable[[], TrainResult]) -> None:
+    """One tracker per node (its local rank 0): codecarbon measures the whole machine, so one per node counts
+    every GPU and core once. Each attempt (torchrun restarts the workers after a failure) writes its own
+    record, also when it fails, so the energy of lost work is counted too."""
+    from components.carbon.tracking import Location, measure
+
+    node, attempt = os.environ.get("GROUP_RANK", "0"), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    folder = Path(model_dir) / ENERGY_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"node{node}-attempt{attempt}.json"
+    try:
+        _, record = measure(f"pretrain-node{node}", Location(**json.loads(location_json)), work)
+    except Exception as error:
+        target.write_text(json.dumps(getattr(error, "energy_record", None) or {}))
+        raise
+    target.write_text(json.dumps(record))
+
+
+def node_energy_records(model_dir: str | Path) -> list[dict]:
+    """The per-node (per-attempt) records the workers wrote; empty when the workers did not measure."""
+    folder = Path(model_dir) / ENERGY_DIR
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("node*-attempt*.json"))] if folder.is_dir() else []
+    return [r for r in records if r]
+
+
+if __name__ == "__main__":
+    main()
