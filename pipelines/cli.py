@@ -56,6 +56,7 @@ def run(
     from pipelines.manifest import build_manifest, write_manifest
 
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
+    run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
     staging = Path(out).resolve() / ".staging"
     try:
         run_config = prepare_input(run_config, staging)
@@ -106,6 +107,7 @@ def _collect_reports(result) -> dict[str, Path]:
         "carbon statement": (("statement-op", "statement-op-2"), "statement", "carbon_statement.md"),
         "carbon statement (HTML)": (("statement-op", "statement-op-2"), "statement_html", "carbon_statement.html"),
         "validation summary": (("validate-op",), "summary", "validation_summary.md"),
+        "datasheet": (("validate-op",), "datasheet", "datasheet.md"),
         "curation report": (("curate-op",), "report", "curation_report.md"),
         "training report": (("pretrain-op",), "report", "training_report.md"),
         "evaluation report": (("evaluate-op",), "report", "evaluation_report.md"),
@@ -160,20 +162,30 @@ def validate(
     input: Path = typer.Option(..., "--input", help="A curated dataset folder (output of `greenfm curate`)."),
     min_documents: int = typer.Option(100, help="Fail with fewer documents."),
     license_allowlist: str = typer.Option("", help="Comma-separated accepted licenses; empty accepts any."),
+    allowed_languages: str = typer.Option("", help="Comma-separated accepted language codes; empty: no check."),
+    min_language_share: float = typer.Option(0.95, help="Share of documents that must be in allowed languages."),
+    language_share_bounds: str = typer.Option("", help="Per-language share bounds, e.g. en=0.8:1,fr=0:0.1."),
+    drift_mode: str = typer.Option("warn", help="fail | warn | off: drift from the accepted profile."),
+    profile_store: str = typer.Option("", help="Folder/URI of the accepted profile; empty: no drift check."),
     docs: Optional[Path] = typer.Option(None, "--docs", help="Folder for Data Docs (default: INPUT/validation)."),
 ) -> None:
     """Run the validation gate on a curated dataset; exit 1 when it fails."""
     from components.common.errors import InputError
-    from components.validate.gate import ValidateConfig, validate as validate_gate
+    from components.validate.config import from_params
+    from components.validate.datasheet import DATASHEET_MD
+    from components.validate.gate import validate as validate_gate
 
     if not input.is_dir():
         raise InputError(f"{input}: no such directory")
-    allow = [x.strip() for x in license_allowlist.split(",") if x.strip()]
+    config = from_params(
+        min_documents, license_allowlist, allowed_languages, min_language_share, language_share_bounds, drift_mode,
+        profile_store,
+    )
     docs_dir = docs or input / "validation"
     with console.status("validating…"):
-        gate = validate_gate(input, docs_dir, ValidateConfig(min_documents=min_documents, license_allowlist=allow))
+        gate = validate_gate(input, docs_dir, config)
     print(gate.summary_markdown())
-    console.print(f"Data Docs: {docs_dir / 'index.html'}", highlight=False)
+    console.print(f"Data Docs: {docs_dir / 'index.html'}\ndatasheet: {docs_dir / DATASHEET_MD}", highlight=False)
     if not gate.passed:
         raise GateFailed("; ".join(gate.failures))
 

@@ -67,6 +67,12 @@ class RunConfig:
     # Curation (components/curate).
     languages: str = "en"  # comma-separated ISO 639-1 codes curation keeps; empty: every language
     quality_preset: str = "auto"  # published | docstrings | auto (docstrings for the built-in corpus)
+    # Validation gate (components/validate).
+    allowed_languages: str = "en"  # comma-separated ISO 639-1 codes the gate accepts; empty: no language check
+    min_language_share: float = 0.95  # share of documents that must be in allowed_languages
+    language_share_bounds: str = ""  # per-language share bounds, e.g. "en=0.8:1,fr=0:0.1"
+    drift_mode: str = "warn"  # fail | warn | off: drift from the last accepted dataset profile
+    profile_store: str = ""  # folder/URI of the accepted profile; empty: `greenfm run` uses its --out folder
 
     def pipeline_arguments(self) -> dict:
         return asdict(self)

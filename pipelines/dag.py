@@ -76,6 +76,11 @@ def greenfm_pipeline(
     adapt_warm_start: str = D.adapt_warm_start,
     languages: str = D.languages,
     quality_preset: str = D.quality_preset,
+    allowed_languages: str = D.allowed_languages,
+    min_language_share: float = D.min_language_share,
+    language_share_bounds: str = D.language_share_bounds,
+    drift_mode: str = D.drift_mode,
+    profile_store: str = D.profile_store,
 ):
     """greenfm foundation-model pipeline.
 
@@ -123,6 +128,11 @@ def greenfm_pipeline(
         adapt_warm_start: An earlier adapted model directory, or a run directory holding one, to start adaptation from.
         languages: Comma-separated ISO 639-1 codes curation keeps (language id); empty keeps every language.
         quality_preset: Curation quality thresholds: published (Gopher/C4 papers), docstrings, or auto (docstrings for the built-in corpus).
+        allowed_languages: Comma-separated ISO 639-1 codes the gate accepts (needs the lang column); empty: any.
+        min_language_share: Share of documents that must be in allowed_languages for the gate to pass.
+        language_share_bounds: Per-language share bounds the gate enforces, e.g. en=0.8:1,fr=0:0.1; empty: none.
+        drift_mode: fail, warn or off: what the gate does when the data drifted from the last accepted profile.
+        profile_store: Folder or URI (s3://, gs://) keeping the last accepted dataset profile, e.g. /workspace/profiles; empty: no drift check.
     """
     def select(stage: str, gpus: bool):
         task = select_region_op(
@@ -165,7 +175,14 @@ def greenfm_pipeline(
         location=select_curate.outputs["location"],  # next to its data, on the curation region's grid
         min_documents=min_documents,
         license_allowlist=license_allowlist,
+        allowed_languages=allowed_languages,
+        min_language_share=min_language_share,
+        language_share_bounds=language_share_bounds,
+        drift_mode=drift_mode,
+        profile_store=profile_store,
     ).set_display_name("validate")
+    on_workspace(validate)  # the profile store may live there
+    validate.set_caching_options(False)  # the verdict depends on the profile store, which changes between runs
 
     # The statement's money assumptions, the same whichever way the gate goes.
     cost_inputs = dict(

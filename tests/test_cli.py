@@ -22,11 +22,17 @@ def test_curate_command(spark, tmp_path):
     assert "Curation report" in result.output
 
 
-def test_validate_command_passes_and_fails(curated, tmp_path):
-    ok = runner.invoke(app, ["validate", "--input", curated.output_dir, "--docs", str(tmp_path / "a")])
+def test_validate_command_passes_and_fails(tmp_path):
+    from tests.gate_data import build_dataset
+
+    data = str(build_dataset(tmp_path / "curated"))
+    store = ["--profile-store", str(tmp_path / "store")]
+    ok = runner.invoke(app, ["validate", "--input", data, "--docs", str(tmp_path / "a"), *store])
     assert ok.exit_code == 0, ok.output
-    assert "Validation gate: PASSED" in ok.output
-    bad = runner.invoke(app, ["validate", "--input", curated.output_dir, "--docs", str(tmp_path / "b"), "--min-documents", "1000000"])
+    assert "Validation gate: PASSED" in ok.output and "no accepted snapshot" in ok.output
+    again = runner.invoke(app, ["validate", "--input", data, "--docs", str(tmp_path / "b"), *store])
+    assert again.exit_code == 0 and "| language_tvd | 0.0000 |" in again.output
+    bad = runner.invoke(app, ["validate", "--input", data, "--docs", str(tmp_path / "c"), "--min-documents", "1000000"])
     assert bad.exit_code == 1
     assert "expect_table_row_count_to_be_between" in bad.output
 

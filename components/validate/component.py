@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
 
 from components.common.images import BASE_IMAGE
 
@@ -14,34 +14,47 @@ def validate_op(
     location: str,
     min_documents: int,
     license_allowlist: str,
+    allowed_languages: str,
+    min_language_share: float,
+    language_share_bounds: str,
+    drift_mode: str,
+    profile_store: str,
     summary: Output[Markdown],
+    datasheet: Output[Markdown],
     data_docs: Output[HTML],
+    data_docs_site: Output[Artifact],
     metrics: Output[Metrics],
 ) -> NamedTuple("ValidateOutputs", [("passed", bool), ("energy", str), ("failures", str)]):
-    """Run the expectation suites; `passed` gates training."""
+    """Run the expectation suites; `passed` gates training. `data_docs` is the Data Docs index page,
+    `data_docs_site` the whole site (validation pages included) to download and browse."""
     import json
     import shutil
     import tempfile
     from pathlib import Path
 
     from components.carbon.tracking import Location, measure
-    from components.validate.gate import SUMMARY_MD, ValidateConfig, validate
+    from components.validate.config import from_params
+    from components.validate.datasheet import DATASHEET_MD
+    from components.validate.gate import SUMMARY_MD, gate_metrics, validate
 
-    config = ValidateConfig(
-        min_documents=min_documents, license_allowlist=[x.strip() for x in license_allowlist.split(",") if x.strip()]
+    config = from_params(
+        min_documents, license_allowlist, allowed_languages, min_language_share, language_share_bounds, drift_mode,
+        profile_store,
     )
     docs_dir = Path(tempfile.mkdtemp(prefix="greenfm-datadocs-"))
     gate, energy = measure("validate", Location(**json.loads(location)), lambda: validate(curated.path, docs_dir, config))
     shutil.copyfile(docs_dir / SUMMARY_MD, summary.path)
+    shutil.copyfile(docs_dir / DATASHEET_MD, datasheet.path)
     shutil.copyfile(docs_dir / "index.html", data_docs.path)
-    metrics.log_metric("gate_passed", int(gate.passed))
-    metrics.log_metric("failed_expectations", len(gate.failures))
-    metrics.log_metric("documents", gate.documents)
+    shutil.copytree(docs_dir, data_docs_site.path, dirs_exist_ok=True)
+    for name, value in gate_metrics(gate).items():
+        metrics.log_metric(name, value)
     outputs = NamedTuple("ValidateOutputs", [("passed", bool), ("energy", str), ("failures", str)])
     return outputs(gate.passed, json.dumps(energy), "\n".join(gate.failures))
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
 def gate_failed_op(failures: str):
-    """End a run whose data failed the gate, naming each failed expectation."""
-    raise RuntimeError("validation gate failed:\n" + failures)
+    """End a run whose data failed the gate, naming each failed expectation and sample offending record ids."""
+    lines = [line for line in failures.splitlines() if line.strip()]
+    raise RuntimeError(f"validation gate failed ({len(lines)} expectation(s)):\n" + "\n".join(f"- {x}" for x in lines))
