@@ -92,6 +92,8 @@ def prepare_input(config: RunConfig, staging_dir: Path) -> RunConfig:
     """Resolve the input (writing the default corpus when none is given), check it, fingerprint it."""
     if not config.input_uri:
         config.input_uri = str(write_default_corpus(staging_dir / "input"))
+        if config.quality_preset == "auto":  # the step sees a file path now: say that it is the built-in corpus
+            config.quality_preset = "docstrings"
     files = discover_inputs(config.input_uri)
     config.input_uri = str(Path(config.input_uri).resolve())
     config.data_fingerprint = input_fingerprint(files)

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,18 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path, case):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and str(target) in lines[0]
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_builtin_corpus_run_uses_the_docstrings_preset(tmp_path):
+    """`greenfm run` without --input writes the built-in corpus to a file; curation must still treat it as the
+    built-in corpus (the published Gopher/C4 thresholds keep only ~5% of docstrings)."""
+    from pipelines.config import RunConfig
+    from pipelines.local_run import prepare_input
+
+    builtin = prepare_input(RunConfig(), tmp_path / "a")
+    assert Path(builtin.input_uri).is_file() and builtin.data_fingerprint
+    assert builtin.quality_preset == "docstrings"
+    corpus = tmp_path / "mine"
+    corpus.mkdir()
+    (corpus / "d.jsonl").write_text('{"text": "hello world"}\n')
+    assert prepare_input(RunConfig(input_uri=str(corpus)), tmp_path / "b").quality_preset == "auto"
