@@ -11,7 +11,7 @@ from torch import nn
 from components.adapt.classifier import LINEAGE
 from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model
 from components.adapt.lineage import adapt_and_record, lineage_tree
-from components.adapt.lora import LoraConfig, LoraLinear, apply_lora, lora_state_dict, merge_lora
+from components.adapt.lora import LoraConfig, LoraEmbedding, LoraLinear, apply_lora, lora_state_dict, merge_lora
 from components.adapt.methods import SMALL_DATA, auto_lora_rank, choose_method
 from components.adapt.task import TaskData, check_splits, data_fingerprint, load_default_task, overlap_with
 from components.carbon.tracking import Location
@@ -31,6 +31,7 @@ from components.evaluate.metrics import (
 )
 from components.evaluate.perturb import casing, perturb, typos, whitespace
 from components.evaluate.report import EvalConfig, evaluate
+from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.model import Transformer, model_config
 from pipelines.cli import app
 from typer.testing import CliRunner
@@ -115,6 +116,25 @@ def test_lora_starts_at_the_base_model_and_merges_exactly():
     assert torch.allclose(model(tokens), adapted, atol=1e-5)
     with pytest.raises(ValueError, match="no nn.Linear or nn.Embedding named"):
         apply_lora(model, LoraConfig(targets=("nope",)))
+
+
+def test_embedding_adapter_merges_into_the_input_table_only(tmp_path):
+    torch.manual_seed(0)
+    model = Transformer(model_config("tiny", vocab_size=300, seq_len=16))
+    base_head = model.output.weight.detach().clone()
+    tokens = torch.randint(0, 300, (2, 16))
+    apply_lora(model, LoraConfig(rank=4, targets=("wq", "tok_embeddings")))
+    for module in model.modules():
+        if isinstance(module, LoraEmbedding):
+            nn.init.normal_(module.lora_a)
+    adapted = model(tokens)  # the language-model head reads the frozen table while the adapter trains
+    assert merge_lora(model) == 3 and not model.cfg.tie_embeddings
+    assert torch.equal(model.output.weight, base_head) and not torch.equal(model.tok_embeddings.weight, base_head)
+    assert torch.allclose(model(tokens), adapted, atol=1e-5)
+    (tmp_path / "tokenizer.json").write_text("{}")  # copied beside the weights, not read by load_model
+    save_model(model, tmp_path / "m", tmp_path / "tokenizer.json")
+    reloaded = load_model(tmp_path / "m")
+    assert not reloaded.cfg.tie_embeddings and torch.allclose(reloaded(tokens), adapted, atol=1e-5)
 
 
 def test_auto_rule():

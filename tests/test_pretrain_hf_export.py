@@ -21,10 +21,11 @@ def tokenizer_file(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("kv_heads", [4, 2])  # multi-head and grouped-query attention
-def test_logits_match_llama_for_causal_lm(tmp_path, tokenizer_file, kv_heads):
+# Multi-head and grouped-query attention; untied: an adapted model whose input table moved (components/adapt).
+@pytest.mark.parametrize("kv_heads,tied", [(4, True), (2, True), (4, False)])
+def test_logits_match_llama_for_causal_lm(tmp_path, tokenizer_file, kv_heads, tied):
     torch.manual_seed(0)
-    model = Transformer(model_config("tiny", n_heads=4, n_kv_heads=kv_heads, vocab_size=300, seq_len=32)).eval()
+    model = Transformer(model_config("tiny", n_heads=4, n_kv_heads=kv_heads, vocab_size=300, seq_len=32, tie_embeddings=tied)).eval()
     with torch.no_grad():  # non-trivial norm weights, so a swapped norm would show
         for module in model.modules():
             if hasattr(module, "eps"):
@@ -35,7 +36,7 @@ def test_logits_match_llama_for_causal_lm(tmp_path, tokenizer_file, kv_heads):
     with torch.no_grad():
         ours, theirs = model(tokens), hf(tokens).logits
     assert torch.allclose(ours, theirs, atol=1e-4), (ours - theirs).abs().max()
-    assert hf.lm_head.weight.data_ptr() == hf.model.embed_tokens.weight.data_ptr()  # tied, as ours
+    assert (hf.lm_head.weight.data_ptr() == hf.model.embed_tokens.weight.data_ptr()) == tied  # as ours
     tokenizer = transformers.AutoTokenizer.from_pretrained(out)
     assert tokenizer.eos_token == "<|endoftext|>" and tokenizer("the fox")["input_ids"]
 
@@ -44,5 +45,6 @@ def test_every_weight_has_a_name():
     model = Transformer(model_config("tiny", vocab_size=64, seq_len=8))
     names = {hf_name(n) for n in model.state_dict()} - {None}
     assert len(names) == len(model.state_dict()) - 1  # all but the tied output projection
+    assert hf_name("output.weight", tied=False) == "lm_head.weight"
     with pytest.raises(ValueError, match="no Hugging Face Llama name"):
         hf_name("layers.0.attention.bias")

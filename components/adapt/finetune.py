@@ -84,16 +84,21 @@ def find_adapted_model(path: str | Path) -> Path:
     return found[0]
 
 
-def _warm_start(model: Classifier, labels: list[str], source: str) -> tuple[str, str | None]:
-    """Load an earlier adapted model's weights when they fit; return (what happened, its hash or None)."""
+def _shape(model: Classifier) -> dict:
+    # An earlier LoRA run may have untied the output projection (components/adapt/lora.py): same shapes otherwise.
+    return {k: v for k, v in model.backbone.cfg.to_dict().items() if k != "tie_embeddings"}
+
+
+def _warm_start(model: Classifier, labels: list[str], source: str) -> tuple[Classifier, str, str | None]:
+    """An earlier adapted model in place of `model` when it fits; return (the model to train, what happened,
+    the earlier model's hash or None)."""
     if not source:
-        return "none", None
+        return model, "none", None
     model_dir = find_adapted_model(source)
     previous, task_info = load_classifier(model_dir)
-    if previous.backbone.cfg.to_dict() != model.backbone.cfg.to_dict() or task_info["labels"] != labels:
-        return f"skipped: {model_dir} has a different model config or label set", None
-    model.load_state_dict(previous.state_dict())
-    return f"loaded from {model_dir}", classifier_sha256(model_dir)
+    if _shape(previous) != _shape(model) or task_info["labels"] != labels:
+        return model, f"skipped: {model_dir} has a different model config or label set", None
+    return previous, f"loaded from {model_dir}", classifier_sha256(model_dir)
 
 
 def _device(name: str) -> torch.device:
@@ -123,7 +128,8 @@ def adapt(base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig | No
     if method == "auto":
         choice = choose_method(len(train[0]), backbone_params, run_tokens, cfg.budget_flops)
         method, rank, reason = choice.method, cfg.lora_rank or choice.lora_rank, f"auto: {choice.reason}"
-    warm_start, warm_sha = _warm_start(model, task.labels, cfg.init_from)
+    model, warm_start, warm_sha = _warm_start(model, task.labels, cfg.init_from)
+    backbone = model.backbone
     lora = LoraConfig(rank=rank, alpha=cfg.lora_alpha or 2.0 * rank, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets))
     adapted_modules = set_trainable(backbone, method, lora)
     model.to(device)

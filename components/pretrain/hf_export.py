@@ -34,14 +34,14 @@ LAYER_NAMES = {
 }
 
 
-def hf_name(name: str) -> str | None:
-    """The HF Llama name of one of our weights; None for the output projection (tied to the embedding)."""
+def hf_name(name: str, tied: bool = True) -> str | None:
+    """The HF Llama name of one of our weights; None for the output projection when it is tied to the embedding."""
     if name == "tok_embeddings.weight":
         return "model.embed_tokens.weight"
     if name == "norm.weight":
         return "model.norm.weight"
     if name == "output.weight":
-        return None
+        return None if tied else "lm_head.weight"
     _, index, rest = name.split(".", 2)  # layers.<i>.<rest>
     if rest not in LAYER_NAMES:
         raise ValueError(f"no Hugging Face Llama name for weight {name!r}")
@@ -69,7 +69,7 @@ def hf_config(model: Transformer, tokenizer: Tokenizer) -> dict:
         "attention_bias": False,
         "attention_dropout": 0.0,
         "mlp_bias": False,
-        "tie_word_embeddings": True,
+        "tie_word_embeddings": cfg.tie_embeddings,
         "initializer_range": 0.02,
         "bos_token_id": eos,
         "eos_token_id": eos,
@@ -85,7 +85,7 @@ def export_llama(model: Transformer, tokenizer_path: str | Path, out_dir: str | 
     out.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for name, tensor in model.state_dict().items():
-        target = hf_name(name)
+        target = hf_name(name, model.cfg.tie_embeddings)
         if target is not None:
             tensors[target] = tensor.detach().to("cpu", torch.float32).contiguous()
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})

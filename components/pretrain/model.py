@@ -1,10 +1,11 @@
 """A decoder-only transformer in the Llama family: RMSNorm, rotary position embeddings, SwiGLU feed-forward,
-grouped-query scaled-dot-product attention, tied input/output embeddings. Read it top to bottom."""
+grouped-query scaled-dot-product attention, tied input/output embeddings (untied only where adaptation moved the
+input table, see `untie_embeddings`). Read it top to bottom."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +23,7 @@ class ModelConfig:
     ffn_multiple: int = 32  # SwiGLU hidden size is rounded up to a multiple of this
     rope_theta: float = 10_000.0
     norm_eps: float = 1e-5
+    tie_embeddings: bool = True  # output projection shares the embedding table
 
     @property
     def head_dim(self) -> int:
@@ -128,7 +130,8 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.output = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
-        self.output.weight = self.tok_embeddings.weight  # tied: fewer parameters, no quality loss at this scale
+        if cfg.tie_embeddings:
+            self.output.weight = self.tok_embeddings.weight  # fewer parameters, no quality loss at this scale
         cos, sin = rope_tables(cfg)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -155,6 +158,14 @@ class Transformer(nn.Module):
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.reshape(-1), ignore_index=-100)
         return logits, loss
 
+    def untie_embeddings(self) -> None:
+        """Give the output projection its own copy of the table, so a later change to the input embeddings
+        (a LoRA adapter folded in) leaves the language-model head as it was trained."""
+        if self.cfg.tie_embeddings:
+            shared = self.output.weight
+            self.output.weight = nn.Parameter(shared.detach().clone(), requires_grad=shared.requires_grad)
+            self.cfg = replace(self.cfg, tie_embeddings=False)
+
     def num_params(self, exclude_embeddings: bool = False) -> int:
         total = sum(p.numel() for p in self.parameters())
         return total - self.tok_embeddings.weight.numel() if exclude_embeddings else total
@@ -164,8 +175,9 @@ def flops_per_token(model: Transformer) -> int:
     """Training FLOPs per token: 6·N + 12·L·d·T.
 
     N counts the weights used in matrix multiplies: every parameter but the embedding table, plus the output
-    projection (tied to that table, so still a d×V matmul); 12·L·d·T is attention's scores and weighted sum.
+    projection (a d×V matmul even when tied to that table); 12·L·d·T is attention's scores and weighted sum.
     """
     cfg = model.cfg
-    matmul_params = model.num_params(exclude_embeddings=True) + cfg.vocab_size * cfg.dim
+    tied_output = cfg.vocab_size * cfg.dim if cfg.tie_embeddings else 0  # untied, num_params counts it already
+    matmul_params = model.num_params(exclude_embeddings=True) + tied_output
     return 6 * matmul_params + 12 * cfg.n_layers * cfg.dim * cfg.seq_len
