@@ -30,18 +30,25 @@ class LoraConfig:
     rank: int = 8
     alpha: float = 16.0
     dropout: float = 0.0
-    targets: tuple[str, ...] = DEFAULT_TARGETS  # names of the nn.Linear modules to adapt
+    targets: tuple[str, ...] = DEFAULT_TARGETS  # names of the nn.Linear / nn.Embedding modules to adapt
 
 
-class LoraLinear(nn.Module):
-    """A frozen nn.Linear plus a trainable low-rank update."""
+class LowRankUpdate(nn.Module):
+    """What both adapters share: the frozen module they wrap and the update's scale, alpha / rank."""
 
-    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float):
+    def __init__(self, base: nn.Module, rank: int, alpha: float):
         super().__init__()
         if rank < 1:
             raise ValueError(f"LoRA rank must be at least 1, got {rank}")
         self.base = base.requires_grad_(False)
         self.scale = alpha / rank
+
+
+class LoraLinear(LowRankUpdate):
+    """A frozen nn.Linear plus a trainable low-rank update."""
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float):
+        super().__init__(base, rank, alpha)
         self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
         self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))  # as nn.Linear initializes its weight
@@ -57,17 +64,13 @@ class LoraLinear(nn.Module):
         return self.base
 
 
-class LoraEmbedding(nn.Module):
+class LoraEmbedding(LowRankUpdate):
     """A frozen nn.Embedding plus a trainable low-rank update of its table: E + scale · (B A)ᵀ, A: (rank, vocab),
     B: (dim, rank), A = 0 at the start. The adapter trains the input lookup only; `merge_lora` unties the output
     projection first so the merged model computes what was trained."""
 
-    def __init__(self, base: nn.Embedding, rank: int, alpha: float, dropout: float):
-        super().__init__()
-        if rank < 1:
-            raise ValueError(f"LoRA rank must be at least 1, got {rank}")
-        self.base = base.requires_grad_(False)
-        self.scale = alpha / rank
+    def __init__(self, base: nn.Embedding, rank: int, alpha: float):
+        super().__init__(base, rank, alpha)
         self.lora_a = nn.Parameter(torch.zeros(rank, base.num_embeddings, device=base.weight.device))
         self.lora_b = nn.Parameter(torch.empty(base.embedding_dim, rank, device=base.weight.device))
         nn.init.normal_(self.lora_b)
@@ -98,7 +101,11 @@ def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
     replaced = _replace(
         model,
         lambda name, child: name in targets and isinstance(child, (nn.Linear, nn.Embedding)),
-        lambda child: (LoraLinear if isinstance(child, nn.Linear) else LoraEmbedding)(child, cfg.rank, cfg.alpha, cfg.dropout),
+        lambda child: (
+            LoraLinear(child, cfg.rank, cfg.alpha, cfg.dropout)
+            if isinstance(child, nn.Linear)
+            else LoraEmbedding(child, cfg.rank, cfg.alpha)  # a table lookup has no input to drop out
+        ),
     )
     if not replaced:
         raise ValueError(f"no nn.Linear or nn.Embedding named {', '.join(sorted(targets))} in the model; nothing to adapt with LoRA")
