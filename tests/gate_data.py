@@ -18,6 +18,7 @@ from components.common.pii import redact
 from components.curate.job import DOCUMENTS_DIR, REPORT_JSON, TOKENS_DIR
 from components.curate.shards import pack_shards, train_tokenizer
 from components.curate.steps import normalize_text
+from components.validate import frames
 from components.validate.frames import dedup_key
 
 SCHEMA = pa.schema(
@@ -43,9 +44,10 @@ def clean_frame(documents: int = 300) -> pd.DataFrame:
     rows, seen = [], set()
     for record in itertools.islice(default_corpus_records(), documents * 2):
         text, _ = redact(normalize_text(record["text"]))
-        if len(text.split()) < 5 or dedup_key(text) in seen:
+        key = dedup_key(text)
+        if len(text.split()) < 5 or key in seen:
             continue
-        seen.add(dedup_key(text))
+        seen.add(key)
         rows.append(
             {
                 "id": record["id"],
@@ -96,4 +98,4 @@ def build_dataset(curated_dir: Path, documents: int = 300, vocab_size: int = 400
 
 
 def read_documents(curated_dir: Path) -> pd.DataFrame:
-    return pq.read_table(Path(curated_dir) / DOCUMENTS_DIR).to_pandas()
+    return frames.read_documents(Path(curated_dir))[0]

@@ -70,6 +70,11 @@ class _ShardWriter:
         self._buffer, self._buffered, self._docs = [], 0, 0
 
 
+def token_dtype(vocab_size: int) -> np.dtype:
+    """The shard element type: uint16 while every id fits, else uint32 (the gate checks shards against this)."""
+    return np.dtype("<u2") if vocab_size <= 2**16 - 1 else np.dtype("<u4")
+
+
 def pack_shards(
     tokenizer: Tokenizer,
     documents: Iterator[tuple[str, str]],
@@ -81,7 +86,7 @@ def pack_shards(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     vocab_size = tokenizer.get_vocab_size()
-    dtype = np.dtype("<u2") if vocab_size <= 2**16 - 1 else np.dtype("<u4")
+    dtype = token_dtype(vocab_size)
     eos_id = tokenizer.token_to_id(EOS)
     writers = {split: _ShardWriter(out, split, dtype, shard_tokens) for split in ("train", "val")}
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from components.common.errors import InputError
 from components.common.pii import find_pii
 from components.curate.job import DOCUMENTS_DIR, TOKENS_DIR
-from components.curate.shards import load_index
+from components.curate.shards import load_index, token_dtype
 
 # The curated-dataset contract: column -> Arrow type. `lang` and `lang_score` are written by language
 # identification; the gate requires them only when language checks are configured.
@@ -117,7 +117,7 @@ def shard_stats(curated_dir: Path) -> pd.DataFrame:
         raise InputError(f"{curated_dir}: no {TOKENS_DIR}/index.json; is this a curated dataset?")
     index = _load_index(tokens_dir)
     vocab_size = int(index["vocab_size"])
-    expected_dtype = np.dtype("<u2") if vocab_size <= 2**16 - 1 else np.dtype("<u4")
+    expected_dtype = token_dtype(vocab_size)
     dtype = np.dtype(index["dtype"])
     rows = []
     for split, shards in index["splits"].items():

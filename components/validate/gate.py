@@ -64,9 +64,8 @@ def gate_metrics(gate: GateResult) -> dict[str, float]:
     numbers.update({f"drift/{name}": value for name, value in gate.drift.items()})
     for check in gate.checks:
         if not check["success"]:
-            column = next((part.split("=", 1)[1] for part in check["target"].split(", ") if part.startswith("column")), "")
             key = "/".join(filter(None, ["failed" if check["severity"] == "failure" else "warned", check["suite"],
-                                         check["expectation"], column]))
+                                         check["expectation"], check["column"]]))
             numbers[key] = check["unexpected"] or 1
     return numbers
 
@@ -211,11 +210,13 @@ def _run_suites(config: ValidateConfig, tables: dict[str, pd.DataFrame], docs_di
         for validation in run.run_results.values():
             for result in validation.results:
                 target, detail = _describe(result, tables[name], ID_NOUNS[name])
+                kwargs = result.expectation_config.kwargs
                 checks.append(
                     {
                         "suite": name,
                         "expectation": result.expectation_config.type,
                         "target": target,
+                        "column": next((str(v) for k, v in kwargs.items() if k.startswith("column")), ""),
                         "success": bool(result.success),
                         "severity": severity,
                         "detail": detail,
