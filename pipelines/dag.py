@@ -248,7 +248,7 @@ def greenfm_pipeline(
             curate_placement=select_curate.outputs["decision"],
             pretrain_placement=select_pretrain.outputs["decision"],
             adapt_placement=select_adapt.outputs["decision"],
-            adapt_method=adapt_method,
+            adapt_method=adapt.outputs["method"],  # what ran: `auto` resolves to one method
             train_steps=train_steps,
             adapt_steps=adapt_steps,
             scratch_task_kwh=scratch_task_kwh,

@@ -103,7 +103,7 @@ def mitigations(records: list[dict], inputs: StatementInputs) -> list[dict]:
         light = inputs.adapt_method != "full"
         items.append({"mitigation": "parameter-efficient adaptation (LoRA/probe) vs full fine-tune", "applied": light,
                       "detail": f"adapt_method={inputs.adapt_method}" + ("" if light else
-                      ": every weight trains; the 'head' linear probe trains only the classifier (LoRA is not implemented)")})
+                      ": every weight trains; lora (the default), last-layer and the 'head' linear probe train a small fraction")})
     curate = by_stage.get("curate")
     notes = (curate or {}).get("notes", {})
     if "dedup_removed_documents" in notes:
