@@ -212,11 +212,11 @@ def regions(
     from rich.table import Table
 
     from components.carbon.catalog import load_catalog
-    from components.carbon.placement import Constraints, Job, select_region, why_infeasible
-    from components.carbon.providers import make_provider
+    from components.carbon.placement import Constraints, Job, select_region
+    from components.carbon.providers import describe_warning, make_provider
 
     regions_catalog = load_catalog(catalog)
-    constraints = Constraints(gpu_type, gpu_count, [t.strip() for t in tags.split(",") if t.strip()], deadline_hours, max_wait_hours)
+    constraints = Constraints.from_params(gpu_type, gpu_count, tags, deadline_hours, max_wait_hours)
     job = Job("job", energy_kwh, hours)
     decision = select_region(regions_catalog, make_provider(provider, provider_url), constraints, job, datetime.now(timezone.utc))
     if as_json:
@@ -229,7 +229,7 @@ def regions(
         table.add_column(column)
     for region in regions_catalog.regions:
         signal, option = signals.get(region.name), best.get(region.name)
-        status = why_infeasible(region, constraints, job) or ("PICK" if region.name == decision.chosen.region else "feasible")
+        status = decision.infeasible.get(region.name) or ("PICK" if region.name == decision.chosen.region else "feasible")
         table.add_row(
             region.name + (" (default)" if region.name == regions_catalog.default_region else ""),
             region.provider,
@@ -246,7 +246,7 @@ def regions(
     console.print(f"pick: [bold]{decision.chosen.region}[/] starting {decision.chosen.start}", highlight=False)
     console.print(decision.reason, highlight=False, soft_wrap=True)
     for warning in decision.warnings:
-        console.print(f"[yellow]warning:[/] {warning['provider']} failed for {warning['region']} ({warning['error']}); used {warning['fallback']}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {describe_warning(warning)}", highlight=False, soft_wrap=True)
 
 
 @app.command()

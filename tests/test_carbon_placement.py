@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from components.carbon.catalog import REGION_LABEL, Catalog, Region, load_catalog, parse_catalog
-from components.carbon.placement import Constraints, Job, apply_node_selector, choose, select_region
+from components.carbon.placement import Constraints, Job, choose, select_region
 from components.carbon.providers import ForecastPoint, Signal, StaticProvider
 from components.common.errors import GreenfmError
 
@@ -134,19 +134,6 @@ def test_default_catalog_picks_the_cleanest_grid():
     decision = select_region(load_catalog(), StaticProvider(), Constraints(), Job("curate", 1, 0.25), NOW)
     assert decision.chosen.region == "northamerica-northeast1"  # 2 g/kWh in codecarbon's GCP table
     assert decision.default.region == "us-central1" and decision.worst.region == "europe-central2"
-
-
-def test_node_selector_reaches_launched_jobs():
-    selector = {REGION_LABEL: "europe-north1"}
-    pytorch = {"kind": "PyTorchJob", "spec": {"pytorchReplicaSpecs": {"Master": {"template": {"spec": {}}}, "Worker": {}}}}
-    apply_node_selector(pytorch, selector)
-    for replica in pytorch["spec"]["pytorchReplicaSpecs"].values():
-        assert replica["template"]["spec"]["nodeSelector"] == selector
-    spark = apply_node_selector({"kind": "SparkApplication", "spec": {"driver": {"nodeSelector": {"pool": "cpu"}}}}, selector)
-    assert spark["spec"]["driver"]["nodeSelector"] == {"pool": "cpu", **selector}
-    assert spark["spec"]["executor"]["nodeSelector"] == selector
-    with pytest.raises(GreenfmError):
-        apply_node_selector({"kind": "Deployment"}, selector)
 
 
 def test_catalog_errors_are_user_errors(tmp_path):

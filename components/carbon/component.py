@@ -33,13 +33,7 @@ def select_region_op(
     from components.carbon.providers import make_provider
 
     estimate = json.loads(job_estimates)[stage]
-    constraints = Constraints(
-        gpu_type=gpu_type,
-        gpu_count=gpu_count,
-        required_tags=[t.strip() for t in residency_tags.split(",") if t.strip()],
-        deadline_hours=deadline_hours,
-        max_wait_hours=max_wait_hours,
-    )
+    constraints = Constraints.from_params(gpu_type, gpu_count, residency_tags, deadline_hours, max_wait_hours)
     catalog = load_catalog(region_catalog)
     now = datetime.now(timezone.utc)
     decision = select_region(

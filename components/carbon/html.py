@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from components.carbon.costs import usd
+from components.carbon.providers import describe_warning
 
 
 _COLORS = {"cpu": "#4e79a7", "gpu": "#e15759", "ram": "#59a14f", "bar": "#76b7b2"}
@@ -102,7 +103,7 @@ def render_html(statement: dict) -> str:
         )
     if statement["warnings"]:
         sections.append("<h2>Warnings</h2><ul>" + "".join(
-            f"<li class=\"warning\">{escape(w['provider'])} failed for {escape(w['region'])} ({escape(w['error'])}); used {escape(w['fallback'])}</li>"
+            f"<li class=\"warning\">{escape(describe_warning(w))}</li>"
             for w in statement["warnings"]) + "</ul>")
     if statement["counterfactuals"]:
         totals: dict[str, float] = {}

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from components.carbon.catalog import REGION_LABEL, Catalog, Region
 from components.carbon.providers import IntensityProvider, Signal
 from components.common.errors import GreenfmError
+from components.common.params import split_list
 
 
 @dataclass
@@ -26,6 +27,13 @@ class Constraints:
     required_tags: list[str] = field(default_factory=list)  # e.g. ["residency-eu"]: the region needs all of them
     deadline_hours: float = 0.0  # the job must finish within this many hours from now; 0: no deadline
     max_wait_hours: float = 0.0  # how long the job may be held back for a cleaner grid (bounded wait)
+
+    @classmethod
+    def from_params(
+        cls, gpu_type: str, gpu_count: int, residency_tags: str, deadline_hours: float, max_wait_hours: float
+    ) -> "Constraints":
+        """From the pipeline's (and `greenfm regions`') parameters; residency_tags is comma-separated."""
+        return cls(gpu_type, gpu_count, split_list(residency_tags), deadline_hours, max_wait_hours)
 
 
 @dataclass
@@ -194,18 +202,3 @@ def select_region(
     }
     return choose(catalog, signals, constraints, job, now)
 
-
-def apply_node_selector(manifest: dict, node_selector: dict[str, str]) -> dict:
-    """Place the pods of a PyTorchJob or SparkApplication the stage launches in the chosen region (in place)."""
-    kind = manifest.get("kind")
-    spec = manifest.setdefault("spec", {})
-    if kind == "PyTorchJob":
-        for replica in spec.get("pytorchReplicaSpecs", {}).values():
-            pod = replica.setdefault("template", {}).setdefault("spec", {})
-            pod.setdefault("nodeSelector", {}).update(node_selector)
-    elif kind == "SparkApplication":
-        for role in ("driver", "executor"):
-            spec.setdefault(role, {}).setdefault("nodeSelector", {}).update(node_selector)
-    else:
-        raise GreenfmError(f"cannot place a {kind!r}: expected PyTorchJob or SparkApplication")
-    return manifest

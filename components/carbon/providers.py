@@ -265,6 +265,11 @@ class CarbonAwareProvider:
         )
 
 
+def describe_warning(warning: dict) -> str:
+    """One sentence for a fallback warning recorded by WithFallback (statement, HTML and CLI say the same)."""
+    return f"{warning['provider']} failed for {warning['region']} ({warning['error']}); used {warning['fallback']}"
+
+
 class WithFallback:
     """A live provider that never fails a run: on any error, the static value plus a recorded warning."""
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.carbon.costs import CostAssumptions, break_even, crfm_value, equivalents, eu_threshold, scratch_estimate, usd
+from components.carbon.providers import describe_warning
 
 STATEMENT_MD = "carbon_statement.md"
 STATEMENT_JSON = "carbon_statement.json"
@@ -268,7 +269,7 @@ def _markdown_context(statement: dict) -> list[str]:
             lines.append(f"- {p['stage']}: {alts}. Excluded: {excluded}.")
     if statement["warnings"]:
         lines += ["", "## Warnings", ""]
-        lines += [f"- {w['provider']} failed for {w['region']} ({w['error']}); used {w['fallback']}." for w in statement["warnings"]]
+        lines += [f"- {describe_warning(w)}." for w in statement["warnings"]]
     if statement["counterfactuals"]:
         lines += ["", "## Counterfactuals", "",
                   "The measured energy of each placed stage under other placements, at the intensities placement expected.", "",

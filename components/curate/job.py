@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from components.common.errors import InputError
 from components.common.fingerprint import sorted_digest
+from components.common.params import split_list
 from components.curate import steps
 from components.curate.decontam import DecontamConfig, decontaminate
 from components.curate.langid import language_filter
@@ -79,7 +80,7 @@ def pipeline_config(
         quality = preset(quality_preset)
     except ValueError as error:
         raise InputError(str(error)) from None
-    codes = tuple(code.strip() for code in languages.split(",") if code.strip())
+    codes = tuple(split_list(languages))
     return CurateConfig(min_words=min_words, vocab_size=vocab_size, languages=codes, quality=quality)
 
 

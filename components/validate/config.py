@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from components.common.errors import GreenfmError
+from components.common.params import split_list
 
 DRIFT_MODES = ("fail", "warn", "off")
 
@@ -42,14 +43,10 @@ class ValidateConfig:
         return bool(self.allowed_languages or self.language_bounds)
 
 
-def _list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
-
-
 def parse_language_bounds(text: str) -> dict[str, tuple[float, float]]:
     """"en=0.8:1,fr=0:0.1" -> {"en": (0.8, 1.0), "fr": (0.0, 0.1)}."""
     bounds = {}
-    for item in _list(text):
+    for item in split_list(text):
         try:
             code, span = item.split("=")
             low, high = (float(x) for x in span.split(":"))
@@ -73,8 +70,8 @@ def from_params(
     """A ValidateConfig from the pipeline parameters (comma-separated lists as strings)."""
     return ValidateConfig(
         min_documents=min_documents,
-        license_allowlist=_list(license_allowlist),
-        allowed_languages=_list(allowed_languages),
+        license_allowlist=split_list(license_allowlist),
+        allowed_languages=split_list(allowed_languages),
         min_language_share=min_language_share,
         language_bounds=parse_language_bounds(language_share_bounds),
         drift_mode=drift_mode,
