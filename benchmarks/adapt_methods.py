@@ -35,13 +35,13 @@ def main() -> None:
     task = load_default_task()
     rows = []
     for method in args.methods.split(","):
-        result, energy = adapt_and_record(base, work / method, AdaptConfig(method=method, steps=args.steps), Location())
+        result, energy = adapt_and_record(base, work / method, AdaptConfig(method=method, steps=args.steps), Location(), task)
         report = evaluate(base, work / method, curated, work / f"{method}-eval", task)
         rows.append({
             "method": method,
             "trainable_parameters": result.trainable_parameters,
             "val_accuracy": round(result.val_accuracy, 4),
-            **{k: v for k, v in report.metrics().items()},
+            **report.metrics(),
             "adapt_seconds": energy["wall_seconds"],
             "adapt_energy_kwh": energy["energy_kwh"],
         })

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from components.pretrain.mfu import mfu, peak_flops  # noqa: E402
 from components.pretrain.model import Transformer, flops_per_token, model_config  # noqa: E402
-from components.pretrain.train import TrainConfig, build_optimizer, train_step  # noqa: E402
+from components.pretrain.train import TrainConfig, allow_tf32, build_optimizer, train_step  # noqa: E402
 
 NANOGPT_TOKENS_PER_SECOND = 477_000  # GPT-2 124M, one H100, torch.compile, bf16, batch 32
 GOAL = 1.25 * NANOGPT_TOKENS_PER_SECOND
@@ -155,8 +155,7 @@ def collective_check(numel: int) -> dict:
 def run(args: argparse.Namespace) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        allow_tf32()  # as the trainer does
     shape = SMOKE_SHAPE if args.smoke else {}
     compile_modes = [None] if args.smoke or args.no_compile else args.compile_modes.split(",")
     runs = []

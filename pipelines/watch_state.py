@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from components.common.errors import GreenfmError
+from components.common.k8s_jobs import default_api_client
 from pipelines.watch import WatcherBusy, WatchState
 
 STATE_KEY = "state.json"
@@ -114,13 +115,9 @@ class ConfigMapStateStore:
 
     def __post_init__(self) -> None:
         if self.api is None:
-            from kubernetes import client, config
+            from kubernetes import client
 
-            try:
-                config.load_incluster_config()
-            except config.ConfigException:
-                config.load_kube_config()
-            self.api = client.CoreV1Api()
+            self.api = client.CoreV1Api(default_api_client())
 
     def _read_or_create(self):
         from kubernetes import client

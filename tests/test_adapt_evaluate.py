@@ -160,7 +160,7 @@ def test_task_splits_are_disjoint_from_pretraining_and_each_other(task):
 
 def test_lora_adapted_model_beats_zero_shot_and_majority(pretrained, curated, tmp_path, task):
     out = tmp_path / "lora"
-    result, energy = adapt_and_record(pretrained.model_dir, out, AdaptConfig(steps=60, seed=7), Location("FIN"))
+    result, energy = adapt_and_record(pretrained.model_dir, out, AdaptConfig(steps=60, seed=7), Location("FIN"), task)
     assert result.method == "lora" and result.parent_sha256 == pretrained.checkpoint_sha256
     lineage = json.loads((out / LINEAGE).read_text())
     assert lineage["trainable_parameters"] == result.trainable_parameters < result.total_parameters / 10
@@ -176,7 +176,7 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(pretrained, curated, tm
 
     # Warm start from the adapted model (found inside its run folder); the tree nests it under its parent.
     warm_config = AdaptConfig(method="head", steps=5, init_from=str(tmp_path))
-    again, _ = adapt_and_record(pretrained.model_dir, tmp_path / "runs" / "warm", warm_config, Location("FIN"))
+    again, _ = adapt_and_record(pretrained.model_dir, tmp_path / "runs" / "warm", warm_config, Location("FIN"), task)
     assert again.warm_start == f"loaded from {out}" and again.parent_sha256 == result.model_sha256
     tree = lineage_tree(tmp_path)
     (base,) = tree.children

@@ -158,7 +158,8 @@ def adapt(base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig | No
     if method == "lora":
         save_file(lora_state_dict(model), str(out_dir / LORA_WEIGHTS))
         merge_lora(model)  # export a plain model: no adapter code needed to serve it
-    parent_sha = warm_sha or file_sha256(base_model_dir / WEIGHTS)
+    base_sha = file_sha256(base_model_dir / WEIGHTS)
+    parent_sha = warm_sha or base_sha
     description = {
         "task": task.name,
         "labels": task.labels,
@@ -168,7 +169,7 @@ def adapt(base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig | No
         "adapted_modules": adapted_modules,
         "config": {**asdict(cfg), "lr": lr},
         "parent_sha256": parent_sha,
-        "base_model_sha256": file_sha256(base_model_dir / WEIGHTS),
+        "base_model_sha256": base_sha,
         "warm_start": warm_start,
         "data_fingerprint": data_fingerprint(task),
         "trainable_parameters": trainable_count,

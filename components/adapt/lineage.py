@@ -13,11 +13,11 @@ from rich.tree import Tree
 
 from components.adapt.classifier import LINEAGE, is_classifier
 from components.adapt.finetune import AdaptConfig, AdaptResult, adapt
+from components.adapt.task import TaskData
 from components.carbon.tracking import Location, measure
 from components.common.fingerprint import file_sha256
-from components.pretrain.checkpoint import CONFIG, FORMAT, WEIGHTS
+from components.pretrain.checkpoint import CONFIG, FORMAT, WEIGHTS, read_train_report
 
-TRAIN_REPORT = "train_report.json"
 _ENERGY_KEYS = ("energy_kwh", "emissions_kg", "wall_seconds", "location", "cpu_power_method")
 
 
@@ -42,9 +42,12 @@ def lineage_record(result: AdaptResult, energy: dict | None) -> dict:
     }
 
 
-def adapt_and_record(base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig, location: Location) -> tuple[AdaptResult, dict]:
-    """Adapt under the energy tracker, then write lineage.json beside the model; return the result and energy."""
-    result, energy = measure("adapt", location, lambda: adapt(base_model_dir, out_dir, cfg))
+def adapt_and_record(
+    base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig, location: Location, task: TaskData | None = None
+) -> tuple[AdaptResult, dict]:
+    """Adapt under the energy tracker, then write lineage.json beside the model; return the result and energy.
+    `task` defaults to the built-in task (loading it parses the standard library: pass it when adapting often)."""
+    result, energy = measure("adapt", location, lambda: adapt(base_model_dir, out_dir, cfg, task))
     (Path(out_dir) / LINEAGE).write_text(json.dumps(lineage_record(result, energy), indent=2))
     return result, energy
 
@@ -60,7 +63,7 @@ class Node:
 
 def _base_node(model_dir: Path) -> Node:
     sha = file_sha256(model_dir / WEIGHTS)
-    report = json.loads((model_dir / TRAIN_REPORT).read_text()) if (model_dir / TRAIN_REPORT).is_file() else {}
+    report = read_train_report(model_dir)
     parent = None
     warm = str(report.get("warm_start", ""))
     if warm.startswith("loaded from "):

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 
 from components.adapt.classifier import ADAPT_REPORT, LINEAGE
 from components.curate.job import DOCUMENTS_DIR
-from components.pretrain.checkpoint import WEIGHTS
+from components.pretrain.checkpoint import WEIGHTS, read_train_report
 from components.common.fingerprint import file_sha256
 
 if TYPE_CHECKING:
@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 BASE_CARD = "base_model_card.md"
 ADAPTED_CARD = "adapted_model_card.md"
-TRAIN_REPORT = "train_report.json"
 
 
 def data_sources(curated_dir: str | Path) -> list[tuple[str, str, int]]:
@@ -60,7 +59,7 @@ def write_model_cards(
     energy = energy or {}
     base_dir, adapted_dir, out = Path(base_model_dir), Path(adapted_model_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train = json.loads((base_dir / TRAIN_REPORT).read_text()) if (base_dir / TRAIN_REPORT).is_file() else {}
+    train = read_train_report(base_dir)
     adapt_path = adapted_dir / (LINEAGE if (adapted_dir / LINEAGE).is_file() else ADAPT_REPORT)
     adapt = json.loads(adapt_path.read_text())
     d = result.details

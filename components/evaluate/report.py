@@ -4,7 +4,6 @@ perturbations; slices with the worst-slice gap; efficiency with measured energy;
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -13,7 +12,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from components.adapt.classifier import ADAPT_REPORT, Classifier, load_classifier
+from components.adapt.classifier import Classifier, load_classifier
 from components.adapt.finetune import predict
 from components.adapt.task import TaskData, encode, load_default_task
 from components.carbon.tracking import Location, measure
@@ -168,8 +167,6 @@ def evaluate(
     slices = _slices(predicted, targets.tolist(), groups, task_accuracy)
     efficiency = _efficiency(classifier, tokens, lengths, cfg, location)
     contamination = contamination_report(task, curated_dir, n=cfg.ngram)
-    adapt_report_path = Path(adapted_model_dir) / ADAPT_REPORT
-    adapt_info = json.loads(adapt_report_path.read_text()) if adapt_report_path.is_file() else task_info
 
     result = EvalResult(
         base_perplexity=round(base_ppl, 4),
@@ -192,8 +189,8 @@ def evaluate(
         "task": task.name,
         "labels": task.labels,
         "method": task_info["method"],
-        "trainable_parameters": adapt_info.get("trainable_parameters"),
-        "total_parameters": adapt_info.get("total_parameters"),
+        "trainable_parameters": task_info.get("trainable_parameters"),  # task.json holds the adaptation's description
+        "total_parameters": task_info.get("total_parameters"),
         "perplexity": {"base": base_ppl, "adapted": adapted_ppl, "held_out": "curated validation tokens", "windows_of": seq_len},
         "accuracy": {"adapted": task_accuracy, **baselines},
         "calibration": {

@@ -17,6 +17,7 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
 FORMAT = "greenfm-transformer-v1"
+REPORT_JSON, REPORT_MD = "train_report.json", "train_report.md"  # written beside the weights by pretraining
 
 
 def save_model(model: Transformer, model_dir: str | Path, tokenizer_path: str | Path, extra: dict | None = None) -> str:
@@ -29,6 +30,12 @@ def save_model(model: Transformer, model_dir: str | Path, tokenizer_path: str | 
     if Path(tokenizer_path).resolve() != (model_dir / TOKENIZER).resolve():
         shutil.copyfile(tokenizer_path, model_dir / TOKENIZER)
     return file_sha256(model_dir / WEIGHTS)
+
+
+def read_train_report(model_dir: str | Path) -> dict:
+    """The pretraining report beside a model's weights; {} when the model has none."""
+    path = Path(model_dir) / REPORT_JSON
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def read_config(model_dir: str | Path) -> dict:

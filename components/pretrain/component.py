@@ -40,6 +40,7 @@ def pretrain_op(
     from components.carbon.tracking import Location, aggregate_ranks, measure
     from components.common.model_store import publish, warm_start_source
     from components.curate.job import TOKENS_DIR
+    from components.pretrain.checkpoint import REPORT_MD
     from components.pretrain.launch import LaunchConfig, launch
     from components.pretrain.train import TrainConfig, node_energy_records
 
@@ -68,8 +69,8 @@ def pretrain_op(
     result, energy = measure("pretrain", place, lambda: launch(tokens, model.path, config, launch_config))
     nodes = node_energy_records(model.path)
     if nodes:
-        energy = {**aggregate_ranks([energy, *nodes]), "stage": "pretrain"}
-    shutil.copyfile(Path(model.path) / "train_report.md", report.path)
+        energy = aggregate_ranks([energy, *nodes])  # keeps the first record's stage: "pretrain"
+    shutil.copyfile(Path(model.path) / REPORT_MD, report.path)
     model.metadata.update({"sha256": result.checkpoint_sha256, "val_loss": result.val_loss})
     if model_store:  # where the next run (e.g. one `greenfm watch` submits to Kubeflow) can find it
         published = publish(model.path, model_store, data_fingerprint or result.checkpoint_sha256)

@@ -33,7 +33,8 @@ from components.common.k8s_jobs import (
     watch_until,
 )
 from components.pretrain.launch import TORCHRUN_ENV, LaunchConfig, log_entry, worker_args
-from components.pretrain.train import REPORT_JSON, TrainConfig, TrainResult
+from components.pretrain.checkpoint import REPORT_JSON
+from components.pretrain.train import TrainConfig, TrainResult
 
 PYTORCHJOB = CustomResource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")
 TRAINER_UID = 10001  # images/trainer.Dockerfile's user
@@ -223,7 +224,7 @@ def run_pytorchjob(
         raise GreenfmError(f"PyTorchJob {jcfg.namespace}/{name} failed: {message}".rstrip(": "))
     if Path(model_dir).resolve() != shared_model.resolve():
         shutil.copytree(shared_model, model_dir, dirs_exist_ok=True)
-    report = Path(model_dir) / REPORT_JSON
-    if not report.is_file():
+    result = TrainResult.load(model_dir)
+    if result is None:
         raise GreenfmError(f"PyTorchJob {jcfg.namespace}/{name} succeeded but {shared_model} has no {REPORT_JSON}")
-    return TrainResult.from_report(model_dir, json.loads(report.read_text()))
+    return result

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from components.common.errors import GreenfmError
-from components.pretrain.train import REPORT_JSON, TrainConfig, TrainResult
+from components.pretrain.checkpoint import REPORT_JSON
+from components.pretrain.train import TrainConfig, TrainResult
 
 BACKENDS = ("local", "kubernetes")
 WORKER_MODULE = "components.pretrain.train"
@@ -96,10 +97,7 @@ def run_local(
                 on_log(entry)
     if process.returncode != 0:
         raise GreenfmError(f"torchrun exited with {process.returncode}; last output:\n" + "\n".join(tail))
-    report = Path(model_dir) / REPORT_JSON
-    if not report.is_file():
-        return None
-    return TrainResult.from_report(model_dir, json.loads(report.read_text()))
+    return TrainResult.load(model_dir)
 
 
 def log_entry(line: str) -> dict | None:

@@ -26,14 +26,13 @@ import torch
 from components.common.model_store import resolve
 from components.curate.shards import load_index, read_split
 from components.pretrain import resume
-from components.pretrain.checkpoint import load_model, save_model
+from components.pretrain.checkpoint import REPORT_JSON, REPORT_MD, load_model, read_train_report, save_model
 from components.pretrain.data import GlobalBatches, consecutive_windows
 from components.pretrain.hf_export import export_llama
 from components.pretrain.distributed import Dist, gradient_sync, mean_across_ranks, setup, teardown, wrap
 from components.pretrain.mfu import mfu, peak_flops
 from components.pretrain.model import Transformer, flops_per_token, model_config
 
-REPORT_JSON, REPORT_MD = "train_report.json", "train_report.md"
 ENERGY_DIR = "energy"  # per-node energy records of distributed workers (node<N>-attempt<K>.json)
 HF_DIR = "hf"  # the same weights as a Hugging Face LlamaForCausalLM checkpoint
 FLOPS_FORMULA = (
@@ -90,6 +89,12 @@ class TrainResult:
             report=report,
         )
 
+    @classmethod
+    def load(cls, model_dir: str | Path) -> "TrainResult | None":
+        """The result recorded beside a trained model; None when no report was written there."""
+        report = read_train_report(model_dir)
+        return cls.from_report(model_dir, report) if report else None
+
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     if step < cfg.warmup_steps:
@@ -104,6 +109,12 @@ def autocast(device: torch.device):
 
 
 @torch.no_grad()
+def allow_tf32() -> None:
+    """fp32 matmuls and convolutions on CUDA use TF32 tensor cores (what is left in fp32 under bf16 autocast)."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+
+
 def mean_loss(
     model: torch.nn.Module, tokens, seq_len: int, batch_size: int, max_batches: int, device: torch.device
 ) -> float:
@@ -171,8 +182,7 @@ def train(
     d = setup(cfg.device)
     cuda = d.device.type == "cuda"
     if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        allow_tf32()
     else:
         torch.use_deterministic_algorithms(True)  # bitwise-reproducible checkpoints on CPU
     torch.manual_seed(cfg.seed)
@@ -276,11 +286,13 @@ def train(
 
 
 def _full_state_dict(model: Transformer, parallelism: str, d: Dist) -> dict:
-    """Unsharded CPU weights (on rank 0 under FSDP, which gathers them collectively)."""
+    """Unsharded CPU weights on rank 0 (under FSDP every rank takes part in gathering them); {} elsewhere."""
     if d.world_size > 1 and parallelism == "fsdp":
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
         return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not d.is_main:  # only rank 0 exports
+        return {}
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
