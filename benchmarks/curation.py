@@ -69,11 +69,10 @@ def datatrove_python() -> Path:
 
 
 def run_greenfm(corpus: Path, out: Path, workers: int) -> dict:
-    from pyspark.sql import functions as F
-
     from components.curate.ingest import read_documents
     from components.curate.inputs import discover_inputs
     from components.curate.job import run_steps
+    from components.curate.marks import with_transforms
     from components.curate.minhash import MinHashConfig, fuzzy_dedup
     from components.curate.quality import QualityConfig, gopher_quality, gopher_repetition
     from components.curate.spark_session import get_spark
@@ -89,7 +88,7 @@ def run_greenfm(corpus: Path, out: Path, workers: int) -> dict:
     ]
     started = time.perf_counter()
     docs, _ = read_documents(spark, discover_inputs(corpus), "unknown")
-    docs, reports = run_steps(docs.withColumn("transforms", F.array().cast("array<string>")), plan)
+    docs, reports = run_steps(with_transforms(docs), plan)
     docs.write.mode("overwrite").parquet(str(out))
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "kept": spark.read.parquet(str(out)).count(),

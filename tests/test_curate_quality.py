@@ -2,11 +2,10 @@
 
 import pyarrow.parquet as pq
 import pytest
-from pyspark.sql import functions as F
 
 from components.curate.job import DOCUMENTS_DIR, CurateConfig, curate
 from components.curate.langid import identify, language_filter
-from components.curate.marks import run_step
+from components.curate.marks import run_step, with_transforms
 from components.curate.minhash import MinHashConfig, candidate_probability, clusters, fuzzy_dedup
 from components.curate.quality import QualityConfig, c4, gopher_quality, gopher_repetition, ngram_repetition_reason
 from components.curate.synthetic import LOREM, Generator, generate
@@ -16,9 +15,7 @@ PROSE = Generator(seed=11)
 
 def _run(spark, step, texts: dict[str, str]) -> dict[str, str | None]:
     """{id: removal reason or None} for one step over the given documents."""
-    frame = spark.createDataFrame(list(texts.items()), "id string, text string").withColumn(
-        "transforms", F.array().cast("array<string>")
-    )
+    frame = spark.createDataFrame(list(texts.items()), "id string, text string").transform(with_transforms)
     return {row.id: row._reason for row in step(frame).frame.select("id", "_reason").collect()}
 
 
@@ -80,8 +77,7 @@ def test_c4_drops_lines_and_documents(spark):
         "two_sentences": "The river is quiet today. The mill is old and closed.",
     }
     marked = c4(
-        spark.createDataFrame(list(texts.items()), "id string, text string").withColumn(
-            "transforms", F.array().cast("array<string>")), QualityConfig())
+        spark.createDataFrame(list(texts.items()), "id string, text string").transform(with_transforms), QualityConfig())
     rows = {row.id: row for row in marked.frame.select("id", "_reason", "text").collect()}
     assert rows["menu"]._reason is None and rows["menu"].text == body.replace("\n\n", "\n")
     assert rows["lorem"]._reason == "lorem ipsum"
@@ -93,8 +89,7 @@ def test_language_id(spark):
     assert identify(PROSE.prose())[0] == "en"
     assert identify(PROSE.foreign("de"))[0] == "de"
     texts = {"en": PROSE.prose(), "fr": PROSE.foreign("fr"), "es": PROSE.foreign("es")}
-    frame = spark.createDataFrame(list(texts.items()), "id string, text string").withColumn(
-        "transforms", F.array().cast("array<string>"))
+    frame = spark.createDataFrame(list(texts.items()), "id string, text string").transform(with_transforms)
     kept, report = run_step(language_filter(frame, ("en",), 0.0))
     assert [row.id for row in kept.collect()] == ["en"]
     assert report.removed == {"language es": 1, "language fr": 1}
@@ -113,8 +108,7 @@ def test_fuzzy_dedup_keeps_the_smallest_id_of_each_cluster(spark):
     gen = Generator(seed=4)
     base, other = gen.prose(paragraphs=(5, 6)), gen.prose()
     texts = {"n3": gen.near_copy(base), "n1": base, "n2": gen.near_copy(base), "solo": other}
-    frame = spark.createDataFrame(list(texts.items()), "id string, text string").withColumn(
-        "transforms", F.array().cast("array<string>"))
+    frame = spark.createDataFrame(list(texts.items()), "id string, text string").transform(with_transforms)
     kept, report = run_step(fuzzy_dedup(frame, MinHashConfig()))
     assert sorted(row.id for row in kept.collect()) == ["n1", "solo"]
     assert report.removed == {"near duplicate": 2}

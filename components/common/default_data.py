@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
@@ -56,9 +57,17 @@ def _task_docs(docs: list[Docstring]) -> list[Docstring]:
     return chosen
 
 
-def default_corpus_records() -> Iterator[dict]:
+@lru_cache(maxsize=1)
+def _stdlib_and_task_docs() -> tuple[tuple[Docstring, ...], tuple[Docstring, ...]]:
+    """Every docstring and the task's, parsed once per process (both depend only on this Python); the corpus
+    and the task are often wanted together (curation's decontamination reads the task)."""
     docs = list(iter_stdlib_docstrings(MIN_WORDS))
-    task_texts = {text_key(doc.text) for doc in _task_docs(docs)}
+    return tuple(docs), tuple(_task_docs(docs))
+
+
+def default_corpus_records() -> Iterator[dict]:
+    docs, task_docs = _stdlib_and_task_docs()
+    task_texts = {text_key(doc.text) for doc in task_docs}
     for doc in docs:
         if text_key(doc.text) not in task_texts:
             yield {
@@ -72,7 +81,7 @@ def default_corpus_records() -> Iterator[dict]:
 
 def default_task_examples() -> dict[str, list[dict]]:
     splits: dict[str, list[dict]] = {name: [] for name, _ in TASK_SPLITS}
-    for doc in _task_docs(list(iter_stdlib_docstrings(MIN_WORDS))):
+    for doc in _stdlib_and_task_docs()[1]:
         splits[task_split(doc.text)].append(
             {"id": f"stdlib:{doc.id}", "text": doc.text, "label": doc.package, "kind": doc.kind}
         )

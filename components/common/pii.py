@@ -115,7 +115,7 @@ def redact_column(text: Column) -> tuple[Column, dict[str, Column]]:
 
 
 def pii_count_column(text: Column) -> Column:
-    """Total PII spans in `text` (0 for clean text): the gate's residual-PII measure."""
+    """Total PII spans in `text` (0 for clean text), as a Spark column; the gate counts with `find_pii` in pandas."""
     _, counts = redact_column(text)
     total = F.lit(0)
     for column in counts.values():

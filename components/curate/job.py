@@ -17,7 +17,7 @@ from components.common.params import split_list
 from components.curate import steps
 from components.curate.decontam import DecontamConfig, decontaminate
 from components.curate.langid import language_filter
-from components.curate.marks import Marked, StepReport, run_step
+from components.curate.marks import Marked, StepReport, run_step, with_transforms
 from components.curate.minhash import MinHashConfig, fuzzy_dedup
 from components.curate.quality import QualityConfig, quality_steps
 from components.curate.quality import quality_preset as preset
@@ -167,7 +167,7 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
     spark = get_spark(config.spark_master)
 
     docs, quarantined = read_documents(spark, files, config.default_license)
-    docs = docs.withColumn("transforms", F.array().cast("array<string>")).cache()
+    docs = with_transforms(docs).cache()
     documents_read = docs.count()
 
     quarantine_rows = locate_quarantined([row.asDict() for row in quarantined.toLocalIterator()])

@@ -36,6 +36,11 @@ class Marked:
     counters: dict[str, Column] = field(default_factory=dict)  # summed over kept documents
 
 
+def with_transforms(df: DataFrame) -> DataFrame:
+    """Ingested documents with an empty `transforms` list, which every step appends to (see `mark`)."""
+    return df.withColumn("transforms", F.array().cast("array<string>"))
+
+
 def mark(
     step: str, df: DataFrame, reason: Column | None = None, modified: Column | None = None, checked: bool = True
 ) -> DataFrame:

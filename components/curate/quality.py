@@ -253,7 +253,7 @@ def c4(df: DataFrame, cfg: QualityConfig) -> Marked:
     sentences = F.regexp_count(F.col("_c4"), F.lit(r"[.!?]+[\"')\]]*(?=\s|$)"))
     reason = reason.when(sentences < cfg.c4_min_sentences, F.lit(f"fewer than {cfg.c4_min_sentences} sentences"))
     out = mark("c4", out, reason, modified=F.col("_c4") != text)
-    return Marked("c4", out.withColumn("text", F.col("_c4")))
+    return Marked("c4", out.withColumn("text", F.col("_c4")).drop("_c4"))  # not cached twice by run_step
 
 
 # "published": the papers' values (the default). "docstrings": for the built-in corpus of standard-library

@@ -17,6 +17,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.common.pii import luhn_valid
+
 NOUNS = (
     "river market garden teacher village engine harbor library season kitchen mountain letter station museum "
     "forest bridge window theater country doctor farmer student painter island valley castle factory machine "
@@ -100,14 +102,8 @@ class Labels:
 
 
 def _luhn_card(rng: random.Random) -> str:
-    digits = [4] + [rng.randrange(10) for _ in range(14)]
-    total = 0
-    for position, digit in enumerate(reversed(digits)):
-        if position % 2 == 0:  # these get doubled once the check digit is appended
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    digits.append((10 - total % 10) % 10)
-    text = "".join(map(str, digits))
+    body = "4" + "".join(str(rng.randrange(10)) for _ in range(14))
+    text = body + next(d for d in "0123456789" if luhn_valid(body + d))  # exactly one check digit fits
     return " ".join(text[i : i + 4] for i in range(0, 16, 4))
 
 
