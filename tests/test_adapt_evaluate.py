@@ -165,6 +165,7 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(pretrained, curated, tm
     lineage = json.loads((out / LINEAGE).read_text())
     assert lineage["trainable_parameters"] == result.trainable_parameters < result.total_parameters / 10
     assert lineage["energy"]["energy_kwh"] == energy["energy_kwh"] and lineage["data_fingerprint"] == data_fingerprint(task)
+    assert lineage["device"] == result.details["device"]
 
     report = evaluate(pretrained.model_dir, out, curated.output_dir, tmp_path / "eval", task, FAST_EVAL)
     assert report.task_accuracy > report.baseline_accuracy + 0.05

@@ -37,6 +37,7 @@ def lineage_record(result: AdaptResult, energy: dict | None) -> dict:
         "total_parameters": result.total_parameters,
         "estimated_flops": result.estimated_flops,
         "warm_start": result.warm_start,
+        "device": d["device"],  # the model card's GPU hours read it
         "val_accuracy": round(result.val_accuracy, 4),
         "energy": {k: energy.get(k) for k in _ENERGY_KEYS} if energy else None,
     }
