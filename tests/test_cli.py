@@ -37,6 +37,16 @@ def test_validate_command_passes_and_fails(tmp_path):
     assert "expect_table_row_count_to_be_between" in bad.output
 
 
+def test_validate_command_takes_a_relative_path(tmp_path, monkeypatch):
+    from tests.gate_data import build_dataset
+
+    build_dataset(tmp_path / "curated")
+    monkeypatch.chdir(tmp_path)  # Data Docs go to curated/validation, relative to here
+    result = runner.invoke(app, ["validate", "--input", "curated"])
+    assert result.exit_code == 0, result.output
+    assert any((tmp_path / "curated" / "validation").rglob("index.html"))  # the Data Docs site
+
+
 def test_validate_command_on_a_missing_folder(tmp_path):
     result = runner.invoke(app, ["validate", "--input", str(tmp_path / "nowhere")])
     assert result.exit_code == 2 and "no such directory" in result.output

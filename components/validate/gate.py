@@ -188,7 +188,8 @@ def _run_suites(config: ValidateConfig, tables: dict[str, pd.DataFrame], docs_di
         site_name="greenfm",
         site_config={
             "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            # GX refuses a relative Data Docs directory
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir.resolve())},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         },
     )
