@@ -136,13 +136,12 @@ def build_statement(records: list[dict], run: dict | None = None, inputs: Statem
     inputs = inputs or StatementInputs()
     stages = []
     for record in records:
-        kwh, kg = record["energy_kwh"], record["emissions_kg"]
         stages.append(
             {
                 **record,
                 "intensity_source": intensity_source(record["location"]),
                 "cpu_power": _POWER_METHODS.get(record["cpu_power_method"], record["cpu_power_method"]),
-                "reconciles": kwh == 0 or abs(kwh * record["intensity_g_per_kwh"] / 1000.0 - kg) <= 1e-9 + 1e-6 * kg,
+                "reconciles": stage_reconciles(record),
             }
         )
     total_kwh = sum(s["energy_kwh"] for s in stages)
@@ -169,14 +168,19 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-9 + 1e-9 * max(abs(a), abs(b))
 
 
+def stage_reconciles(stage: dict) -> bool:
+    """kWh × g/kWh / 1000 = kg for one stage record (the Markdown flag and `reconcile` use the same rule)."""
+    return not stage["energy_kwh"] or _close(stage["energy_kwh"] * stage["intensity_g_per_kwh"] / 1000.0, stage["emissions_kg"])
+
+
 def reconcile(statement: dict) -> list[str]:
     """Every derived number recomputed from its inputs; returns what does not add up (empty: all reconcile)."""
     problems = []
     for s in statement["stages"]:
-        if s["energy_kwh"] and not _close(s["energy_kwh"] * s["intensity_g_per_kwh"] / 1000.0, s["emissions_kg"]):
+        if not stage_reconciles(s):
             problems.append(f"stage {s['stage']}: kWh × g/kWh ≠ kg")
-        if not _close(s["cpu_kwh"] + s["gpu_kwh"] + s["ram_kwh"], s["energy_kwh"]) and abs(
-            s["cpu_kwh"] + s["gpu_kwh"] + s["ram_kwh"] - s["energy_kwh"] / (s["pue"] or 1.0)) > 1e-9:
+        parts = s["cpu_kwh"] + s["gpu_kwh"] + s["ram_kwh"]
+        if not _close(parts, s["energy_kwh"]) and abs(parts - s["energy_kwh"] / (s["pue"] or 1.0)) > 1e-9:
             problems.append(f"stage {s['stage']}: CPU + GPU + RAM ≠ total energy")
     if not _close(sum(s["energy_kwh"] for s in statement["stages"]), statement["total_energy_kwh"]):
         problems.append("total kWh ≠ sum of stages")
