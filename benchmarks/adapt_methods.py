@@ -35,23 +35,45 @@ def main() -> None:
     task = load_default_task()
     rows = []
     for method in args.methods.split(","):
-        result, energy = adapt_and_record(base, work / method, AdaptConfig(method=method, steps=args.steps), Location(), task)
+        result, energy = adapt_and_record(
+            base, work / method, AdaptConfig(method=method, steps=args.steps), Location(), task
+        )
         report = evaluate(base, work / method, curated, work / f"{method}-eval", task)
-        rows.append({
-            "method": method,
-            "trainable_parameters": result.trainable_parameters,
-            "val_accuracy": round(result.val_accuracy, 4),
-            **report.metrics(),
-            "adapt_seconds": energy["wall_seconds"],
-            "adapt_energy_kwh": energy["energy_kwh"],
-        })
+        rows.append(
+            {
+                "method": method,
+                "trainable_parameters": result.trainable_parameters,
+                "val_accuracy": round(result.val_accuracy, 4),
+                **report.metrics(),
+                "adapt_seconds": energy["wall_seconds"],
+                "adapt_energy_kwh": energy["energy_kwh"],
+            }
+        )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "adapt_methods.json").write_text(json.dumps({"run_dir": str(args.run_dir), "steps": args.steps, "rows": rows}, indent=2))
-    columns = ["method", "trainable_parameters", "task_accuracy", "baseline_accuracy", "bow_accuracy", "zero_shot_accuracy",
-               "expected_calibration_error", "adapted_perplexity", "adapt_seconds", "adapt_energy_kwh"]
-    lines = [f"# Adaptation methods ({args.steps} steps, model from {args.run_dir.name})", "",
-             "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    lines += ["| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns) + " |" for r in rows]
+    (args.out / "adapt_methods.json").write_text(
+        json.dumps({"run_dir": str(args.run_dir), "steps": args.steps, "rows": rows}, indent=2)
+    )
+    columns = [
+        "method",
+        "trainable_parameters",
+        "task_accuracy",
+        "baseline_accuracy",
+        "bow_accuracy",
+        "zero_shot_accuracy",
+        "expected_calibration_error",
+        "adapted_perplexity",
+        "adapt_seconds",
+        "adapt_energy_kwh",
+    ]
+    lines = [
+        f"# Adaptation methods ({args.steps} steps, model from {args.run_dir.name})",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + " --- |" * len(columns),
+    ]
+    lines += [
+        "| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns) + " |" for r in rows
+    ]
     (args.out / "adapt_methods.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

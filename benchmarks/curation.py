@@ -41,7 +41,7 @@ class LoadSampler:
     def __init__(self, every_s: float = 5.0) -> None:
         self.every_s, self.samples, self._stop = every_s, [], threading.Event()
 
-    def __enter__(self) -> "LoadSampler":
+    def __enter__(self) -> LoadSampler:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -91,14 +91,21 @@ def run_greenfm(corpus: Path, out: Path, workers: int) -> dict:
     docs, reports = run_steps(with_transforms(docs), plan)
     docs.write.mode("overwrite").parquet(str(out))
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "kept": spark.read.parquet(str(out)).count(),
-            "steps": {r.step: {"seconds": r.seconds, "removed": sum(r.removed.values())} for r in reports}}
+    return {
+        "seconds": seconds,
+        "kept": spark.read.parquet(str(out)).count(),
+        "steps": {r.step: {"seconds": r.seconds, "removed": sum(r.removed.values())} for r in reports},
+    }
 
 
 def run_datatrove(python: Path, corpus: Path, work: Path, workers: int) -> dict:
     shutil.rmtree(work, ignore_errors=True)
-    done = subprocess.run([str(python), str(ROOT / "datatrove_pipeline.py"), str(corpus), str(work), str(workers)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(python), str(ROOT / "datatrove_pipeline.py"), str(corpus), str(work), str(workers)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"datatrove failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup import MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
-from datatrove.pipeline.dedup.exact_dedup import ExactDedupConfig, ExactDedupFilter, ExactDedupSignature, ExactFindDedups
+from datatrove.pipeline.dedup.exact_dedup import (
+    ExactDedupConfig,
+    ExactDedupFilter,
+    ExactDedupSignature,
+    ExactFindDedups,
+)
 from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets
 from datatrove.pipeline.filters import GopherQualityFilter, GopherRepetitionFilter
 from datatrove.pipeline.readers import JsonlReader
@@ -31,21 +36,50 @@ def main() -> None:
     exact = ExactDedupConfig(content_getter=normalized)
 
     def run(pipeline, stage_tasks, name):
-        LocalPipelineExecutor(pipeline=pipeline, tasks=stage_tasks, workers=min(workers, stage_tasks),
-                              logging_dir=str(work / "logs" / name), skip_completed=False).run()
+        LocalPipelineExecutor(
+            pipeline=pipeline,
+            tasks=stage_tasks,
+            workers=min(workers, stage_tasks),
+            logging_dir=str(work / "logs" / name),
+            skip_completed=False,
+        ).run()
 
     started = time.perf_counter()
-    run([JsonlReader(source, glob_pattern="*.jsonl"), GopherRepetitionFilter(), GopherQualityFilter(),
-         JsonlWriter(str(work / "filtered"), compression=None)], tasks, "filter")
+    run(
+        [
+            JsonlReader(source, glob_pattern="*.jsonl"),
+            GopherRepetitionFilter(),
+            GopherQualityFilter(),
+            JsonlWriter(str(work / "filtered"), compression=None),
+        ],
+        tasks,
+        "filter",
+    )
     run([JsonlReader(str(work / "filtered")), MinhashDedupSignature(str(work / "sigs"), config=minhash)], tasks, "sigs")
-    run([MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=minhash)], minhash.num_buckets, "buckets")
+    run(
+        [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=minhash)], minhash.num_buckets, "buckets"
+    )
     run([MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=minhash)], 1, "cluster")
-    run([JsonlReader(str(work / "filtered")), MinhashDedupFilter(str(work / "remove")),
-         ExactDedupSignature(str(work / "exact-sigs"), config=exact)], tasks, "exact-sigs")
+    run(
+        [
+            JsonlReader(str(work / "filtered")),
+            MinhashDedupFilter(str(work / "remove")),
+            ExactDedupSignature(str(work / "exact-sigs"), config=exact),
+        ],
+        tasks,
+        "exact-sigs",
+    )
     run([ExactFindDedups(str(work / "exact-sigs"), str(work / "exact-dups"), config=exact)], 1, "exact-find")
-    run([JsonlReader(str(work / "filtered")), MinhashDedupFilter(str(work / "remove")),
-         ExactDedupFilter(str(work / "exact-dups"), config=exact), JsonlWriter(str(work / "final"), compression=None)],
-        tasks, "final")
+    run(
+        [
+            JsonlReader(str(work / "filtered")),
+            MinhashDedupFilter(str(work / "remove")),
+            ExactDedupFilter(str(work / "exact-dups"), config=exact),
+            JsonlWriter(str(work / "final"), compression=None),
+        ],
+        tasks,
+        "final",
+    )
     seconds = time.perf_counter() - started
     kept = sum(1 for path in (work / "final").glob("*.jsonl") for _ in open(path, encoding="utf-8"))
     print(json.dumps({"seconds": seconds, "kept": kept}))

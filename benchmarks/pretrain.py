@@ -123,13 +123,18 @@ def _collective_worker(rank: int, world: int, port: int, numel: int, queue) -> N
     seconds = (time.perf_counter() - started) / iterations
     if rank == 0:
         size = numel * tensor.element_size()
-        queue.put({
-            "backend": dist.get_backend(), "world_size": world, "all_reduce_correct": ok,
-            "init_and_first_all_reduce_s": round(init_seconds, 3), "bytes": size,
-            "all_reduce_ms": round(1000 * seconds, 3),
-            # NCCL-tests convention: bus bandwidth = algorithm bandwidth × 2(n−1)/n
-            "bus_bandwidth_gb_s": round(size / seconds * 2 * (world - 1) / world / 1e9, 2) if world > 1 else None,
-        })
+        queue.put(
+            {
+                "backend": dist.get_backend(),
+                "world_size": world,
+                "all_reduce_correct": ok,
+                "init_and_first_all_reduce_s": round(init_seconds, 3),
+                "bytes": size,
+                "all_reduce_ms": round(1000 * seconds, 3),
+                # NCCL-tests convention: bus bandwidth = algorithm bandwidth × 2(n−1)/n
+                "bus_bandwidth_gb_s": round(size / seconds * 2 * (world - 1) / world / 1e9, 2) if world > 1 else None,
+            }
+        )
     dist.destroy_process_group()
 
 
@@ -216,7 +221,9 @@ def write(result: dict, out_dir: Path) -> tuple[Path, Path]:
         f"- FLOPs per token: {result['flops_per_token']:,} ({result['flops_formula']}); "
         f"peak {result['peak_flops_per_device']} FLOP/s per device",
         f"- Best: {best['tokens_per_second']:,.0f} tokens/s, MFU {pct(best['mfu'])} (batch {best['batch_size']}, "
-        f"compile {best['compile_mode']})" if best else "- Best: no batch size fit",
+        f"compile {best['compile_mode']})"
+        if best
+        else "- Best: no batch size fit",
         f"- nanoGPT reference {NANOGPT_TOKENS_PER_SECOND:,} tokens/s; goal {GOAL:,.0f}: "
         f"{'met' if result['meets_goal'] else 'not met'}",
         f"- Collective: {coll.get('backend', '?')} × {coll['world_size']}, all_reduce correct: {coll['all_reduce_correct']}, "
@@ -229,8 +236,10 @@ def write(result: dict, out_dir: Path) -> tuple[Path, Path]:
         if "error" in r:
             lines.append(f"| {r['compile_mode']} | {r['batch_size']} | {r['error']} | | | |")
         else:
-            lines.append(f"| {r['compile_mode']} | {r['batch_size']} | {r['ms_per_step']} | {r['tokens_per_second']:,.0f} "
-                         f"| {pct(r['mfu'])} | {r.get('peak_memory_gib', '')} |")
+            lines.append(
+                f"| {r['compile_mode']} | {r['batch_size']} | {r['ms_per_step']} | {r['tokens_per_second']:,.0f} "
+                f"| {pct(r['mfu'])} | {r.get('peak_memory_gib', '')} |"
+            )
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
 
@@ -239,8 +248,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny shape on CPU, a check of this script")
     parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 16,32,64; smoke: 4)")
-    parser.add_argument("--compile-modes", default="default",
-                        help="comma-separated torch.compile modes to try: default, max-autotune-no-cudagraphs, ...")
+    parser.add_argument(
+        "--compile-modes",
+        default="default",
+        help="comma-separated torch.compile modes to try: default, max-autotune-no-cudagraphs, ...",
+    )
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 30; smoke: 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10; smoke: 1)")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import functools
 import shutil
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -38,16 +37,20 @@ def user_errors(command):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @app.command()
 @user_errors
 def run(
-    input: Optional[str] = typer.Option(None, "--input", help="JSONL/Parquet/.txt file or folder. Default: built-in corpus."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of pipeline parameters."),
+    input: str | None = typer.Option(
+        None, "--input", help="JSONL/Parquet/.txt file or folder. Default: built-in corpus."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="YAML file of pipeline parameters."),
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Folder that receives one directory per run."),
-    zone: str = typer.Option("USA", "--zone", help="This machine's grid: ISO 3166 alpha-3 country, or USA/<state>, CAN/<province>, SWE/SE1…"),
+    zone: str = typer.Option(
+        "USA", "--zone", help="This machine's grid: ISO 3166 alpha-3 country, or USA/<state>, CAN/<province>, SWE/SE1…"
+    ),
     pue: float = typer.Option(1.0, "--pue", help="This machine's power usage effectiveness (1.0 for a laptop)."),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
@@ -69,7 +72,13 @@ def run(
     console.print(f"run directory: [bold]{run_dir}[/]", highlight=False)
 
     started = _now()
-    columns = (SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         rows: dict[str, int] = {}
 
@@ -126,7 +135,9 @@ def _collect_reports(result) -> dict[str, Path]:
 
 @app.command("compile")
 @user_errors
-def compile_command(out: Path = typer.Option(Path("greenfm-pipeline.yaml"), "--out", help="Where to write the IR YAML.")) -> None:
+def compile_command(
+    out: Path = typer.Option(Path("greenfm-pipeline.yaml"), "--out", help="Where to write the IR YAML."),
+) -> None:
     """Write the KFP v2 pipeline (IR YAML) to upload in the Kubeflow UI."""
     from pipelines.compile import compile_pipeline
 
@@ -146,7 +157,8 @@ def curate(
 ) -> None:
     """Curate a corpus (same function as the pipeline's curate step)."""
     from components.curate.inputs import discover_inputs
-    from components.curate.job import REPORT_MD, curate as curate_job, pipeline_config
+    from components.curate.job import REPORT_MD, pipeline_config
+    from components.curate.job import curate as curate_job
 
     discover_inputs(input)  # fail in seconds on bad input, before Spark starts
     config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=False)
@@ -167,7 +179,7 @@ def validate(
     language_share_bounds: str = typer.Option("", help="Per-language share bounds, e.g. en=0.8:1,fr=0:0.1."),
     drift_mode: str = typer.Option("warn", help="fail | warn | off: drift from the accepted profile."),
     profile_store: str = typer.Option("", help="Folder/URI of the accepted profile; empty: no drift check."),
-    docs: Optional[Path] = typer.Option(None, "--docs", help="Folder for Data Docs (default: INPUT/validation)."),
+    docs: Path | None = typer.Option(None, "--docs", help="Folder for Data Docs (default: INPUT/validation)."),
 ) -> None:
     """Run the validation gate on a curated dataset; exit 1 when it fails."""
     from components.common.errors import InputError
@@ -178,7 +190,12 @@ def validate(
     if not input.is_dir():
         raise InputError(f"{input}: no such directory")
     config = from_params(
-        min_documents, license_allowlist, allowed_languages, min_language_share, language_share_bounds, drift_mode,
+        min_documents,
+        license_allowlist,
+        allowed_languages,
+        min_language_share,
+        language_share_bounds,
+        drift_mode,
         profile_store,
     )
     docs_dir = docs or input / "validation"
@@ -193,9 +210,11 @@ def validate(
 @app.command()
 @user_errors
 def regions(
-    catalog: Optional[Path] = typer.Option(None, "--catalog", help="Region catalog YAML. Default: the shipped one."),
+    catalog: Path | None = typer.Option(None, "--catalog", help="Region catalog YAML. Default: the shipped one."),
     provider: str = typer.Option("static", "--provider", help="static, electricitymaps, watttime or carbon-aware-sdk."),
-    provider_url: str = typer.Option("", "--provider-url", help="Base URL of the provider's API (default: its public one)."),
+    provider_url: str = typer.Option(
+        "", "--provider-url", help="Base URL of the provider's API (default: its public one)."
+    ),
     gpu_type: str = typer.Option("", "--gpu-type", help="GPU type the job needs (a key of the catalog's gpus)."),
     gpu_count: int = typer.Option(0, "--gpu-count", help="GPUs of that type the job needs."),
     tags: str = typer.Option("", "--tags", help="Comma-separated tags the region must carry, e.g. residency-eu."),
@@ -207,7 +226,7 @@ def regions(
 ) -> None:
     """Show the region catalog with current grid intensities, and the region a job would be placed in."""
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from rich.table import Table
 
@@ -218,7 +237,9 @@ def regions(
     regions_catalog = load_catalog(catalog)
     constraints = Constraints.from_params(gpu_type, gpu_count, tags, deadline_hours, max_wait_hours)
     job = Job("job", energy_kwh, hours)
-    decision = select_region(regions_catalog, make_provider(provider, provider_url), constraints, job, datetime.now(timezone.utc))
+    decision = select_region(
+        regions_catalog, make_provider(provider, provider_url), constraints, job, datetime.now(UTC)
+    )
     if as_json:
         print(json.dumps(decision.to_json(), indent=2))
         return
@@ -229,7 +250,9 @@ def regions(
         table.add_column(column)
     for region in regions_catalog.regions:
         signal, option = signals.get(region.name), best.get(region.name)
-        status = decision.infeasible.get(region.name) or ("PICK" if region.name == decision.chosen.region else "feasible")
+        status = decision.infeasible.get(region.name) or (
+            "PICK" if region.name == decision.chosen.region else "feasible"
+        )
         table.add_row(
             region.name + (" (default)" if region.name == regions_catalog.default_region else ""),
             region.provider,
@@ -255,17 +278,19 @@ def submit(
     host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API, e.g. http://localhost:8888 (port-forward)."),
     experiment: str = typer.Option("greenfm", "--experiment", help="Experiment to run in (created if missing)."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    package: Optional[Path] = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
-    run_name: Optional[str] = typer.Option(None, "--run-name", help="Default: greenfm-<UTC time>."),
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
+    run_name: str | None = typer.Option(None, "--run-name", help="Default: greenfm-<UTC time>."),
+    namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
 ) -> None:
     """Upload the pipeline (a new version if it exists) and start a run on Kubeflow Pipelines."""
     from pipelines.submit import SubmitTarget, parse_params, submit_run
 
     params = parse_params(param)
-    name = run_name or "greenfm-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = run_name or "greenfm-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     done = submit_run(SubmitTarget(host, experiment, namespace=namespace), params, name, package)
-    console.print(f"pipeline {done.pipeline_id} version {done.version_id}; experiment {done.experiment_id}", highlight=False)
+    console.print(
+        f"pipeline {done.pipeline_id} version {done.version_id}; experiment {done.experiment_id}", highlight=False
+    )
     print(done.run_id)  # stdout: the one id a script wants
 
 
@@ -277,8 +302,8 @@ def schedule(
     name: str = typer.Option("greenfm-recurring", "--name", help="Name of the recurring run."),
     experiment: str = typer.Option("greenfm", "--experiment", help="Experiment to run in (created if missing)."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    package: Optional[Path] = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
+    namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
 ) -> None:
     """Create a recurring run (KFP schedule; one run at a time, no catch-up)."""
     from pipelines.submit import SubmitTarget, parse_params, schedule_run
@@ -293,11 +318,13 @@ def schedule(
 def watch(
     input: str = typer.Option(..., "--input", help="Input file or folder to fingerprint (as the pipeline sees it)."),
     state: str = typer.Option(..., "--state", help="JSON state file, or configmap[:NAME] inside a cluster."),
-    host: Optional[str] = typer.Option(None, "--host", help="Submit to this KFP API; default: run locally."),
+    host: str | None = typer.Option(None, "--host", help="Submit to this KFP API; default: run locally."),
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Local runs: folder for run directories."),
     experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."
+    ),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace

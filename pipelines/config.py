@@ -13,7 +13,11 @@ from components.common.errors import GreenfmError
 
 # Energy (IT kWh) and duration each heavy stage is expected to take: what placement minimizes emissions for.
 DEFAULT_JOB_ESTIMATES = json.dumps(
-    {"curate": {"kwh": 0.5, "hours": 0.25}, "pretrain": {"kwh": 20.0, "hours": 2.0}, "adapt": {"kwh": 2.0, "hours": 0.5}}
+    {
+        "curate": {"kwh": 0.5, "hours": 0.25},
+        "pretrain": {"kwh": 20.0, "hours": 2.0},
+        "adapt": {"kwh": 2.0, "hours": 0.5},
+    }
 )
 
 

@@ -9,8 +9,8 @@ from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
 from components.carbon.providers import SECRET_KEYS, SECRET_NAME
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
-from components.curate.k8s import SPARK_ENV
 from components.curate.component import curate_op
+from components.curate.k8s import SPARK_ENV
 from components.evaluate.component import evaluate_op
 from components.pretrain.component import pretrain_op
 from components.validate.component import gate_failed_op, validate_op
@@ -134,6 +134,7 @@ def greenfm_pipeline(
         drift_mode: fail, warn or off: what the gate does when the data drifted from the last accepted profile.
         profile_store: Folder or URI (s3://, gs://) keeping the last accepted dataset profile, e.g. /workspace/profiles; empty: no drift check.
     """
+
     def select(stage: str, gpus: bool):
         task = select_region_op(
             stage=stage,

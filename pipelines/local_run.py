@@ -7,10 +7,10 @@ import contextlib
 import io
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from components.carbon.catalog import this_machine_catalog
 from components.common.default_data import write_default_corpus
@@ -78,7 +78,7 @@ class _LogTee(io.TextIOBase):
 
 
 def new_run_dir(out_root: str | Path, fingerprint: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(out_root).resolve() / f"{stamp}-{fingerprint[:8]}"
     suffix = 1
     while run_dir.exists():

@@ -15,7 +15,18 @@ from pipelines.config import RunConfig
 from pipelines.local_run import LocalRun
 
 MANIFEST = "manifest.json"
-PACKAGES = ("greenfm", "torch", "kfp", "kfp-kubernetes", "pyspark", "great-expectations", "codecarbon", "tokenizers", "pandas", "pyarrow")
+PACKAGES = (
+    "greenfm",
+    "torch",
+    "kfp",
+    "kfp-kubernetes",
+    "pyspark",
+    "great-expectations",
+    "codecarbon",
+    "tokenizers",
+    "pandas",
+    "pyarrow",
+)
 # Files whose bytes carry timestamps or run ids by design; their meaning is hashed elsewhere.
 _VOLATILE = {"executor_output.json"}
 
@@ -54,7 +65,11 @@ def stage_outputs(run: LocalRun) -> dict[str, dict]:
             child.name: tree_sha256(child) for child in sorted(task_dir.iterdir()) if child.name not in _VOLATILE
         }
         parameters = {k: v for k, v in executor_outputs(task_dir).items() if k != "energy"}
-        stages[task_dir.name] = {"status": run.tasks.get(task_dir.name, "unknown"), "artifacts": artifacts, "parameters": parameters}
+        stages[task_dir.name] = {
+            "status": run.tasks.get(task_dir.name, "unknown"),
+            "artifacts": artifacts,
+            "parameters": parameters,
+        }
     return stages
 
 

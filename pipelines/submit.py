@@ -82,7 +82,9 @@ def upload(client, package: Path, target: SubmitTarget) -> tuple[str, str]:
         version = client.upload_pipeline_version(str(package), version_name, pipeline_id=pipeline_id)
         return pipeline_id, version.pipeline_version_id
     # A new pipeline gets one version from the upload itself; look it up (the upload response has no version id).
-    versions = client.list_pipeline_versions(pipeline_id, sort_by="created_at desc", page_size=1).pipeline_versions or []
+    versions = (
+        client.list_pipeline_versions(pipeline_id, sort_by="created_at desc", page_size=1).pipeline_versions or []
+    )
     if not versions:
         raise GreenfmError(f"{target.host}: pipeline {target.pipeline_name} was uploaded but has no version")
     return pipeline_id, versions[0].pipeline_version_id
@@ -97,8 +99,12 @@ class _Prepared:
 
     def template(self, target: SubmitTarget, params: dict) -> dict:
         """The arguments run_pipeline and create_recurring_run share: which version, with what, as whom."""
-        return {"params": params, "pipeline_id": self.pipeline_id, "version_id": self.version_id,
-                "service_account": target.service_account}
+        return {
+            "params": params,
+            "pipeline_id": self.pipeline_id,
+            "version_id": self.version_id,
+            "service_account": target.service_account,
+        }
 
 
 @contextlib.contextmanager
@@ -143,7 +149,9 @@ def validate_cron(cron: str) -> str:
     """KFP's scheduler takes 6 fields (seconds first); a 5-field crontab line is a common mistake."""
     fields = cron.split()
     if len(fields) != 6:
-        raise GreenfmError(f"--cron {cron!r}: KFP needs 6 fields (seconds minutes hours day month weekday), got {len(fields)}")
+        raise GreenfmError(
+            f"--cron {cron!r}: KFP needs 6 fields (seconds minutes hours day month weekday), got {len(fields)}"
+        )
     return " ".join(fields)
 
 
@@ -161,5 +169,10 @@ def schedule_run(
             no_catchup=not catch_up,
             **ready.template(target, params),
         )
-    return Submitted(ready.pipeline_id, ready.version_id, ready.experiment_id,
-                     recurring_run_id=recurring.recurring_run_id, parameters=params)
+    return Submitted(
+        ready.pipeline_id,
+        ready.version_id,
+        ready.experiment_id,
+        recurring_run_id=recurring.recurring_run_id,
+        parameters=params,
+    )

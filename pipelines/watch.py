@@ -8,9 +8,10 @@ check-submit-record sequence exclusive, so at most one of them submits for a giv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
-from typing import Callable, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 from components.common.errors import GreenfmError
 from components.curate.inputs import discover_inputs, input_fingerprint
@@ -32,7 +33,7 @@ class WatchState:
     submitted_at: str = ""
 
     @classmethod
-    def from_dict(cls, data: dict) -> "WatchState":
+    def from_dict(cls, data: dict) -> WatchState:
         return cls(**{k: str(v) for k, v in data.items() if k in cls.__dataclass_fields__})
 
     def to_dict(self) -> dict:
@@ -78,7 +79,7 @@ def fingerprint_input(input_uri: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def watch_once(input_uri: str, store: StateStore, submit: Submitter, base: RunConfig | None = None) -> WatchResult:
@@ -103,5 +104,9 @@ def watch_once(input_uri: str, store: StateStore, submit: Submitter, base: RunCo
     except BaseException:
         txn.abort()  # not accepted: the next watch retries this fingerprint
         raise
-    txn.commit(WatchState(fingerprint, input_uri, run.run_id, run.model_uri or (previous.model_uri if previous else ""), _now()))
+    txn.commit(
+        WatchState(
+            fingerprint, input_uri, run.run_id, run.model_uri or (previous.model_uri if previous else ""), _now()
+        )
+    )
     return WatchResult("submitted", fingerprint, run.run_id, previous)

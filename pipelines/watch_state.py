@@ -9,7 +9,7 @@ import os
 import socket
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from components.common.errors import GreenfmError
@@ -75,11 +75,11 @@ class FileStateStore:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class _ConfigMapTransaction:
-    def __init__(self, store: "ConfigMapStateStore", config_map, current: WatchState | None):
+    def __init__(self, store: ConfigMapStateStore, config_map, current: WatchState | None):
         self.store, self._cm, self.current = store, config_map, current
 
     def _write(self, data: dict) -> None:

@@ -17,7 +17,14 @@ _CUSTOM = re.compile(r"^/apis/([^/]+)/([^/]+)/namespaces/([^/]+)/([^/]+)(?:/([^/
 
 
 def _status(code: int, reason: str, message: str) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 @dataclass
@@ -63,7 +70,9 @@ class FakeApiServer:
         if method == "PUT":
             current = self.objects[key]
             if body["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
-                return 409, _status(409, "Conflict", "the object has been modified; please apply your changes to the latest version")
+                return 409, _status(
+                    409, "Conflict", "the object has been modified; please apply your changes to the latest version"
+                )
             self.objects[key] = self._bump(body)
             return 200, body
         return 405, _status(405, "MethodNotAllowed", method)

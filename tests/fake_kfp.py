@@ -58,8 +58,13 @@ class FakeKfp:
                 return 200, self._filtered("experiments", list(self.experiments.values()), req.query)
             if p == f"{API}/experiments" and req.method == "POST":
                 body = json.loads(req.body)
-                exp = {"experiment_id": str(uuid.uuid4()), "display_name": body["display_name"], "created_at": CREATED,
-                       "storage_state": "AVAILABLE", "namespace": body.get("namespace", "")}
+                exp = {
+                    "experiment_id": str(uuid.uuid4()),
+                    "display_name": body["display_name"],
+                    "created_at": CREATED,
+                    "storage_state": "AVAILABLE",
+                    "namespace": body.get("namespace", ""),
+                }
                 self.experiments[exp["experiment_id"]] = exp
                 return 200, exp
             if p == f"{API}/runs" and req.method == "POST":
@@ -81,8 +86,12 @@ class FakeKfp:
         return {key: items, "total_size": len(items)} if items else {}
 
     def _new_version(self, pid: str, name: str) -> dict:
-        version = {"pipeline_id": pid, "pipeline_version_id": str(uuid.uuid4()), "display_name": name,
-                   "created_at": f"2026-01-01T00:00:{len(self.versions.get(pid, [])):02d}Z"}
+        version = {
+            "pipeline_id": pid,
+            "pipeline_version_id": str(uuid.uuid4()),
+            "display_name": name,
+            "created_at": f"2026-01-01T00:00:{len(self.versions.get(pid, [])):02d}Z",
+        }
         self.versions.setdefault(pid, []).append(version)
         return version
 

@@ -4,8 +4,8 @@ tests: real standard-library docstrings, PII redacted, language labels, token sh
 from __future__ import annotations
 
 import hashlib
-import json
 import itertools
+import json
 import shutil
 from pathlib import Path
 
@@ -86,8 +86,20 @@ def build_dataset(curated_dir: Path, documents: int = 300, vocab_size: int = 400
         "quarantined": 1,
         "quarantine_reasons": {"invalid JSON": 1},
         "steps": [
-            {"step": "normalize", "input_docs": len(frame) + 3, "output_docs": len(frame) + 3, "removed": {}, "modified": 7},
-            {"step": "length_filter", "input_docs": len(frame) + 3, "output_docs": len(frame), "removed": {"too short": 3}, "modified": 0},
+            {
+                "step": "normalize",
+                "input_docs": len(frame) + 3,
+                "output_docs": len(frame) + 3,
+                "removed": {},
+                "modified": 7,
+            },
+            {
+                "step": "length_filter",
+                "input_docs": len(frame) + 3,
+                "output_docs": len(frame),
+                "removed": {"too short": 3},
+                "modified": 0,
+            },
         ],
         "documents": len(frame),
         "pii": {"EMAIL": 2},

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 from torch import nn
+from typer.testing import CliRunner
 
 from components.adapt.classifier import LINEAGE
 from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model
@@ -34,7 +35,6 @@ from components.evaluate.report import EvalConfig, evaluate
 from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.model import Transformer, model_config
 from pipelines.cli import app
-from typer.testing import CliRunner
 
 FAST_EVAL = EvalConfig(energy_seconds=0.2, latency_examples=4, max_batches=4)
 
@@ -104,7 +104,12 @@ def test_lora_starts_at_the_base_model_and_merges_exactly():
     tokens = torch.randint(0, 64, (2, 16))
     before = model(tokens)
     wrapped = apply_lora(model, LoraConfig(rank=4, targets=("wq", "wv")))
-    assert wrapped == ["layers.0.attention.wq", "layers.0.attention.wv", "layers.1.attention.wq", "layers.1.attention.wv"]
+    assert wrapped == [
+        "layers.0.attention.wq",
+        "layers.0.attention.wv",
+        "layers.1.attention.wq",
+        "layers.1.attention.wv",
+    ]
     assert torch.equal(model(tokens), before)  # B = 0: training starts exactly at the pretrained model
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == 4 * 4 * (64 + 64) == sum(t.numel() for t in lora_state_dict(model).values())
@@ -152,7 +157,14 @@ def test_task_splits_are_disjoint_from_pretraining_and_each_other(task):
     corpus = list(default_corpus_records())
     assert overlap_with(task, {r["id"] for r in corpus}, {text_key(r["text"]) for r in corpus}) == []
     assert {x["label"] for x in task.splits["test"]} == set(task.labels)
-    leaked = TaskData("t", ["a"], {"train": [{"id": "1", "text": "same  text", "label": "a"}], "test": [{"id": "2", "text": "same text", "label": "a"}]})
+    leaked = TaskData(
+        "t",
+        ["a"],
+        {
+            "train": [{"id": "1", "text": "same  text", "label": "a"}],
+            "test": [{"id": "2", "text": "same text", "label": "a"}],
+        },
+    )
     with pytest.raises(ValueError, match="example 2 is in both train and test"):
         check_splits(leaked)
     assert data_fingerprint(task) == data_fingerprint(load_default_task())
@@ -164,7 +176,9 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(pretrained, curated, tm
     assert result.method == "lora" and result.parent_sha256 == pretrained.checkpoint_sha256
     lineage = json.loads((out / LINEAGE).read_text())
     assert lineage["trainable_parameters"] == result.trainable_parameters < result.total_parameters / 10
-    assert lineage["energy"]["energy_kwh"] == energy["energy_kwh"] and lineage["data_fingerprint"] == data_fingerprint(task)
+    assert lineage["energy"]["energy_kwh"] == energy["energy_kwh"] and lineage["data_fingerprint"] == data_fingerprint(
+        task
+    )
     assert lineage["device"] == result.details["device"]
 
     report = evaluate(pretrained.model_dir, out, curated.output_dir, tmp_path / "eval", task, FAST_EVAL)

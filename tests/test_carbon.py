@@ -30,11 +30,26 @@ def test_failed_stage_is_still_recorded():
 
 def _record(stage, kwh, g_per_kwh, location="USA"):
     return {
-        "stage": stage, "started_at": "", "wall_seconds": 10.0, "failed": False, "energy_kwh": kwh,
-        "cpu_kwh": kwh * 0.5, "gpu_kwh": 0.0, "ram_kwh": kwh * 0.5, "emissions_kg": kwh * g_per_kwh / 1000,
-        "intensity_g_per_kwh": g_per_kwh, "location": location, "country": "United States", "pue": 1.0,
-        "cpu_model": "cpu", "cpu_count": 2, "gpu_model": "", "gpu_count": 0, "cpu_power_method": "cpu_load",
-        "tracking_mode": "machine", "codecarbon_version": "3.3.2",
+        "stage": stage,
+        "started_at": "",
+        "wall_seconds": 10.0,
+        "failed": False,
+        "energy_kwh": kwh,
+        "cpu_kwh": kwh * 0.5,
+        "gpu_kwh": 0.0,
+        "ram_kwh": kwh * 0.5,
+        "emissions_kg": kwh * g_per_kwh / 1000,
+        "intensity_g_per_kwh": g_per_kwh,
+        "location": location,
+        "country": "United States",
+        "pue": 1.0,
+        "cpu_model": "cpu",
+        "cpu_count": 2,
+        "gpu_model": "",
+        "gpu_count": 0,
+        "cpu_power_method": "cpu_load",
+        "tracking_mode": "machine",
+        "codecarbon_version": "3.3.2",
     }
 
 

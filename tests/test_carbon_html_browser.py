@@ -34,7 +34,15 @@ const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = J
 document.body.appendChild(pre);
 </script>"""
 
-FIGURES = ["total-energy", "total-emissions", "energy-cost", "carbon-cost", "eu-fraction", "break-even", "reconciliation"]
+FIGURES = [
+    "total-energy",
+    "total-emissions",
+    "energy-cost",
+    "carbon-cost",
+    "eu-fraction",
+    "break-even",
+    "reconciliation",
+]
 CHARTS = ["chart-energy", "chart-emissions", "chart-counterfactuals"]
 
 
@@ -48,15 +56,29 @@ def test_statement_renders_in_headless_chromium(tmp_path, run_inputs):  # noqa: 
     profile = tmp_path / "profile"
     result = subprocess.run(
         [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}", "--window-size=1280,2000", "--dump-dom", page.as_uri(),
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={profile}",
+            "--window-size=1280,2000",
+            "--dump-dom",
+            page.as_uri(),
         ],
-        capture_output=True, text=True, timeout=90,
+        capture_output=True,
+        text=True,
+        timeout=90,
     )
     match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.S)
     assert match, f"chromium did not render the page (rc {result.returncode}): {result.stderr[-2000:]}"
-    seen = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    seen = json.loads(
+        match.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+    )
     for element in FIGURES + CHARTS:
         box = seen[element]
         assert box is not None, f"{element} missing"
@@ -70,5 +92,7 @@ def test_statement_renders_in_headless_chromium(tmp_path, run_inputs):  # noqa: 
     assert seen["reconciliation"]["text"].startswith("All numbers reconcile")
     # One bar per stage and energy component with energy in it; one per counterfactual scenario.
     assert seen["chart-emissions"]["bars"] == len(records)
-    assert seen["chart-energy"]["bars"] == sum(1 for r in records for k in ("cpu_kwh", "gpu_kwh", "ram_kwh") if r[k] > 0)
+    assert seen["chart-energy"]["bars"] == sum(
+        1 for r in records for k in ("cpu_kwh", "gpu_kwh", "ram_kwh") if r[k] > 0
+    )
     assert seen["chart-counterfactuals"]["bars"] == len({r["scenario"] for r in statement["counterfactuals"]})

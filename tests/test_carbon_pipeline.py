@@ -40,7 +40,9 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
     secrets = [spec["secretAsEnv"][0] for name, spec in executors.items() if name.startswith("exec-select-region-op")]
     assert secrets and all(s["optional"] and s["secretName"] == "greenfm-carbon-tokens" for s in secrets)
     # ... and the deployment's catalog from the optional ConfigMap the multi-region overlay publishes.
-    maps = [spec["configMapAsVolume"][0] for name, spec in executors.items() if name.startswith("exec-select-region-op")]
+    maps = [
+        spec["configMapAsVolume"][0] for name, spec in executors.items() if name.startswith("exec-select-region-op")
+    ]
     assert maps and all(m["configMapName"] == "greenfm-regions" and m["optional"] for m in maps)
     assert {m["mountPath"] for m in maps} == {"/etc/greenfm"}
 

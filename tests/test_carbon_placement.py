@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -12,7 +12,7 @@ from components.carbon.placement import Constraints, Job, choose, select_region
 from components.carbon.providers import ForecastPoint, Signal, StaticProvider
 from components.common.errors import GreenfmError
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 GPU_TYPES = ["h100", "a100"]
 TAGS = ["residency-eu", "residency-us", "onprem"]
 
@@ -90,11 +90,15 @@ def test_choice_is_optimal_against_brute_force(seed):
     # The chosen pair is one the brute force also scores that way (region, start, kg agree).
     start_min = round((datetime.fromisoformat(decision.chosen.start) - NOW).total_seconds() / 60)
     scored = {(r, s): kg for kg, r, s in reference}
-    assert scored[(decision.chosen.region, start_min)] == pytest.approx(decision.chosen.expected_kg, rel=1e-9, abs=1e-12)
+    assert scored[(decision.chosen.region, start_min)] == pytest.approx(
+        decision.chosen.expected_kg, rel=1e-9, abs=1e-12
+    )
     # Recorded alternatives: one per feasible region, each that region's own optimum, best first.
     assert {a.region for a in decision.alternatives} == {r for _, r, _ in reference}
     for alt in decision.alternatives:
-        assert alt.expected_kg == pytest.approx(min(kg for kg, r, _ in reference if r == alt.region), rel=1e-9, abs=1e-12)
+        assert alt.expected_kg == pytest.approx(
+            min(kg for kg, r, _ in reference if r == alt.region), rel=1e-9, abs=1e-12
+        )
     assert [a.expected_kg for a in decision.alternatives] == sorted(a.expected_kg for a in decision.alternatives)
     # Counterfactuals: "now" in the chosen region and the worst feasible region now.
     assert decision.now.expected_kg == pytest.approx(scored[(decision.chosen.region, 0)], rel=1e-9, abs=1e-12)
@@ -120,8 +124,11 @@ def test_waits_for_a_cleaner_hour_only_when_allowed():
 def test_constraints_exclude_regions_and_say_why():
     catalog = load_catalog()
     decision = select_region(
-        catalog, StaticProvider(), Constraints(gpu_type="nvidia-h100-80gb", gpu_count=48, required_tags=["residency-us"]),
-        Job("pretrain", 20, 2), NOW,
+        catalog,
+        StaticProvider(),
+        Constraints(gpu_type="nvidia-h100-80gb", gpu_count=48, required_tags=["residency-us"]),
+        Job("pretrain", 20, 2),
+        NOW,
     )
     assert decision.chosen.region == "us-central1"  # the only US region with 48 H100s
     assert decision.node_selector == {REGION_LABEL: "us-central1"}

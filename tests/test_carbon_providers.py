@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -25,7 +25,7 @@ from components.carbon.providers import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "carbon"
-NOW = datetime(2026, 1, 15, 0, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 15, 0, 0, tzinfo=UTC)
 REGION = Region(
     name="europe-north1",
     zone="gcp:europe-north1",
@@ -41,10 +41,16 @@ ROUTES = {
     "/v3/carbon-intensity/latest": ("electricitymaps_latest_FI.json", {"auth-token": "em-token"}, {"zone": "FI"}),
     "/v3/carbon-intensity/forecast": ("electricitymaps_forecast_FI.json", {"auth-token": "em-token"}, {"zone": "FI"}),
     "/login": ("watttime_login.json", {"Authorization": "Basic dXNlcjpwYXNz"}, {}),
-    "/v3/forecast": ("watttime_forecast.json", {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.recorded-fixture-token"},
-                     {"region": "CAISO_NORTH", "signal_type": "co2_moer"}),
-    "/v3/signal-index": ("watttime_signal_index.json", {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.recorded-fixture-token"},
-                         {"region": "CAISO_NORTH"}),
+    "/v3/forecast": (
+        "watttime_forecast.json",
+        {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.recorded-fixture-token"},
+        {"region": "CAISO_NORTH", "signal_type": "co2_moer"},
+    ),
+    "/v3/signal-index": (
+        "watttime_signal_index.json",
+        {"Authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.recorded-fixture-token"},
+        {"region": "CAISO_NORTH"},
+    ),
     "/emissions/bylocations/best": ("carbonaware_best.json", {}, {"location": "westus"}),
     "/emissions/forecasts/current": ("carbonaware_forecast.json", {}, {"location": "westus"}),
 }
@@ -54,7 +60,7 @@ class Replay(BaseHTTPRequestHandler):
     failing: set[str] = set()
     seen: list[str] = []
 
-    def do_GET(self):  # noqa: N802 (http.server API)
+    def do_GET(self):
         url = urlparse(self.path)
         type(self).seen.append(url.path)
         route = ROUTES.get(url.path)
@@ -125,7 +131,9 @@ def test_bad_credentials_fall_back_to_static_with_a_warning(server):
     assert signal.g_per_kwh == static_intensity(REGION)[0] == 46.0
     assert signal.forecast == []
     (warning,) = signal.warnings
-    assert warning["provider"] == "electricitymaps" and "401" in warning["error"] and "impact.csv" in warning["fallback"]
+    assert (
+        warning["provider"] == "electricitymaps" and "401" in warning["error"] and "impact.csv" in warning["fallback"]
+    )
 
 
 def test_server_error_mid_sequence_falls_back(server):
@@ -159,7 +167,9 @@ def test_static_provider_covers_every_bundled_table():
         g, source = static_intensity(Region(name=zone, zone=zone))
         assert source_word in source, (zone, source)
         assert g > 0 and (expected is None or g == pytest.approx(expected))
-    usa = json.loads((Path(__import__("codecarbon").__file__).parent / "data/private_infra/2023/usa_emissions.json").read_text())
+    usa = json.loads(
+        (Path(__import__("codecarbon").__file__).parent / "data/private_infra/2023/usa_emissions.json").read_text()
+    )
     g, _ = static_intensity(Region(name="ca", zone="USA/california"))
     assert g == pytest.approx(usa["california"]["emissions"] * LBS_PER_MWH_TO_G_PER_KWH, rel=1e-3)
 

@@ -4,7 +4,7 @@ threshold are right, and the rendered Markdown/HTML carry them."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,17 +23,34 @@ from components.carbon.statement import (
 )
 from components.carbon.tracking import aggregate_ranks
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def record(stage: str, cpu: float, gpu: float, ram: float, g_per_kwh: float, location: str, pue: float = 1.1, gpus: int = 0) -> dict:
+def record(
+    stage: str, cpu: float, gpu: float, ram: float, g_per_kwh: float, location: str, pue: float = 1.1, gpus: int = 0
+) -> dict:
     energy = (cpu + gpu + ram) * pue
     return {
-        "stage": stage, "started_at": "2026-03-01T12:00:00+00:00", "wall_seconds": 60.0, "failed": False,
-        "energy_kwh": energy, "cpu_kwh": cpu, "gpu_kwh": gpu, "ram_kwh": ram,
-        "emissions_kg": energy * g_per_kwh / 1000.0, "intensity_g_per_kwh": g_per_kwh, "location": location,
-        "country": "Canada", "pue": pue, "cpu_model": "Test CPU", "cpu_count": 2, "gpu_model": "H100" if gpus else "",
-        "gpu_count": gpus, "cpu_power_method": "cpu_load", "tracking_mode": "machine", "codecarbon_version": "3.3.2",
+        "stage": stage,
+        "started_at": "2026-03-01T12:00:00+00:00",
+        "wall_seconds": 60.0,
+        "failed": False,
+        "energy_kwh": energy,
+        "cpu_kwh": cpu,
+        "gpu_kwh": gpu,
+        "ram_kwh": ram,
+        "emissions_kg": energy * g_per_kwh / 1000.0,
+        "intensity_g_per_kwh": g_per_kwh,
+        "location": location,
+        "country": "Canada",
+        "pue": pue,
+        "cpu_model": "Test CPU",
+        "cpu_count": 2,
+        "gpu_model": "H100" if gpus else "",
+        "gpu_count": gpus,
+        "cpu_power_method": "cpu_load",
+        "tracking_mode": "machine",
+        "codecarbon_version": "3.3.2",
     }
 
 
@@ -44,7 +61,10 @@ def placement(stage: str, kwh: float) -> dict:
 @pytest.fixture()
 def run_inputs():
     records = [
-        {**record("curate", 0.01, 0.0, 0.002, 2.0, "gcp:northamerica-northeast1"), "notes": {"dedup_removed_documents": 12, "tokens_per_document": 250.0}},
+        {
+            **record("curate", 0.01, 0.0, 0.002, 2.0, "gcp:northamerica-northeast1"),
+            "notes": {"dedup_removed_documents": 12, "tokens_per_document": 250.0},
+        },
         record("validate", 0.001, 0.0, 0.0005, 2.0, "gcp:northamerica-northeast1"),
         record("pretrain", 0.2, 1.5, 0.05, 2.0, "gcp:northamerica-northeast1", gpus=8),
         record("adapt", 0.02, 0.1, 0.005, 2.0, "gcp:northamerica-northeast1", gpus=1),
@@ -53,7 +73,10 @@ def run_inputs():
     inputs = StatementInputs(
         placements=[placement("curate", 0.012), placement("pretrain", 1.75), placement("adapt", 0.125)],
         assumptions=CostAssumptions(social_benefit_usd=1000.0, other_costs_usd=50.0),
-        total_training_flops=3.2e21, adapt_method="full", pretrain_steps=10_000, adapt_steps=500,
+        total_training_flops=3.2e21,
+        adapt_method="full",
+        pretrain_steps=10_000,
+        adapt_steps=500,
     )
     return records, inputs
 
@@ -129,7 +152,9 @@ def test_warnings_from_placement_reach_the_statement(run_inputs):
     from components.carbon.providers import make_provider
 
     records, inputs = run_inputs
-    decision = select_region(load_catalog(), make_provider("electricitymaps", "http://127.0.0.1:9"), Constraints(), Job("adapt", 1, 1), NOW)
+    decision = select_region(
+        load_catalog(), make_provider("electricitymaps", "http://127.0.0.1:9"), Constraints(), Job("adapt", 1, 1), NOW
+    )
     inputs.placements[2] = decision.to_json()
     statement = build_statement(records, None, inputs)
     assert len(statement["warnings"]) == len(load_catalog().regions)
@@ -140,10 +165,20 @@ def test_written_statement_files(tmp_path, run_inputs):
     records, inputs = run_inputs
     statement = write_statement(records, tmp_path, {"outcome": "completed"}, inputs)
     assert statement["reconciliation_problems"] == []
-    assert json.loads((tmp_path / STATEMENT_JSON).read_text())["total_emissions_kg"] == pytest.approx(statement["total_emissions_kg"])
+    assert json.loads((tmp_path / STATEMENT_JSON).read_text())["total_emissions_kg"] == pytest.approx(
+        statement["total_emissions_kg"]
+    )
     md = (tmp_path / STATEMENT_MD).read_text()
-    for heading in ("## Placement", "## Counterfactuals", "## Mitigations", "V(M) = S − C − E − O", "## Amortization",
-                    "10^25", "## In everyday terms", "EPA"):
+    for heading in (
+        "## Placement",
+        "## Counterfactuals",
+        "## Mitigations",
+        "V(M) = S − C − E − O",
+        "## Amortization",
+        "10^25",
+        "## In everyday terms",
+        "EPA",
+    ):
         assert heading in md
     html = (tmp_path / STATEMENT_HTML).read_text()
     assert html.count("<svg") == 3 and "<script" not in html

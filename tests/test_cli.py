@@ -15,7 +15,9 @@ def test_curate_command(spark, tmp_path):
     source = tmp_path / "in.jsonl"
     prose = Generator(seed=0)
     source.write_text("\n".join(json.dumps({"id": str(i), "text": prose.prose()}) for i in range(30)) + "\n{oops\n")
-    result = runner.invoke(app, ["curate", "--input", str(source), "--output", str(tmp_path / "out"), "--vocab-size", "300"])
+    result = runner.invoke(
+        app, ["curate", "--input", str(source), "--output", str(tmp_path / "out"), "--vocab-size", "300"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["documents"] == 30 and report["quarantined"] == 1

@@ -65,8 +65,15 @@ def test_malformed_records_are_quarantined_with_line_numbers(spark, tmp_path):
     assert docs.loc["a", "license"] == "CC-BY-4.0" and docs.loc["b", "license"] == "unknown"
     assert json.loads(docs.loc["a", "metadata"]) == {"lang_hint": "en"}
     assert docs.loc["a", "source"] == "part"
-    assert list(docs.loc["a", "transforms"]) == ["length", "langid", "gopher_repetition", "gopher_quality", "c4",
-                                                  "exact_dedup", "decontam"]
+    assert list(docs.loc["a", "transforms"]) == [
+        "length",
+        "langid",
+        "gopher_repetition",
+        "gopher_quality",
+        "c4",
+        "exact_dedup",
+        "decontam",
+    ]
     assert docs.loc["a", "lang"] == "en" and 0 < docs.loc["a", "lang_score"] <= 1
 
 
@@ -83,8 +90,9 @@ def test_text_and_parquet_inputs_keep_their_fields(spark, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "story.txt").write_text(prose.prose())
     (tmp_path / "in" / "empty.txt").write_text("")
-    pd.DataFrame({"id": ["p1", "p2"], "text": [prose.prose(), None], "license": ["MIT", "MIT"], "year": [2020, 2021]}
-                 ).to_parquet(tmp_path / "in" / "table.parquet")
+    pd.DataFrame(
+        {"id": ["p1", "p2"], "text": [prose.prose(), None], "license": ["MIT", "MIT"], "year": [2020, 2021]}
+    ).to_parquet(tmp_path / "in" / "table.parquet")
     result = curate(str(tmp_path / "in"), tmp_path / "out", _light())
     docs = pq.read_table(tmp_path / "out" / DOCUMENTS_DIR).to_pandas().set_index("id")
     assert result.quarantined == 1  # the null text
@@ -94,7 +102,10 @@ def test_text_and_parquet_inputs_keep_their_fields(spark, tmp_path):
 
 
 def test_pii_is_redacted_and_counted_and_the_document_kept(spark, tmp_path):
-    text = Generator(seed=5).prose() + "\n\nWrite to jane.doe@example.com or call (555) 123-4567. Card 4111 1111 1111 1111."
+    text = (
+        Generator(seed=5).prose()
+        + "\n\nWrite to jane.doe@example.com or call (555) 123-4567. Card 4111 1111 1111 1111."
+    )
     (tmp_path / "in.jsonl").write_text(json.dumps({"id": "x", "text": text}) + "\n")
     result = curate(str(tmp_path / "in.jsonl"), tmp_path / "out", _light())
     docs = pq.read_table(tmp_path / "out" / DOCUMENTS_DIR).to_pandas()
@@ -111,7 +122,9 @@ def test_decontamination_drops_documents_sharing_a_13_gram(spark, tmp_path):
     leaked = prose.prose() + "\n\n" + " ".join(evaluation.split()[10:24]) + "."
     clean = prose.prose()
     (tmp_path / "eval.jsonl").write_text(json.dumps({"text": evaluation}) + "\n")
-    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps({"id": i, "text": t}) for i, t in [("leak", leaked), ("ok", clean)]))
+    (tmp_path / "in.jsonl").write_text(
+        "\n".join(json.dumps({"id": i, "text": t}) for i, t in [("leak", leaked), ("ok", clean)])
+    )
     config = _light()
     config.decontam.extra_files = (str(tmp_path / "eval.jsonl"),)
     result = curate(str(tmp_path / "in.jsonl"), tmp_path / "out", config)
@@ -153,7 +166,9 @@ def test_shards_hold_every_document_once(curated):
 
 
 def test_rerun_gives_the_same_fingerprint_and_shards(curated, tiny_corpus, tmp_path):
-    again = curate(str(tiny_corpus), tmp_path / "again", CurateConfig(vocab_size=512, quality=quality_preset("docstrings")))
+    again = curate(
+        str(tiny_corpus), tmp_path / "again", CurateConfig(vocab_size=512, quality=quality_preset("docstrings"))
+    )
     assert again.fingerprint == curated.fingerprint
     first = Path(curated.output_dir) / TOKENS_DIR
     second = tmp_path / "again" / TOKENS_DIR

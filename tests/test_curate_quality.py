@@ -27,7 +27,9 @@ def test_gopher_quality_rules(spark):
         "long_words": " ".join(["incomprehensibilities"] * 30 + ["the", "of"] * 10),
         "hashes": good + " #tag" * (len(good.split()) // 5),
         "bullets": "\n".join(f"- the wooden lantern {i} beside the harbor" for i in range(60)),
-        "ellipsis": "\n".join(f"the story of the quiet harbor {i} continues beyond the stone bridge..." for i in range(20)),
+        "ellipsis": "\n".join(
+            f"the story of the quiet harbor {i} continues beyond the stone bridge..." for i in range(20)
+        ),
         "numbers": " ".join(str(100_000 + i) for i in range(200)) + " the of and",
         "no_stop_words": " ".join(w for w in good.split() if w.lower().strip(".,") not in QualityConfig().stop_words),
     }
@@ -77,7 +79,8 @@ def test_c4_drops_lines_and_documents(spark):
         "two_sentences": "The river is quiet today. The mill is old and closed.",
     }
     marked = c4(
-        spark.createDataFrame(list(texts.items()), "id string, text string").transform(with_transforms), QualityConfig())
+        spark.createDataFrame(list(texts.items()), "id string, text string").transform(with_transforms), QualityConfig()
+    )
     rows = {row.id: row for row in marked.frame.select("id", "_reason", "text").collect()}
     assert rows["menu"]._reason is None and rows["menu"].text == body.replace("\n\n", "\n")
     assert rows["lorem"]._reason == "lorem ipsum"

@@ -108,6 +108,10 @@ def test_steps_that_read_or_write_the_workspace_mount_it(tmp_path):
 
     platform = list(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))[1]
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    mounted = {name for name, spec in executors.items() for pvc in spec.get("pvcMount", [])
-               if pvc["mountPath"] == WORKSPACE_MOUNT and WORKSPACE_PVC in json.dumps(pvc)}
+    mounted = {
+        name
+        for name, spec in executors.items()
+        for pvc in spec.get("pvcMount", [])
+        if pvc["mountPath"] == WORKSPACE_MOUNT and WORKSPACE_PVC in json.dumps(pvc)
+    }
     assert mounted == {"exec-curate-op", "exec-validate-op", "exec-pretrain-op"}

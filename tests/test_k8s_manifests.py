@@ -21,14 +21,16 @@ CRDS = MANIFESTS / "crds"
 K8S_VERSION = "1.33.0"  # a current Kubernetes minor; kubernetes-validate ships its schemas
 CRD_SCHEMAS = {
     ("kubeflow.org/v1", "PyTorchJob"): CRDS / "pytorchjob-kubeflow.org-v1.schema.yaml",
-    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"): CRDS / "sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml",
+    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"): CRDS
+    / "sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml",
 }
 KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/multi-region", "jobs"]
 
 
 def manifest_files() -> list[Path]:
     return sorted(
-        p for p in MANIFESTS.rglob("*.yaml")
+        p
+        for p in MANIFESTS.rglob("*.yaml")
         if p.name != "kustomization.yaml" and CRDS not in p.parents and p.name != "regions.yaml"
     )
 
@@ -133,7 +135,9 @@ def test_rbac_is_least_privilege():
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
             assert "secrets" not in rule["resources"]  # tokens arrive as env from secretKeyRef, never via the API
     launcher = roles["greenfm-launcher"]["rules"]
-    granted = {(g, r, v) for rule in launcher for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    granted = {
+        (g, r, v) for rule in launcher for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
     for group, resource in (("kubeflow.org", "pytorchjobs"), ("sparkoperator.k8s.io", "sparkapplications")):
         assert {(group, resource, v) for v in ("create", "get", "watch")} <= granted
         assert (group, f"{resource}/status", "get") in granted
@@ -141,8 +145,10 @@ def test_rbac_is_least_privilege():
     assert state_rules and all(r.get("resourceNames") == ["greenfm-watch-state"] for r in state_rules)
 
 
-@pytest.mark.parametrize("overlay,storage_class", [("base", "standard-rwx"), ("overlays/dev", "standard"),
-                                                   ("overlays/multi-region", "enterprise-multishare-rwx")])
+@pytest.mark.parametrize(
+    "overlay,storage_class",
+    [("base", "standard-rwx"), ("overlays/dev", "standard"), ("overlays/multi-region", "enterprise-multishare-rwx")],
+)
 def test_workspace_has_explicit_storage_class(overlay, storage_class):
     (pvc,) = [d for d in kustomize(overlay) if d["kind"] == "PersistentVolumeClaim"]
     assert pvc["spec"]["storageClassName"] == storage_class

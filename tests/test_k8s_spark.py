@@ -19,12 +19,12 @@ from components.common.images import SPARK_IMAGE
 from components.curate.job import REPORT_JSON, CurateConfig
 from components.curate.k8s import (
     DRIVER_SCRIPT,
+    SPARK_ENV,
     SparkK8sConfig,
     application_name,
     build_spark_application,
     client_mode_conf,
     curate_with_backend,
-    SPARK_ENV,
     executor_pod_template,
     from_pipeline,
     run_spark_application,
@@ -43,11 +43,13 @@ def test_local_is_the_default():
 
 
 def test_k8s_master_selects_client_mode_and_env_overrides():
-    cfg = SparkK8sConfig.from_env({
-        "GREENFM_SPARK_MASTER": "k8s://https://10.0.0.1:443",
-        "GREENFM_SPARK_EXECUTORS": "8",
-        "GREENFM_NODE_SELECTOR": '{"topology.kubernetes.io/region": "europe-north1"}',
-    })
+    cfg = SparkK8sConfig.from_env(
+        {
+            "GREENFM_SPARK_MASTER": "k8s://https://10.0.0.1:443",
+            "GREENFM_SPARK_EXECUTORS": "8",
+            "GREENFM_NODE_SELECTOR": '{"topology.kubernetes.io/region": "europe-north1"}',
+        }
+    )
     assert (cfg.backend, cfg.master, cfg.executors) == ("client", "k8s://https://10.0.0.1:443", 8)
     assert cfg.node_selector == {"topology.kubernetes.io/region": "europe-north1"}
     assert SparkK8sConfig.from_env({"GREENFM_SPARK_BACKEND": "operator"}).backend == "operator"
@@ -90,14 +92,19 @@ def test_client_mode_conf(tmp_path, monkeypatch):
     assert conf["spark.kubernetes.namespace"] == "greenfm"
     assert conf["spark.driver.host"] == "10.1.2.3" and conf["spark.driver.bindAddress"] == "0.0.0.0"
     assert conf["spark.kubernetes.node.selector.topology.kubernetes.io/region"] == "us-central1"
-    assert conf["spark.kubernetes.executor.volumes.persistentVolumeClaim.workspace.options.claimName"] == "greenfm-workspace"
+    assert (
+        conf["spark.kubernetes.executor.volumes.persistentVolumeClaim.workspace.options.claimName"]
+        == "greenfm-workspace"
+    )
     template = yaml.safe_load(Path(conf["spark.kubernetes.executor.podTemplateFile"]).read_text())
     assert template == executor_pod_template(cfg)
     kubernetes_validate.validate({**template, "metadata": {"name": "executor"}}, K8S_VERSION, strict=True)
 
 
 def _app(**cfg) -> dict:
-    return build_spark_application(SparkK8sConfig(backend="operator", **cfg), "greenfm-curate-x", "/workspace/in", "/workspace/out", SETTINGS)
+    return build_spark_application(
+        SparkK8sConfig(backend="operator", **cfg), "greenfm-curate-x", "/workspace/in", "/workspace/out", SETTINGS
+    )
 
 
 def test_spark_application_matches_crd_and_core_schemas():
@@ -107,11 +114,24 @@ def test_spark_application_matches_crd_and_core_schemas():
     assert spec["mainApplicationFile"] == DRIVER_SCRIPT and spec["type"] == "Python"
     assert json.loads(spec["arguments"][spec["arguments"].index("--config") + 1]) == SETTINGS
     for role in ("driver", "executor"):
-        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": role},
-               "spec": {"securityContext": spec[role]["podSecurityContext"], "volumes": spec["volumes"],
-                        "nodeSelector": spec[role]["nodeSelector"],
-                        "containers": [{"name": "spark", "image": spec["image"], "securityContext": spec[role]["securityContext"],
-                                        "volumeMounts": spec[role]["volumeMounts"]}]}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": role},
+            "spec": {
+                "securityContext": spec[role]["podSecurityContext"],
+                "volumes": spec["volumes"],
+                "nodeSelector": spec[role]["nodeSelector"],
+                "containers": [
+                    {
+                        "name": "spark",
+                        "image": spec["image"],
+                        "securityContext": spec[role]["securityContext"],
+                        "volumeMounts": spec[role]["volumeMounts"],
+                    }
+                ],
+            },
+        }
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
 
 
@@ -128,8 +148,13 @@ def test_crd_schema_rejects_mistakes():
 
 def test_committed_manifest_is_what_the_code_builds():
     committed = yaml.safe_load((ROOT / "manifests/jobs/sparkapplication-curate.yaml").read_text())
-    built = build_spark_application(SparkK8sConfig(backend="operator"), "greenfm-curate", "/workspace/data/corpus",
-                                    "/workspace/curated/corpus", SETTINGS)
+    built = build_spark_application(
+        SparkK8sConfig(backend="operator"),
+        "greenfm-curate",
+        "/workspace/data/corpus",
+        "/workspace/curated/corpus",
+        SETTINGS,
+    )
     del built["metadata"]["namespace"]
     assert committed == built
 

@@ -39,7 +39,9 @@ def test_spark_expressions_agree_with_python(spark):
     frame = spark.createDataFrame([(text,) for text, _, _ in CASES], "text string")
     redacted, counts = redact_column(F.col("text"))
     rows = frame.select(
-        "text", redacted.alias("redacted"), pii_count_column(F.col("text")).alias("total"),
+        "text",
+        redacted.alias("redacted"),
+        pii_count_column(F.col("text")).alias("total"),
         *[column.alias(kind) for kind, column in counts.items()],
     ).collect()
     for row in rows:

@@ -11,8 +11,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_smoke_mode_measures_and_checks_the_collective(tmp_path):
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "pretrain.py"), "--smoke", "--out", str(tmp_path)],
-                   check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pretrain.py"), "--smoke", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     result = json.loads((tmp_path / "pretrain-cpu-smoke.json").read_text())
     assert result["smoke"] and result["model"]["n_layers"] == 2
     assert result["best"]["tokens_per_second"] > 0 and result["best"]["tokens_per_step"] == 4 * 64

@@ -47,7 +47,11 @@ def losses(result) -> dict[int, float]:
 def test_global_batch_is_the_same_for_any_split_across_ranks(shards):
     tokens = read_split(shards, "train")
     whole = GlobalBatches(tokens, 16, batch_size=8, seed=3).micro_batches(5)[0][0]
-    parts = [x for rank in range(2) for x, _ in GlobalBatches(tokens, 16, 2, seed=3, grad_accum=2, rank=rank, world_size=2).micro_batches(5)]
+    parts = [
+        x
+        for rank in range(2)
+        for x, _ in GlobalBatches(tokens, 16, 2, seed=3, grad_accum=2, rank=rank, world_size=2).micro_batches(5)
+    ]
     assert torch.equal(torch.cat(parts), whole)
     assert not torch.equal(GlobalBatches(tokens, 16, 8, seed=3).micro_batches(6)[0][0], whole)  # steps differ
 
@@ -140,8 +144,13 @@ def test_two_nodes_fsdp_match_one_process(shards, tmp_path):
     batch each train on exactly the data one process with the whole batch sees: same losses."""
     single = train(shards, tmp_path / "single", TINY)
     config = replace(TINY, batch_size=4, parallelism="fsdp")
-    launch = LaunchConfig(nodes=2, procs_per_node=1, rdzv_endpoint=f"127.0.0.1:{free_port()}", rdzv_id="test-2n",
-                          energy_location=json.dumps({"country_iso_code": "FRA"}))
+    launch = LaunchConfig(
+        nodes=2,
+        procs_per_node=1,
+        rdzv_endpoint=f"127.0.0.1:{free_port()}",
+        rdzv_id="test-2n",
+        energy_location=json.dumps({"country_iso_code": "FRA"}),
+    )
     results: list = [None, None]
     errors: list = []
 

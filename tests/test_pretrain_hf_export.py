@@ -25,7 +25,9 @@ def tokenizer_file(tmp_path):
 @pytest.mark.parametrize("kv_heads,tied", [(4, True), (2, True), (4, False)])
 def test_logits_match_llama_for_causal_lm(tmp_path, tokenizer_file, kv_heads, tied):
     torch.manual_seed(0)
-    model = Transformer(model_config("tiny", n_heads=4, n_kv_heads=kv_heads, vocab_size=300, seq_len=32, tie_embeddings=tied)).eval()
+    model = Transformer(
+        model_config("tiny", n_heads=4, n_kv_heads=kv_heads, vocab_size=300, seq_len=32, tie_embeddings=tied)
+    ).eval()
     with torch.no_grad():  # non-trivial norm weights, so a swapped norm would show
         for module in model.modules():
             if hasattr(module, "eps"):

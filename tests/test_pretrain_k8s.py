@@ -8,7 +8,6 @@ import contextlib
 import io
 import itertools
 import json
-from dataclasses import replace
 import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,23 +38,38 @@ def shards(tmp_path_factory) -> Path:
 
     records = list(itertools.islice(default_corpus_records(), 200))
     out = tmp_path_factory.mktemp("tokens")
-    pack_shards(train_tokenizer((r["text"] for r in records), 512), ((r["id"], r["text"]) for r in records), out, 0.1, 20_000)
+    pack_shards(
+        train_tokenizer((r["text"] for r in records), 512), ((r["id"], r["text"]) for r in records), out, 0.1, 20_000
+    )
     return out
 
 
 def validate(job: dict) -> None:
     jsonschema.validate(job, CRD)
     for replica in job["spec"]["pytorchReplicaSpecs"].values():
-        template = {"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": replica["template"]}
+        template = {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": "t"},
+            "template": replica["template"],
+        }
         kubernetes_validate.validate(template, K8S_VERSION, strict=True)
 
 
 def test_pytorchjob_matches_crd_and_core_schemas():
-    jcfg = PyTorchJobConfig.from_launch(LaunchConfig(backend="kubernetes", nodes=4, procs_per_node=8, node_selector=REGION), env={})
+    jcfg = PyTorchJobConfig.from_launch(
+        LaunchConfig(backend="kubernetes", nodes=4, procs_per_node=8, node_selector=REGION), env={}
+    )
     job = build_pytorchjob("greenfm-pretrain-x", "/workspace/t", "/workspace/m", TINY, jcfg)
     validate(job)
     spec = job["spec"]
-    assert spec["elasticPolicy"] == {"rdzvBackend": "c10d", "rdzvPort": 29400, "minReplicas": 4, "maxReplicas": 4, "maxRestarts": 2}
+    assert spec["elasticPolicy"] == {
+        "rdzvBackend": "c10d",
+        "rdzvPort": 29400,
+        "minReplicas": 4,
+        "maxReplicas": 4,
+        "maxRestarts": 2,
+    }
     assert spec["nprocPerNode"] == "8" and spec["pytorchReplicaSpecs"]["Worker"]["replicas"] == 4
     pod = spec["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]
     assert pod["nodeSelector"] == REGION
@@ -70,7 +84,8 @@ def test_pytorchjob_matches_crd_and_core_schemas():
     # Placed and measured where the select-region step chose: every node measures its own energy there.
     located = replace(jcfg, energy_location='{"country_iso_code": "FIN"}')
     command = build_pytorchjob("greenfm-pretrain-x", "/workspace/t", "/workspace/m", TINY, located)["spec"][
-        "pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["command"]
+        "pytorchReplicaSpecs"
+    ]["Worker"]["template"]["spec"]["containers"][0]["command"]
     assert command[-2:] == ["--energy-location", '{"country_iso_code": "FIN"}']
 
 
@@ -116,8 +131,11 @@ class FakeTrainingOperator(fake_k8s.FakeApiServer):
             with self.lock:
                 self.requests.append((method, path, body))
                 group, version, namespace, plural, name = fake_k8s._CUSTOM.match(path).groups()
-                return (200, {"kind": "Status", "status": "Success"}) if self.objects.pop(
-                    ((group, version, plural), namespace, name), None) else (404, fake_k8s._status(404, "NotFound", name))
+                return (
+                    (200, {"kind": "Status", "status": "Success"})
+                    if self.objects.pop(((group, version, plural), namespace, name), None)
+                    else (404, fake_k8s._status(404, "NotFound", name))
+                )
         return self.handle(method, path, body)
 
     def _watch(self, path: str, query: dict):
@@ -163,14 +181,17 @@ def operator():
 
 
 def _jcfg(tmp_path: Path) -> PyTorchJobConfig:
-    return PyTorchJobConfig(workspace_mount=str(tmp_path / "workspace"), node_selector=REGION, watch_timeout_s=5, timeout_s=300)
+    return PyTorchJobConfig(
+        workspace_mount=str(tmp_path / "workspace"), node_selector=REGION, watch_timeout_s=5, timeout_s=300
+    )
 
 
 def test_run_creates_watches_through_drops_streams_logs_and_returns_the_model(operator, shards, tmp_path):
     fake, url = operator
     logged: list[dict] = []
-    result = run_pytorchjob(shards, tmp_path / "model", TINY, _jcfg(tmp_path), on_log=logged.append,
-                            api_client=fake_k8s.api_client(url))
+    result = run_pytorchjob(
+        shards, tmp_path / "model", TINY, _jcfg(tmp_path), on_log=logged.append, api_client=fake_k8s.api_client(url)
+    )
     assert fake.trainings == 1 and fake.watches == 4  # dropped, 500, 410 Gone: reconnected each time
     assert [e["step"] for e in logged] == [2, 4, 6]
     assert result.tokens == 6 * 8 * 32 and (tmp_path / "model" / "model.safetensors").is_file()
@@ -207,9 +228,16 @@ def test_committed_manifest_is_what_the_code_builds():
 
     from components.pretrain.train import TrainConfig
 
-    committed = yaml.safe_load((Path(__file__).resolve().parent.parent / "manifests/jobs/pytorchjob-pretrain.yaml").read_text())
+    committed = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "manifests/jobs/pytorchjob-pretrain.yaml").read_text()
+    )
     jcfg = PyTorchJobConfig.from_launch(LaunchConfig(backend="kubernetes", nodes=2, procs_per_node=8), env={})
-    built = build_pytorchjob("greenfm-pretrain", "/workspace/curated/corpus/tokens", "/workspace/models/greenfm-pretrain",
-                             TrainConfig(model_size="gpt2-124m", seq_len=1024), jcfg)
+    built = build_pytorchjob(
+        "greenfm-pretrain",
+        "/workspace/curated/corpus/tokens",
+        "/workspace/models/greenfm-pretrain",
+        TrainConfig(model_size="gpt2-124m", seq_len=1024),
+        jcfg,
+    )
     del built["metadata"]["namespace"]
     assert committed == built

@@ -44,7 +44,10 @@ def test_first_submit_uploads_pipeline_creates_experiment_and_run(kfp_server, pa
     body = json.loads(run_call.body)
     assert body["display_name"] == "run-1"
     assert body["experiment_id"] == done.experiment_id
-    assert body["pipeline_version_reference"] == {"pipeline_id": done.pipeline_id, "pipeline_version_id": done.version_id}
+    assert body["pipeline_version_reference"] == {
+        "pipeline_id": done.pipeline_id,
+        "pipeline_version_id": done.version_id,
+    }
     assert body["runtime_config"]["parameters"] == {"train_steps": 7}
     assert done.version_id in {v["pipeline_version_id"] for v in fake.versions[done.pipeline_id]}
     assert done.run_id in fake.runs

@@ -10,9 +10,9 @@ import pytest
 
 from components.common.errors import GreenfmError
 from components.curate.job import TOKENS_DIR
+from components.validate.component import gate_failed_op
 from components.validate.config import ValidateConfig, from_params
 from components.validate.datasheet import REQUIRED_SECTIONS, sections_frame
-from components.validate.component import gate_failed_op
 from components.validate.gate import gate_metrics, validate
 from components.validate.profile import DATASHEET_FILE, PROFILE_FILE, psi, tvd
 from tests.gate_data import SCHEMA, build_dataset, read_documents, write_documents
@@ -39,8 +39,9 @@ def _failures(data: Path, tmp_path: Path, **config) -> list[str]:
 
 def test_clean_dataset_passes_and_stores_its_profile(clean, tmp_path):
     store = tmp_path / "store"
-    config = ValidateConfig(**SMALL, allowed_languages=["en", "de"], language_bounds={"de": (0.05, 0.4)},
-                            profile_store=store.as_uri())  # a URI, as for s3:// or gs://
+    config = ValidateConfig(
+        **SMALL, allowed_languages=["en", "de"], language_bounds={"de": (0.05, 0.4)}, profile_store=store.as_uri()
+    )  # a URI, as for s3:// or gs://
     gate = validate(clean, tmp_path / "docs", config)
     assert gate.passed, gate.failures
     assert not gate.warnings and not gate.drift

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 from pipelines.cli import app
 from pipelines.config import RunConfig
+from pipelines.submit import SubmitTarget
 from pipelines.watch import SubmittedRun, WatchState, fingerprint_input, watch_once
 from pipelines.watch_state import ConfigMapStateStore, FileStateStore
 from pipelines.watch_submitters import KfpSubmitter, changed_parameters
-from pipelines.submit import SubmitTarget
 from tests import fake_k8s
 from tests.fake_k8s import api_server  # noqa: F401 (fixture)
 from tests.fake_kfp import kfp_server  # noqa: F401 (fixture)
@@ -135,7 +135,10 @@ def test_concurrent_processes_submit_exactly_once(tmp_path):
     log = tmp_path / "submits.log"
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(3)
-    procs = [ctx.Process(target=_process_worker, args=(str(data), str(tmp_path / "s.json"), str(log), barrier)) for _ in range(3)]
+    procs = [
+        ctx.Process(target=_process_worker, args=(str(data), str(tmp_path / "s.json"), str(log), barrier))
+        for _ in range(3)
+    ]
     for p in procs:
         p.start()
     for p in procs:
@@ -145,7 +148,9 @@ def test_concurrent_processes_submit_exactly_once(tmp_path):
 
 
 def _cm_store(url: str, owner: str) -> ConfigMapStateStore:
-    return ConfigMapStateStore("greenfm-watch-state", "greenfm", api=k8s.CoreV1Api(fake_k8s.api_client(url)), owner=owner)
+    return ConfigMapStateStore(
+        "greenfm-watch-state", "greenfm", api=k8s.CoreV1Api(fake_k8s.api_client(url)), owner=owner
+    )
 
 
 def test_configmap_state_unchanged_and_changed(tmp_path, api_server):
@@ -178,7 +183,17 @@ def test_changed_parameters_only_differences():
 def test_cli_watch_submits_to_kfp_once(tmp_path, kfp_server):
     fake, url = kfp_server
     data = write_corpus(tmp_path / "data", "hello world")
-    args = ["watch", "--input", str(data), "--state", str(tmp_path / "state.json"), "--host", url, "--param", "train_steps=4"]
+    args = [
+        "watch",
+        "--input",
+        str(data),
+        "--state",
+        str(tmp_path / "state.json"),
+        "--host",
+        url,
+        "--param",
+        "train_steps=4",
+    ]
     first = CliRunner().invoke(app, args)
     second = CliRunner().invoke(app, args)
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
@@ -193,7 +208,9 @@ def test_cli_watch_submits_to_kfp_once(tmp_path, kfp_server):
 
 def test_kfp_submitter_returns_server_run_id(tmp_path, kfp_server):
     fake, url = kfp_server
-    run = KfpSubmitter(SubmitTarget(url))(RunConfig(input_uri="/data", data_fingerprint="f" * 64, warm_start_model="/m"))
+    run = KfpSubmitter(SubmitTarget(url))(
+        RunConfig(input_uri="/data", data_fingerprint="f" * 64, warm_start_model="/m")
+    )
     assert run.run_id in fake.runs and run.model_uri == ""
     assert fake.runs[run.run_id]["runtime_config"]["parameters"]["warm_start_model"] == "/m"
 
@@ -203,7 +220,17 @@ def test_kfp_runs_warm_start_from_the_model_store(tmp_path, kfp_server):
     fake, url = kfp_server
     data = write_corpus(tmp_path / "data", "hello world")
     state = tmp_path / "state.json"
-    args = ["watch", "--input", str(data), "--state", str(state), "--host", url, "--param", "model_store=/workspace/models"]
+    args = [
+        "watch",
+        "--input",
+        str(data),
+        "--state",
+        str(state),
+        "--host",
+        url,
+        "--param",
+        "model_store=/workspace/models",
+    ]
     assert CliRunner().invoke(app, args).exit_code == 0
     write_corpus(tmp_path / "data", "hello changed world")
     assert CliRunner().invoke(app, args).exit_code == 0

@@ -28,12 +28,23 @@ def adapt_op(
     from components.carbon.tracking import Location
 
     config = AdaptConfig(
-        method=method, steps=adapt_steps, lora_rank=lora_rank, budget_flops=budget_flops, init_from=warm_start, seed=seed
+        method=method,
+        steps=adapt_steps,
+        lora_rank=lora_rank,
+        budget_flops=budget_flops,
+        init_from=warm_start,
+        seed=seed,
     )
     result, energy = adapt_and_record(base_model.path, adapted.path, config, Location(**json.loads(location)))
     adapted.metadata.update(
-        {"sha256": result.model_sha256, "parent_sha256": result.parent_sha256, "method": result.method,
-         "trainable_parameters": result.trainable_parameters}
+        {
+            "sha256": result.model_sha256,
+            "parent_sha256": result.parent_sha256,
+            "method": result.method,
+            "trainable_parameters": result.trainable_parameters,
+        }
     )
-    outputs = NamedTuple("AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float), ("method", str)])
+    outputs = NamedTuple(
+        "AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float), ("method", str)]
+    )
     return outputs(json.dumps(energy), result.model_sha256, result.val_accuracy, result.method)

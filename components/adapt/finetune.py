@@ -14,7 +14,14 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
-from components.adapt.classifier import ADAPT_REPORT, Classifier, classifier_sha256, is_classifier, load_classifier, save_classifier
+from components.adapt.classifier import (
+    ADAPT_REPORT,
+    Classifier,
+    classifier_sha256,
+    is_classifier,
+    load_classifier,
+    save_classifier,
+)
 from components.adapt.lora import DEFAULT_TARGETS, LoraConfig, lora_state_dict, merge_lora
 from components.adapt.methods import METHODS, choose_method, estimated_flops, set_trainable
 from components.adapt.task import TaskData, data_fingerprint, encode, load_default_task
@@ -65,7 +72,9 @@ def predict(model: Classifier, tokens: torch.Tensor, lengths: torch.Tensor, batc
     model.eval()
     device = next(model.parameters()).device
     parts = [
-        F.softmax(model(tokens[i : i + batch_size].to(device), lengths[i : i + batch_size].to(device)).float(), dim=-1).cpu()
+        F.softmax(
+            model(tokens[i : i + batch_size].to(device), lengths[i : i + batch_size].to(device)).float(), dim=-1
+        ).cpu()
         for i in range(0, len(tokens), batch_size)
     ]
     return torch.cat(parts)
@@ -105,7 +114,9 @@ def _device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
 
 
-def adapt(base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig | None = None, task: TaskData | None = None) -> AdaptResult:
+def adapt(
+    base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig | None = None, task: TaskData | None = None
+) -> AdaptResult:
     cfg = cfg or AdaptConfig()
     if cfg.method not in (*METHODS, "auto"):
         raise ValueError(f"unknown adaptation method {cfg.method!r}; choose one of {', '.join(METHODS)} or auto")
@@ -130,7 +141,9 @@ def adapt(base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig | No
         method, rank, reason = choice.method, cfg.lora_rank or choice.lora_rank, f"auto: {choice.reason}"
     model, warm_start, warm_sha = _warm_start(model, task.labels, cfg.init_from)
     backbone = model.backbone
-    lora = LoraConfig(rank=rank, alpha=cfg.lora_alpha or 2.0 * rank, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets))
+    lora = LoraConfig(
+        rank=rank, alpha=cfg.lora_alpha or 2.0 * rank, dropout=cfg.lora_dropout, targets=tuple(cfg.lora_targets)
+    )
     adapted_modules = set_trainable(backbone, method, lora)
     model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -5,9 +5,9 @@ trainable parameters, energy), and a folder of runs can be drawn as a tree: base
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from rich.tree import Tree
 
@@ -59,7 +59,7 @@ class Node:
     path: Path | None
     label: str
     parent: str | None
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
 
 def _base_node(model_dir: Path) -> Node:
@@ -70,7 +70,10 @@ def _base_node(model_dir: Path) -> Node:
     if warm.startswith("loaded from "):
         previous = Path(warm.removeprefix("loaded from ")) / WEIGHTS
         parent = file_sha256(previous) if previous.is_file() else None
-    facts = [f"{report['parameters']:,} params" if "parameters" in report else "", f"val loss {report['val_loss']}" if "val_loss" in report else ""]
+    facts = [
+        f"{report['parameters']:,} params" if "parameters" in report else "",
+        f"val loss {report['val_loss']}" if "val_loss" in report else "",
+    ]
     label = f"[bold]base[/] {sha[:12]}  " + ", ".join(f for f in facts if f)
     return Node(sha, model_dir, label, parent)
 
@@ -85,7 +88,12 @@ def _adapted_node(model_dir: Path) -> Node:
         f"data {record['data_fingerprint'][:12]}",
         f"{energy['energy_kwh'] * 1000:.3f} Wh" if energy.get("energy_kwh") is not None else "energy not measured",
     ]
-    return Node(record["model_sha256"], model_dir, f"[bold]{record['task']}[/] {record['model_sha256'][:12]}  " + ", ".join(facts), record["parent_sha256"])
+    return Node(
+        record["model_sha256"],
+        model_dir,
+        f"[bold]{record['task']}[/] {record['model_sha256'][:12]}  " + ", ".join(facts),
+        record["parent_sha256"],
+    )
 
 
 def find_models(root: str | Path) -> list[Node]:

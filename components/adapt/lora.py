@@ -108,7 +108,9 @@ def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
         ),
     )
     if not replaced:
-        raise ValueError(f"no nn.Linear or nn.Embedding named {', '.join(sorted(targets))} in the model; nothing to adapt with LoRA")
+        raise ValueError(
+            f"no nn.Linear or nn.Embedding named {', '.join(sorted(targets))} in the model; nothing to adapt with LoRA"
+        )
     return replaced
 
 
@@ -125,7 +127,9 @@ def merge_lora(model: nn.Module) -> int:
         for module in model.modules():
             if isinstance(module, Transformer):
                 module.untie_embeddings()
-    return merged + len(_replace(model, lambda _, child: isinstance(child, LoraEmbedding), lambda child: child.merged()))
+    return merged + len(
+        _replace(model, lambda _, child: isinstance(child, LoraEmbedding), lambda child: child.merged())
+    )
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

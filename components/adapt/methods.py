@@ -59,9 +59,15 @@ def choose_method(n_train: int, backbone_params: int, tokens: int, budget_flops:
 
     budget = f"budget {budget_flops:.2e} FLOPs" if budget_flops > 0 else "no budget"
     if tokens >= backbone_params and fits("full"):
-        return MethodChoice("full", rank, f"{tokens:,} tokens ≥ {backbone_params:,} parameters and full fits ({budget})")
+        return MethodChoice(
+            "full", rank, f"{tokens:,} tokens ≥ {backbone_params:,} parameters and full fits ({budget})"
+        )
     if fits("lora"):
-        return MethodChoice("lora", rank, f"{tokens:,} tokens < {backbone_params:,} parameters or full over budget; lora fits ({budget})")
+        return MethodChoice(
+            "lora",
+            rank,
+            f"{tokens:,} tokens < {backbone_params:,} parameters or full over budget; lora fits ({budget})",
+        )
     return MethodChoice("head", rank, f"only the linear probe fits ({budget})")
 
 

@@ -52,7 +52,9 @@ class Catalog:
         for region in self.regions:
             if region.name == name:
                 return region
-        raise GreenfmError(f"region catalog: no region named {name!r}; known: {', '.join(r.name for r in self.regions)}")
+        raise GreenfmError(
+            f"region catalog: no region named {name!r}; known: {', '.join(r.name for r in self.regions)}"
+        )
 
 
 def _gcp_country(cloud_region: str) -> str:
@@ -79,7 +81,9 @@ def parse_catalog(text: str, origin: str = "catalog") -> Catalog:
     for i, entry in enumerate(entries):
         unknown = sorted(set(entry) - known) if isinstance(entry, dict) else ["(not a mapping)"]
         if unknown or "name" not in entry or "zone" not in entry:
-            raise GreenfmError(f"{origin}: region #{i + 1} needs name and zone; unknown keys: {', '.join(unknown) or 'none'}")
+            raise GreenfmError(
+                f"{origin}: region #{i + 1} needs name and zone; unknown keys: {', '.join(unknown) or 'none'}"
+            )
         region = Region(**entry)
         region.gpus = {str(k): int(v) for k, v in (region.gpus or {}).items()}
         region.tags = [str(t) for t in region.tags or []]
@@ -110,7 +114,10 @@ def load_catalog(source: str | Path | None = None) -> Catalog:
 def this_machine_catalog(zone: str, pue: float = 1.0) -> str:
     """A one-region catalog for runs on this machine (`greenfm run`): nothing to choose, measured on its grid."""
     text = yaml.safe_dump(
-        {"default_region": THIS_MACHINE, "regions": [{"name": THIS_MACHINE, "zone": zone, "provider": "onprem", "pue": pue}]},
+        {
+            "default_region": THIS_MACHINE,
+            "regions": [{"name": THIS_MACHINE, "zone": zone, "provider": "onprem", "pue": pue}],
+        },
         sort_keys=False,
     )
     location = parse_catalog(text, f"zone {zone!r}").get(THIS_MACHINE).location()
@@ -118,5 +125,7 @@ def this_machine_catalog(zone: str, pue: float = 1.0) -> str:
 
     if location.country_iso_code not in DataSource().get_global_energy_mix_data():
         # codecarbon would silently use the world average: fail before the run instead
-        raise GreenfmError(f"zone {zone!r}: {location.country_iso_code} is not an ISO 3166 alpha-3 country codecarbon knows")
+        raise GreenfmError(
+            f"zone {zone!r}: {location.country_iso_code} is not an ISO 3166 alpha-3 country codecarbon knows"
+        )
     return text

@@ -1,5 +1,6 @@
 """KFP wrappers: where heavy stages run, and the run's carbon impact statement."""
 
+from datetime import UTC
 from typing import NamedTuple
 
 from kfp import dsl
@@ -26,7 +27,7 @@ def select_region_op(
     import json
     import time
     from dataclasses import asdict
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from components.carbon.catalog import load_catalog
     from components.carbon.placement import Constraints, Job, select_region
@@ -35,13 +36,16 @@ def select_region_op(
     estimate = json.loads(job_estimates)[stage]
     constraints = Constraints.from_params(gpu_type, gpu_count, residency_tags, deadline_hours, max_wait_hours)
     catalog = load_catalog(region_catalog)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     decision = select_region(
-        catalog, make_provider(intensity_provider, intensity_provider_url), constraints,
-        Job(stage, float(estimate["kwh"]), float(estimate["hours"])), now,
+        catalog,
+        make_provider(intensity_provider, intensity_provider_url),
+        constraints,
+        Job(stage, float(estimate["kwh"]), float(estimate["hours"])),
+        now,
     )
     print(decision.reason)
-    wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(timezone.utc)).total_seconds()
+    wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(UTC)).total_seconds()
     if wait_s > 0:
         time.sleep(min(wait_s, max_wait_hours * 3600))
     location = catalog.get(decision.chosen.region).location()
@@ -82,7 +86,13 @@ def statement_op(
     from pathlib import Path
 
     from components.carbon.costs import CostAssumptions
-    from components.carbon.statement import STATEMENT_HTML, STATEMENT_JSON, STATEMENT_MD, StatementInputs, write_statement
+    from components.carbon.statement import (
+        STATEMENT_HTML,
+        STATEMENT_JSON,
+        STATEMENT_MD,
+        StatementInputs,
+        write_statement,
+    )
 
     def optional(text: str) -> float | None:
         return float(text) if text.strip() else None
@@ -95,7 +105,10 @@ def statement_op(
     inputs = StatementInputs(
         placements=[json.loads(p) for p in (curate_placement, pretrain_placement, adapt_placement) if p],
         assumptions=CostAssumptions(
-            social_cost_usd_per_t, energy_usd_per_kwh, optional(social_benefit_usd), optional(other_costs_usd),
+            social_cost_usd_per_t,
+            energy_usd_per_kwh,
+            optional(social_benefit_usd),
+            optional(other_costs_usd),
             optional(scratch_task_kwh),
         ),
         total_training_flops=total_training_flops,

@@ -30,7 +30,11 @@ class Equivalent:
 
 # US EPA Greenhouse Gas Equivalencies Calculator (2024 update): per-unit emission factors.
 EQUIVALENTS = [
-    Equivalent("miles driven by an average gasoline passenger car", 0.393, "US EPA GHG Equivalencies Calculator: 3.93×10⁻⁴ t CO2e/mile"),
+    Equivalent(
+        "miles driven by an average gasoline passenger car",
+        0.393,
+        "US EPA GHG Equivalencies Calculator: 3.93×10⁻⁴ t CO2e/mile",
+    ),
     Equivalent("smartphones charged", 0.0124, "US EPA GHG Equivalencies Calculator: 1.24×10⁻⁵ t CO2e/charge"),
 ]
 
@@ -46,7 +50,9 @@ def crfm_value(total_kwh: float, total_kg: float, assumptions: CostAssumptions) 
     energy_cost = total_kwh * assumptions.energy_usd_per_kwh
     carbon_cost = tonnes * assumptions.social_cost_usd_per_t
     known = assumptions.social_benefit_usd is not None and assumptions.other_costs_usd is not None
-    value = (assumptions.social_benefit_usd - energy_cost - carbon_cost - assumptions.other_costs_usd) if known else None
+    value = (
+        (assumptions.social_benefit_usd - energy_cost - carbon_cost - assumptions.other_costs_usd) if known else None
+    )
     return {
         "energy_kwh": total_kwh,
         "energy_usd_per_kwh": assumptions.energy_usd_per_kwh,

@@ -8,7 +8,6 @@ from html import escape
 from components.carbon.costs import usd
 from components.carbon.providers import describe_warning
 
-
 _COLORS = {"cpu": "#4e79a7", "gpu": "#e15759", "ram": "#59a14f", "bar": "#76b7b2"}
 
 
@@ -25,8 +24,10 @@ def bar_chart(title: str, rows: list[tuple[str, dict[str, float]]], unit: str, c
     names = [n for n in dict.fromkeys(k for _, v in rows for k in v) if n != "bar"]
     for j, name in enumerate(names):  # legend, for stacked series only
         x = width - 70 * (len(names) - j)
-        parts.append(f'<rect x="{x}" y="6" width="10" height="10" fill="{_COLORS.get(name, _COLORS["bar"])}"/>'
-                     f'<text x="{x + 14}" y="15" font-size="11">{escape(name.upper())}</text>')
+        parts.append(
+            f'<rect x="{x}" y="6" width="10" height="10" fill="{_COLORS.get(name, _COLORS["bar"])}"/>'
+            f'<text x="{x + 14}" y="15" font-size="11">{escape(name.upper())}</text>'
+        )
     for i, (label, series) in enumerate(rows):
         y, x = 28 + i * row_h, label_w
         parts.append(f'<text x="0" y="{y + 15}" font-size="12">{escape(label)}</text>')
@@ -67,18 +68,39 @@ def render_html(statement: dict) -> str:
         figures.append(_figure("break-even", "Break-even adaptations", "never" if n is None else f"{n:.2f}"))
     sections = ['<div class="figures">' + "".join(figures) + "</div>"]
     if statement["run"]:
-        sections.append("<ul>" + "".join(f"<li>{escape(k)}: {escape(str(v))}</li>" for k, v in statement["run"].items()) + "</ul>")
+        sections.append(
+            "<ul>" + "".join(f"<li>{escape(k)}: {escape(str(v))}</li>" for k, v in statement["run"].items()) + "</ul>"
+        )
     sections.append("<h2>Stages</h2>")
     sections.append(
         _table(
-            ["stage", "wall s", "Wh CPU", "Wh GPU", "Wh RAM", "Wh total", "g/kWh", "intensity source", "g CO2e", "location", "hardware"],
+            [
+                "stage",
+                "wall s",
+                "Wh CPU",
+                "Wh GPU",
+                "Wh RAM",
+                "Wh total",
+                "g/kWh",
+                "intensity source",
+                "g CO2e",
+                "location",
+                "hardware",
+            ],
             [
                 [
-                    s["stage"] + (" (failed)" if s["failed"] else ""), f"{s['wall_seconds']:.1f}", f"{s['cpu_kwh'] * 1000:.4f}",
-                    f"{s['gpu_kwh'] * 1000:.4f}", f"{s['ram_kwh'] * 1000:.4f}", f"{s['energy_kwh'] * 1000:.4f}",
-                    "n/a" if s["intensity_g_per_kwh"] is None else f"{s['intensity_g_per_kwh']:.1f}", s["intensity_source"],
-                    f"{s['emissions_kg'] * 1000:.4f}", s["location"],
-                    f"{s['cpu_count']} × {s['cpu_model']}" + (f", {s['gpu_count']} × {s['gpu_model']}" if s["gpu_count"] else ""),
+                    s["stage"] + (" (failed)" if s["failed"] else ""),
+                    f"{s['wall_seconds']:.1f}",
+                    f"{s['cpu_kwh'] * 1000:.4f}",
+                    f"{s['gpu_kwh'] * 1000:.4f}",
+                    f"{s['ram_kwh'] * 1000:.4f}",
+                    f"{s['energy_kwh'] * 1000:.4f}",
+                    "n/a" if s["intensity_g_per_kwh"] is None else f"{s['intensity_g_per_kwh']:.1f}",
+                    s["intensity_source"],
+                    f"{s['emissions_kg'] * 1000:.4f}",
+                    s["location"],
+                    f"{s['cpu_count']} × {s['cpu_model']}"
+                    + (f", {s['gpu_count']} × {s['gpu_model']}" if s["gpu_count"] else ""),
                 ]
                 for s in stages
             ],
@@ -87,43 +109,111 @@ def render_html(statement: dict) -> str:
     sections.append(
         bar_chart(
             "Energy per stage (Wh)",
-            [(s["stage"], {"cpu": s["cpu_kwh"] * 1000, "gpu": s["gpu_kwh"] * 1000, "ram": s["ram_kwh"] * 1000}) for s in stages],
+            [
+                (s["stage"], {"cpu": s["cpu_kwh"] * 1000, "gpu": s["gpu_kwh"] * 1000, "ram": s["ram_kwh"] * 1000})
+                for s in stages
+            ],
             "Wh",
             "chart-energy",
         )
     )
-    sections.append(bar_chart("Emissions per stage (g CO2e)", [(s["stage"], {"bar": s["emissions_kg"] * 1000}) for s in stages], "g", "chart-emissions"))
+    sections.append(
+        bar_chart(
+            "Emissions per stage (g CO2e)",
+            [(s["stage"], {"bar": s["emissions_kg"] * 1000}) for s in stages],
+            "g",
+            "chart-emissions",
+        )
+    )
     if statement["placements"]:
         sections.append("<h2>Placement</h2>")
         sections.append(
             _table(
                 ["stage", "region", "start", "expected g/kWh", "source", "reason"],
-                [[p["stage"], p["chosen"]["region"], p["chosen"]["start"], f"{p['chosen']['mean_g_per_kwh']:.1f}", p["chosen"]["source"], p["reason"]] for p in statement["placements"]],
+                [
+                    [
+                        p["stage"],
+                        p["chosen"]["region"],
+                        p["chosen"]["start"],
+                        f"{p['chosen']['mean_g_per_kwh']:.1f}",
+                        p["chosen"]["source"],
+                        p["reason"],
+                    ]
+                    for p in statement["placements"]
+                ],
             )
         )
     if statement["warnings"]:
-        sections.append("<h2>Warnings</h2><ul>" + "".join(
-            f"<li class=\"warning\">{escape(describe_warning(w))}</li>"
-            for w in statement["warnings"]) + "</ul>")
+        sections.append(
+            "<h2>Warnings</h2><ul>"
+            + "".join(f'<li class="warning">{escape(describe_warning(w))}</li>' for w in statement["warnings"])
+            + "</ul>"
+        )
     if statement["counterfactuals"]:
         totals: dict[str, float] = {}
         for row in statement["counterfactuals"]:
             totals[row["scenario"]] = totals.get(row["scenario"], 0.0) + row["emissions_kg"] * 1000
         sections.append("<h2>Counterfactuals</h2>")
-        sections.append(bar_chart("Placed stages under other placements (g CO2e)", [(k, {"bar": v}) for k, v in totals.items()], "g", "chart-counterfactuals"))
-        sections.append(_table(["stage", "scenario", "region", "kWh", "g/kWh", "g CO2e"], [
-            [r["stage"], r["scenario"], r["region"], f"{r['energy_kwh']:.6f}", f"{r['g_per_kwh']:.1f}", f"{r['emissions_kg'] * 1000:.4f}"]
-            for r in statement["counterfactuals"]]))
+        sections.append(
+            bar_chart(
+                "Placed stages under other placements (g CO2e)",
+                [(k, {"bar": v}) for k, v in totals.items()],
+                "g",
+                "chart-counterfactuals",
+            )
+        )
+        sections.append(
+            _table(
+                ["stage", "scenario", "region", "kWh", "g/kWh", "g CO2e"],
+                [
+                    [
+                        r["stage"],
+                        r["scenario"],
+                        r["region"],
+                        f"{r['energy_kwh']:.6f}",
+                        f"{r['g_per_kwh']:.1f}",
+                        f"{r['emissions_kg'] * 1000:.4f}",
+                    ]
+                    for r in statement["counterfactuals"]
+                ],
+            )
+        )
     sections.append("<h2>Mitigations</h2>")
-    sections.append(_table(["mitigation", "applied", "detail"], [[m["mitigation"], "yes" if m["applied"] else "no", m["detail"]] for m in statement["mitigations"]]))
+    sections.append(
+        _table(
+            ["mitigation", "applied", "detail"],
+            [[m["mitigation"], "yes" if m["applied"] else "no", m["detail"]] for m in statement["mitigations"]],
+        )
+    )
     sections.append("<h2>Costs: V(M) = S − C − E − O (CRFM)</h2>")
-    sections.append(_table(["term", "computation", "USD"], [
-        ["C energy", f"{costs['energy_kwh']:.6f} kWh × ${costs['energy_usd_per_kwh']}/kWh", usd(costs["C_energy_usd"])],
-        ["E carbon", f"{costs['tonnes_co2e']:.4g} t × ${costs['social_cost_usd_per_t']}/t", usd(costs["E_carbon_usd"])],
-        ["S social benefit", "user input", "not given" if costs["S_social_benefit_usd"] is None else f"{costs['S_social_benefit_usd']:.2f}"],
-        ["O other costs", "user input", "not given" if costs["O_other_costs_usd"] is None else f"{costs['O_other_costs_usd']:.2f}"],
-        ["V", "S − C − E − O", "needs S and O" if costs["V_usd"] is None else usd(costs["V_usd"])],
-    ]))
+    sections.append(
+        _table(
+            ["term", "computation", "USD"],
+            [
+                [
+                    "C energy",
+                    f"{costs['energy_kwh']:.6f} kWh × ${costs['energy_usd_per_kwh']}/kWh",
+                    usd(costs["C_energy_usd"]),
+                ],
+                [
+                    "E carbon",
+                    f"{costs['tonnes_co2e']:.4g} t × ${costs['social_cost_usd_per_t']}/t",
+                    usd(costs["E_carbon_usd"]),
+                ],
+                [
+                    "S social benefit",
+                    "user input",
+                    "not given" if costs["S_social_benefit_usd"] is None else f"{costs['S_social_benefit_usd']:.2f}",
+                ],
+                [
+                    "O other costs",
+                    "user input",
+                    "not given" if costs["O_other_costs_usd"] is None else f"{costs['O_other_costs_usd']:.2f}",
+                ],
+                ["V", "S − C − E − O", "needs S and O" if costs["V_usd"] is None else usd(costs["V_usd"])],
+            ],
+        )
+    )
     if amort:
         sections.append(
             f"<h2>Amortization</h2><p>Pretraining {amort['pretrain_kwh']:.6f} kWh; one adaptation {amort['adapt_kwh']:.6f} kWh; "
@@ -133,16 +223,24 @@ def render_html(statement: dict) -> str:
         f"<h2>Compute</h2><p>{compute['total_training_flops']:.3e} training FLOPs against the EU 10^25 FLOP threshold "
         f"({escape(compute['source'])}).</p>"
     )
-    sections.append("<h2>In everyday terms</h2><ul>" + "".join(
-        f"<li>{e['count']:.4g} {escape(e['label'])} <small>(source: {escape(e['source'])})</small></li>" for e in statement["equivalents"]) + "</ul>")
+    sections.append(
+        "<h2>In everyday terms</h2><ul>"
+        + "".join(
+            f"<li>{e['count']:.4g} {escape(e['label'])} <small>(source: {escape(e['source'])})</small></li>"
+            for e in statement["equivalents"]
+        )
+        + "</ul>"
+    )
     problems = statement.get("reconciliation_problems", [])
-    sections.append(f'<p id="reconciliation">{"All numbers reconcile (kg = kWh × kg/kWh; $ = t × $/t)." if not problems else "Does not reconcile: " + escape("; ".join(problems))}</p>')
+    sections.append(
+        f'<p id="reconciliation">{"All numbers reconcile (kg = kWh × kg/kWh; $ = t × $/t)." if not problems else "Does not reconcile: " + escape("; ".join(problems))}</p>'
+    )
     style = (
         "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}table{border-collapse:collapse;margin:1em 0}"
         "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}.figures{display:flex;gap:1em;flex-wrap:wrap}"
         ".figure{border:1px solid #ccc;border-radius:6px;padding:.6em 1em}.label{font-size:12px;color:#555}.value{font-size:22px;font-weight:bold}"
     )
     return (
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Carbon impact statement</title>"
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Carbon impact statement</title>'
         f"<style>{style}</style></head><body><h1>Carbon impact statement</h1>{''.join(sections)}</body></html>\n"
     )

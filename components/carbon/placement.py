@@ -31,7 +31,7 @@ class Constraints:
     @classmethod
     def from_params(
         cls, gpu_type: str, gpu_count: int, residency_tags: str, deadline_hours: float, max_wait_hours: float
-    ) -> "Constraints":
+    ) -> Constraints:
         """From the pipeline's (and `greenfm regions`') parameters; residency_tags is comma-separated."""
         return cls(gpu_type, gpu_count, split_list(residency_tags), deadline_hours, max_wait_hours)
 
@@ -135,9 +135,7 @@ def _option(region: Region, signal: Signal, job: Job, start: datetime, now: date
     )
 
 
-def choose(
-    catalog: Catalog, signals: dict[str, Signal], constraints: Constraints, job: Job, now: datetime
-) -> Decision:
+def choose(catalog: Catalog, signals: dict[str, Signal], constraints: Constraints, job: Job, now: datetime) -> Decision:
     """The pure decision, given each region's signal (no I/O: this is what the optimality tests exercise)."""
     infeasible = {r.name: why for r in catalog.regions if (why := why_infeasible(r, constraints, job))}
     feasible = [r for r in catalog.regions if r.name not in infeasible]
@@ -148,14 +146,17 @@ def choose(
     best_per_region, now_options = [], {}
     for region in feasible:
         signal = signals[region.name]
-        options = [_option(region, signal, job, s, now) for s in candidate_starts(signal, now, last, job.duration_hours)]
+        options = [
+            _option(region, signal, job, s, now) for s in candidate_starts(signal, now, last, job.duration_hours)
+        ]
         # Ties go to the earliest start: waiting for nothing is never better.
         best_per_region.append(min(options, key=lambda o: (o.expected_kg, o.wait_hours)))
         now_options[region.name] = _option(region, signal, job, now, now)
     # Among regions, ties go to the default region, then catalog order (stable sort).
     order = {r.name: i for i, r in enumerate(feasible)}
     alternatives = sorted(
-        best_per_region, key=lambda o: (o.expected_kg, o.wait_hours, o.region != catalog.default_region, order[o.region])
+        best_per_region,
+        key=lambda o: (o.expected_kg, o.wait_hours, o.region != catalog.default_region, order[o.region]),
     )
     chosen = alternatives[0]
     default = now_options.get(catalog.default_region)
@@ -180,7 +181,9 @@ def _reason(chosen: Option, default: Option | None, now: Option, alternatives: l
         f"{chosen.energy_kwh:.4g} kWh × {chosen.mean_g_per_kwh:.1f} g/kWh = {chosen.expected_kg:.4g} kg CO2e"
     ]
     if chosen.wait_hours > 0:
-        parts.append(f"starting in {chosen.wait_hours:.2f} h saves {now.expected_kg - chosen.expected_kg:.4g} kg vs now")
+        parts.append(
+            f"starting in {chosen.wait_hours:.2f} h saves {now.expected_kg - chosen.expected_kg:.4g} kg vs now"
+        )
     if default and default.region != chosen.region:
         parts.append(f"default {default.region} now would emit {default.expected_kg:.4g} kg")
     if len(alternatives) > 1:
@@ -201,4 +204,3 @@ def select_region(
         if not why_infeasible(r, constraints, job)
     }
     return choose(catalog, signals, constraints, job, now)
-

@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -84,7 +84,7 @@ def secret(key: str) -> str:
 
 def _parse_time(text: str) -> datetime:
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _minutes(duration) -> float:
@@ -190,7 +190,9 @@ class WattTimeProvider:
 
     name = "watttime"
 
-    def __init__(self, base_url: str = "https://api.watttime.org", username: str | None = None, password: str | None = None):
+    def __init__(
+        self, base_url: str = "https://api.watttime.org", username: str | None = None, password: str | None = None
+    ):
         self.base_url = base_url.rstrip("/")
         self.username = secret("WATTTIME_USERNAME") if username is None else username
         self.password = secret("WATTTIME_PASSWORD") if password is None else password
@@ -244,9 +246,7 @@ class CarbonAwareProvider:
             raise ValueError(f"{region.name} has no carbon_aware_location in the catalog")
         headers = {"x-api-key": self.api_key} if self.api_key else {}
         location = urllib.parse.quote(region.carbon_aware_location)
-        window = urllib.parse.urlencode(
-            {"time": (now - timedelta(hours=1)).isoformat(), "toTime": now.isoformat()}
-        )
+        window = urllib.parse.urlencode({"time": (now - timedelta(hours=1)).isoformat(), "toTime": now.isoformat()})
         best = _get_json(f"{self.base_url}/emissions/bylocations/best?location={location}&{window}", headers)
         if not best:
             raise ValueError(f"carbon-aware-sdk has no recent data for {region.carbon_aware_location}")
@@ -255,7 +255,9 @@ class CarbonAwareProvider:
         if horizon_hours > 0:
             body = _get_json(f"{self.base_url}/emissions/forecasts/current?location={location}", headers)
             data = body[0]["forecastData"] if body else []
-            forecast = [ForecastPoint(_parse_time(p["timestamp"]), _minutes(p["duration"]), float(p["value"])) for p in data]
+            forecast = [
+                ForecastPoint(_parse_time(p["timestamp"]), _minutes(p["duration"]), float(p["value"])) for p in data
+            ]
         return Signal(
             region.name,
             float(current["rating"]),

@@ -7,7 +7,15 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.carbon.costs import CostAssumptions, break_even, crfm_value, equivalents, eu_threshold, scratch_estimate, usd
+from components.carbon.costs import (
+    CostAssumptions,
+    break_even,
+    crfm_value,
+    equivalents,
+    eu_threshold,
+    scratch_estimate,
+    usd,
+)
 from components.carbon.providers import describe_warning
 
 STATEMENT_MD = "carbon_statement.md"
@@ -68,8 +76,12 @@ def counterfactuals(records: list[dict], placements: list[dict]) -> list[dict]:
         placement = by_stage.get(record["stage"])
         if not placement:
             continue
-        for name, key in (("as placed", "chosen"), ("default region, now", "default"),
-                          ("worst feasible region, now", "worst"), ("chosen region, now (no time shift)", "now")):
+        for name, key in (
+            ("as placed", "chosen"),
+            ("default region, now", "default"),
+            ("worst feasible region, now", "worst"),
+            ("chosen region, now (no time shift)", "now"),
+        ):
             row = _scenario(name, record, placement[key])
             if row:
                 rows.append(row)
@@ -83,35 +95,79 @@ def mitigations(records: list[dict], inputs: StatementInputs) -> list[dict]:
     if inputs.placements:
         moved = [p for p in inputs.placements if p["default"] and p["chosen"]["region"] != p["default"]["region"]]
         saved = sum(p["default"]["expected_kg"] - p["chosen"]["expected_kg"] for p in moved)
-        items.append({"mitigation": "low-carbon region", "applied": bool(moved), "detail": (
-            f"{len(moved)} of {len(inputs.placements)} placed stage(s) moved off the default region; "
-            f"expected saving {saved * 1000:.3f} g CO2e for the estimated job energy (measured: see counterfactuals)" if moved else "the default region was already the least-emitting feasible one")})
+        items.append(
+            {
+                "mitigation": "low-carbon region",
+                "applied": bool(moved),
+                "detail": (
+                    f"{len(moved)} of {len(inputs.placements)} placed stage(s) moved off the default region; "
+                    f"expected saving {saved * 1000:.3f} g CO2e for the estimated job energy (measured: see counterfactuals)"
+                    if moved
+                    else "the default region was already the least-emitting feasible one"
+                ),
+            }
+        )
         shifted = [p for p in inputs.placements if p["chosen"]["wait_hours"] > 0]
-        items.append({"mitigation": "time shift to a cleaner hour", "applied": bool(shifted), "detail": (
-            f"{len(shifted)} stage(s) delayed for a lower forecast intensity" if shifted
-            else "no stage was delayed (no forecast gain within the allowed wait)")})
+        items.append(
+            {
+                "mitigation": "time shift to a cleaner hour",
+                "applied": bool(shifted),
+                "detail": (
+                    f"{len(shifted)} stage(s) delayed for a lower forecast intensity"
+                    if shifted
+                    else "no stage was delayed (no forecast gain within the allowed wait)"
+                ),
+            }
+        )
     else:
         items.append({"mitigation": "low-carbon region", "applied": False, "detail": "no placement step ran"})
     pretrain = by_stage.get("pretrain")
     if pretrain:
         on_gpu = bool(pretrain["gpu_count"])
-        items.append({"mitigation": "mixed precision (bf16)", "applied": on_gpu, "detail": (
-            "pretraining ran under bf16 autocast on GPU" if on_gpu
-            else "pretraining ran on CPU in fp32; bf16 autocast is used on CUDA only")})
-        items.append({"mitigation": "early stop", "applied": False,
-                      "detail": f"pretraining runs its fixed budget of {inputs.pretrain_steps or 'train_steps'} steps"})
+        items.append(
+            {
+                "mitigation": "mixed precision (bf16)",
+                "applied": on_gpu,
+                "detail": (
+                    "pretraining ran under bf16 autocast on GPU"
+                    if on_gpu
+                    else "pretraining ran on CPU in fp32; bf16 autocast is used on CUDA only"
+                ),
+            }
+        )
+        items.append(
+            {
+                "mitigation": "early stop",
+                "applied": False,
+                "detail": f"pretraining runs its fixed budget of {inputs.pretrain_steps or 'train_steps'} steps",
+            }
+        )
     if inputs.adapt_method:
         light = inputs.adapt_method != "full"
-        items.append({"mitigation": "parameter-efficient adaptation (LoRA/probe) vs full fine-tune", "applied": light,
-                      "detail": f"adapt_method={inputs.adapt_method}" + ("" if light else
-                      ": every weight trains; lora (the default), last-layer and the 'head' linear probe train a small fraction")})
+        items.append(
+            {
+                "mitigation": "parameter-efficient adaptation (LoRA/probe) vs full fine-tune",
+                "applied": light,
+                "detail": f"adapt_method={inputs.adapt_method}"
+                + (
+                    ""
+                    if light
+                    else ": every weight trains; lora (the default), last-layer and the 'head' linear probe train a small fraction"
+                ),
+            }
+        )
     curate = by_stage.get("curate")
     notes = (curate or {}).get("notes", {})
     if "dedup_removed_documents" in notes:
         removed = notes["dedup_removed_documents"]
         tokens = notes.get("tokens_per_document", 0.0) * removed
-        items.append({"mitigation": "deduplication", "applied": removed > 0, "detail":
-                      f"{removed} duplicate document(s) removed, ≈{tokens:.0f} tokens not trained on per epoch"})
+        items.append(
+            {
+                "mitigation": "deduplication",
+                "applied": removed > 0,
+                "detail": f"{removed} duplicate document(s) removed, ≈{tokens:.0f} tokens not trained on per epoch",
+            }
+        )
     return items
 
 
@@ -126,8 +182,9 @@ def amortization(records: list[dict], inputs: StatementInputs) -> dict | None:
         "pretrain_kwh": pretrain_kwh,
         "adapt_kwh": adapt_kwh,
         "scratch_task_kwh": scratch,
-        "scratch_basis": "user input" if given is not None else (
-            f"estimate: measured adapt energy per step × {inputs.pretrain_steps} pretraining steps"),
+        "scratch_basis": "user input"
+        if given is not None
+        else (f"estimate: measured adapt energy per step × {inputs.pretrain_steps} pretraining steps"),
         "break_even_adaptations": break_even(pretrain_kwh, adapt_kwh, scratch),
     }
 
@@ -170,7 +227,9 @@ def _close(a: float, b: float) -> bool:
 
 def stage_reconciles(stage: dict) -> bool:
     """kWh × g/kWh / 1000 = kg for one stage record (the Markdown flag and `reconcile` use the same rule)."""
-    return not stage["energy_kwh"] or _close(stage["energy_kwh"] * stage["intensity_g_per_kwh"] / 1000.0, stage["emissions_kg"])
+    return not stage["energy_kwh"] or _close(
+        stage["energy_kwh"] * stage["intensity_g_per_kwh"] / 1000.0, stage["emissions_kg"]
+    )
 
 
 def reconcile(statement: dict) -> list[str]:
@@ -197,7 +256,8 @@ def reconcile(statement: dict) -> list[str]:
     if not _close(costs["C_energy_usd"], costs["energy_kwh"] * costs["energy_usd_per_kwh"]):
         problems.append("C ≠ kWh × $/kWh")
     if costs["V_usd"] is not None and not _close(
-        costs["V_usd"], costs["S_social_benefit_usd"] - costs["C_energy_usd"] - costs["E_carbon_usd"] - costs["O_other_costs_usd"]
+        costs["V_usd"],
+        costs["S_social_benefit_usd"] - costs["C_energy_usd"] - costs["E_carbon_usd"] - costs["O_other_costs_usd"],
     ):
         problems.append("V ≠ S − C − E − O")
     for e in statement["equivalents"]:
@@ -262,10 +322,18 @@ def _markdown_context(statement: dict) -> list[str]:
     """Placement, counterfactuals, mitigations, costs, amortization, compute and equivalents."""
     lines: list[str] = []
     if statement["placements"]:
-        lines += ["", "## Placement", "", "| stage | region | start | g/kWh (expected) | source | why |", "| --- | --- | --- | ---: | --- | --- |"]
+        lines += [
+            "",
+            "## Placement",
+            "",
+            "| stage | region | start | g/kWh (expected) | source | why |",
+            "| --- | --- | --- | ---: | --- | --- |",
+        ]
         for p in statement["placements"]:
             c = p["chosen"]
-            lines.append(f"| {p['stage']} | {c['region']} | {c['start']} | {c['mean_g_per_kwh']:.1f} | {c['source']} | {p['reason']} |")
+            lines.append(
+                f"| {p['stage']} | {c['region']} | {c['start']} | {c['mean_g_per_kwh']:.1f} | {c['source']} | {p['reason']} |"
+            )
         lines += ["", "Alternatives considered (best start per feasible region):", ""]
         for p in statement["placements"]:
             alts = ", ".join(f"{a['region']} {a['expected_kg'] * 1000:.3f} g" for a in p["alternatives"])
@@ -275,16 +343,27 @@ def _markdown_context(statement: dict) -> list[str]:
         lines += ["", "## Warnings", ""]
         lines += [f"- {describe_warning(w)}." for w in statement["warnings"]]
     if statement["counterfactuals"]:
-        lines += ["", "## Counterfactuals", "",
-                  "The measured energy of each placed stage under other placements, at the intensities placement expected.", "",
-                  "| stage | scenario | region | kWh | g/kWh | g CO2e |", "| --- | --- | --- | ---: | ---: | ---: |"]
-        lines += [f"| {r['stage']} | {r['scenario']} | {r['region']} | {r['energy_kwh']:.6f} | {r['g_per_kwh']:.1f} | "
-                  f"{r['emissions_kg'] * 1000:.4f} |" for r in statement["counterfactuals"]]
+        lines += [
+            "",
+            "## Counterfactuals",
+            "",
+            "The measured energy of each placed stage under other placements, at the intensities placement expected.",
+            "",
+            "| stage | scenario | region | kWh | g/kWh | g CO2e |",
+            "| --- | --- | --- | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {r['stage']} | {r['scenario']} | {r['region']} | {r['energy_kwh']:.6f} | {r['g_per_kwh']:.1f} | "
+            f"{r['emissions_kg'] * 1000:.4f} |"
+            for r in statement["counterfactuals"]
+        ]
     lines += ["", "## Mitigations", ""]
     lines += [f"- [{'x' if m['applied'] else ' '}] {m['mitigation']}: {m['detail']}" for m in statement["mitigations"]]
     c = statement["costs"]
     lines += [
-        "", "## Costs (CRFM framework: V(M) = S − C − E − O)", "",
+        "",
+        "## Costs (CRFM framework: V(M) = S − C − E − O)",
+        "",
         f"- C, energy: {c['energy_kwh']:.6f} kWh × ${c['energy_usd_per_kwh']}/kWh = {usd(c['C_energy_usd'])}",
         f"- E, social cost of carbon: {c['tonnes_co2e']:.4g} t × ${c['social_cost_usd_per_t']}/t = {usd(c['E_carbon_usd'])}",
         f"- S, social benefit: {_money(c['S_social_benefit_usd'], 'S')}; O, other costs: {_money(c['O_other_costs_usd'], 'O')}",
@@ -294,15 +373,23 @@ def _markdown_context(statement: dict) -> list[str]:
     a = statement["amortization"]
     if a:
         n = a["break_even_adaptations"]
-        lines += ["", "## Amortization", "",
-                  f"- Pretraining {a['pretrain_kwh']:.6f} kWh, one adaptation {a['adapt_kwh']:.6f} kWh, one task model from "
-                  f"scratch {a['scratch_task_kwh']:.6f} kWh ({a['scratch_basis']}).",
-                  f"- Break-even: {'never (adapting costs as much as training from scratch)' if n is None else f'{n:.2f} adaptations'}"
-                  " (pretrain + N·adapt < N·scratch)."]
+        lines += [
+            "",
+            "## Amortization",
+            "",
+            f"- Pretraining {a['pretrain_kwh']:.6f} kWh, one adaptation {a['adapt_kwh']:.6f} kWh, one task model from "
+            f"scratch {a['scratch_task_kwh']:.6f} kWh ({a['scratch_basis']}).",
+            f"- Break-even: {'never (adapting costs as much as training from scratch)' if n is None else f'{n:.2f} adaptations'}"
+            " (pretrain + N·adapt < N·scratch).",
+        ]
     f = statement["compute"]
-    lines += ["", "## Compute", "",
-              f"- Total training compute {f['total_training_flops']:.3e} FLOPs = {f['fraction_of_threshold']:.3e} of the "
-              f"EU 10^25 FLOP systemic-risk threshold ({'above' if f['above_threshold'] else 'below'}; {f['source']})."]
+    lines += [
+        "",
+        "## Compute",
+        "",
+        f"- Total training compute {f['total_training_flops']:.3e} FLOPs = {f['fraction_of_threshold']:.3e} of the "
+        f"EU 10^25 FLOP systemic-risk threshold ({'above' if f['above_threshold'] else 'below'}; {f['source']}).",
+    ]
     lines += ["", "## In everyday terms", ""]
     lines += [f"- {e['count']:.4g} {e['label']} (source: {e['source']})" for e in statement["equivalents"]]
     return lines

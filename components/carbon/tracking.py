@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -63,7 +64,7 @@ def measure(stage: str, location: Location, work: Callable[[], T]) -> tuple[T, d
     """
     logging.getLogger("codecarbon").setLevel(logging.ERROR)
     tracker = _tracker(stage, location)
-    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     wall = time.perf_counter()
     tracker.start()
     try:
@@ -109,7 +110,10 @@ def aggregate_ranks(records: list[dict]) -> dict:
     if not records:
         raise ValueError("no rank records to aggregate")
     first = records[0]
-    summed = {key: sum(r[key] for r in records) for key in ("energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "emissions_kg", "cpu_count", "gpu_count")}
+    summed = {
+        key: sum(r[key] for r in records)
+        for key in ("energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "emissions_kg", "cpu_count", "gpu_count")
+    }
     return {
         **first,
         **summed,

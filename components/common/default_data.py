@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
 
 from components.common.stdlib_text import STDLIB_LICENSE, Docstring, iter_stdlib_docstrings
 

@@ -9,8 +9,8 @@ after a 410, until its predicate holds or its deadline passes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from components.common.errors import GreenfmError
 
@@ -63,8 +63,9 @@ def delete_custom_object(api, resource: CustomResource, namespace: str, name: st
     from kubernetes.client.rest import ApiException
 
     try:
-        api.delete_namespaced_custom_object(*resource.args(namespace), name,
-                                            body=client.V1DeleteOptions(propagation_policy="Foreground"))
+        api.delete_namespaced_custom_object(
+            *resource.args(namespace), name, body=client.V1DeleteOptions(propagation_policy="Foreground")
+        )
     except ApiException as error:
         if error.status != 404:
             raise
@@ -93,8 +94,11 @@ def watch_until(
         stream = watch.Watch()
         server_timeout = max(1, min(watch_timeout_s, int(deadline - time.monotonic())))
         # the client-side read timeout catches connections that die silently (no FIN from a proxy)
-        kwargs = {"field_selector": f"metadata.name={name}", "timeout_seconds": server_timeout,
-                  "_request_timeout": server_timeout + 30}
+        kwargs = {
+            "field_selector": f"metadata.name={name}",
+            "timeout_seconds": server_timeout,
+            "_request_timeout": server_timeout + 30,
+        }
         if version:
             kwargs["resource_version"] = version
         try:
@@ -120,7 +124,9 @@ def watch_until(
     raise GreenfmError(f"{resource.kind} {namespace}/{name} not finished after {timeout_s:.0f} s (status: {state})")
 
 
-def follow_pod_log(core_api, namespace: str, pod: str, keep_going: Callable[[], bool], retry_wait_s: float = 2.0) -> Iterator[str]:
+def follow_pod_log(
+    core_api, namespace: str, pod: str, keep_going: Callable[[], bool], retry_wait_s: float = 2.0
+) -> Iterator[str]:
     """Lines of a pod's log as they come; waits for the pod to start and re-follows after a disconnect (asking
     only for lines newer than the last one seen) while `keep_going()`."""
     import urllib3

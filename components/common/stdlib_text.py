@@ -9,9 +9,9 @@ from __future__ import annotations
 import ast
 import inspect
 import sysconfig
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 STDLIB_LICENSE = "PSF-2.0"
 # Test suites and vendored or generated code are not prose.

@@ -43,7 +43,9 @@ def curate_op(
     result, energy = measure("curate", Location(**json.loads(location)), work)
     # For the carbon statement's mitigations: tokens deduplication kept out of training.
     energy["notes"] = {
-        "dedup_removed_documents": sum(sum(s["removed"].values()) for s in result.report["steps"] if "dedup" in s["step"]),
+        "dedup_removed_documents": sum(
+            sum(s["removed"].values()) for s in result.report["steps"] if "dedup" in s["step"]
+        ),
         "tokens_per_document": result.train_tokens / max(1, result.documents),
     }
     shutil.copyfile(Path(curated.path) / REPORT_MD, report.path)

@@ -60,7 +60,9 @@ def evaluation_keys(spark: SparkSession, texts: list[str], n: int) -> np.ndarray
     if not texts:
         return np.zeros(0, dtype=np.uint64)
     frame = spark.createDataFrame([(t,) for t in texts], "text string").select(shingle_words().alias("h"))
-    keys = [ngram_keys(np.asarray(row.h, dtype=np.int64).view(np.uint64), n) for row in frame.toLocalIterator() if row.h]
+    keys = [
+        ngram_keys(np.asarray(row.h, dtype=np.int64).view(np.uint64), n) for row in frame.toLocalIterator() if row.h
+    ]
     return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=np.uint64)
 
 

@@ -130,9 +130,7 @@ def _read_text(spark: SparkSession, paths: list[str], default_license: str) -> t
 _READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text}
 
 
-def read_documents(
-    spark: SparkSession, files: list[InputFile], default_license: str
-) -> tuple[DataFrame, DataFrame]:
+def read_documents(spark: SparkSession, files: list[InputFile], default_license: str) -> tuple[DataFrame, DataFrame]:
     """(documents, quarantined) over every input file, whatever its format."""
     goods, bads = [], []
     for fmt, reader in _READERS.items():

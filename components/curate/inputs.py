@@ -63,9 +63,7 @@ def discover_inputs(uri: str | Path) -> list[InputFile]:
     if root.is_file():
         candidates = [root]
     else:
-        candidates = sorted(
-            p for p in root.rglob("*") if p.is_file() and not p.name.startswith((".", "_"))
-        )
+        candidates = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
         if not candidates:
             raise InputError(f"{root}: directory is empty")
     found = [InputFile(str(p), FORMATS[p.suffix.lower()]) for p in candidates if p.suffix.lower() in FORMATS]

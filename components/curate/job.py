@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Callable
 from pathlib import Path
 
 from pyspark.sql import DataFrame
@@ -16,13 +16,13 @@ from components.common.fingerprint import sorted_digest
 from components.common.params import split_list
 from components.curate import steps
 from components.curate.decontam import DecontamConfig, decontaminate
+from components.curate.ingest import locate_quarantined, read_documents
+from components.curate.inputs import discover_inputs
 from components.curate.langid import language_filter
 from components.curate.marks import Marked, StepReport, run_step, with_transforms
 from components.curate.minhash import MinHashConfig, fuzzy_dedup
 from components.curate.quality import QualityConfig, quality_steps
 from components.curate.quality import quality_preset as preset
-from components.curate.ingest import locate_quarantined, read_documents
-from components.curate.inputs import discover_inputs
 from components.curate.shards import pack_shards, train_tokenizer
 from components.curate.spark_session import get_spark
 
@@ -52,7 +52,7 @@ class CurateConfig:
     spark_master: str | None = None  # None: $GREENFM_SPARK_MASTER or local[*]
 
     @classmethod
-    def from_dict(cls, values: dict) -> "CurateConfig":
+    def from_dict(cls, values: dict) -> CurateConfig:
         """Inverse of dataclasses.asdict (JSON round trip: lists back to tuples, nested configs rebuilt)."""
         values = dict(values)
         if "quality" in values:
@@ -60,7 +60,9 @@ class CurateConfig:
         if "minhash" in values:
             values["minhash"] = MinHashConfig(**values["minhash"])
         if "decontam" in values:
-            values["decontam"] = DecontamConfig(**{**values["decontam"], "extra_files": tuple(values["decontam"].get("extra_files", ()))})
+            values["decontam"] = DecontamConfig(
+                **{**values["decontam"], "extra_files": tuple(values["decontam"].get("extra_files", ()))}
+            )
         if "languages" in values:
             values["languages"] = tuple(values["languages"])
         return cls(**values)
@@ -97,9 +99,7 @@ class CurateResult:
 
 def dataset_fingerprint(df) -> str:
     """Order-free content hash of the curated records (not of Parquet bytes, which carry writer details)."""
-    row_hash = F.sha2(
-        F.concat_ws("\u0001", "id", "text", "source", "license", F.coalesce("metadata", F.lit(""))), 256
-    )
+    row_hash = F.sha2(F.concat_ws("\u0001", "id", "text", "source", "license", F.coalesce("metadata", F.lit(""))), 256)
     return sorted_digest(row[0] for row in df.select(row_hash).toLocalIterator())
 
 
@@ -152,7 +152,9 @@ def _markdown_report(report: dict) -> str:
     ]
     for step in report["steps"]:
         removed = ", ".join(f"{reason}: {count}" for reason, count in step["removed"].items()) or "none"
-        lines.append(f"| {step['step']} | {step['input_docs']} | {step['output_docs']} | {removed} | {step['modified']} |")
+        lines.append(
+            f"| {step['step']} | {step['input_docs']} | {step['output_docs']} | {removed} | {step['modified']} |"
+        )
     if report["quarantine_reasons"]:
         lines += ["", "Quarantine by reason:", ""]
         lines += [f"- {reason}: {count}" for reason, count in report["quarantine_reasons"].items()]

@@ -18,9 +18,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import yaml
 
@@ -91,7 +91,7 @@ class SparkK8sConfig:
             self.spark_version = pyspark.__version__
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> "SparkK8sConfig":
+    def from_env(cls, env: dict | None = None) -> SparkK8sConfig:
         """GREENFM_SPARK_* variables; a k8s:// GREENFM_SPARK_MASTER alone selects client mode."""
         env = os.environ if env is None else env
         master = env.get("GREENFM_SPARK_MASTER", "")
@@ -131,8 +131,12 @@ def executor_pod_template(cfg: SparkK8sConfig) -> dict:
         "apiVersion": "v1",
         "kind": "Pod",
         "spec": {
-            "securityContext": {"runAsNonRoot": True, "runAsUser": SPARK_UID, "fsGroup": SPARK_UID,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": SPARK_UID,
+                "fsGroup": SPARK_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "containers": [{"name": "spark-kubernetes-executor", "securityContext": RESTRICTED_CONTAINER_SECURITY}],
         },
     }
@@ -181,8 +185,12 @@ def build_spark_application(cfg: SparkK8sConfig, name: str, input_uri: str, outp
     pod = {
         "serviceAccount": cfg.service_account,
         "securityContext": RESTRICTED_CONTAINER_SECURITY,
-        "podSecurityContext": {"runAsNonRoot": True, "runAsUser": SPARK_UID, "fsGroup": SPARK_UID,
-                               "seccompProfile": {"type": "RuntimeDefault"}},
+        "podSecurityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": SPARK_UID,
+            "fsGroup": SPARK_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         "volumeMounts": mount,
         "labels": {"app.kubernetes.io/part-of": "greenfm", "app.kubernetes.io/component": "curate"},
     }
@@ -210,7 +218,9 @@ def build_spark_application(cfg: SparkK8sConfig, name: str, input_uri: str, outp
     }
 
 
-def run_spark_application(app: dict, api, timeout_s: float, poll_s: float, sleep: Callable[[float], None] = time.sleep) -> str:
+def run_spark_application(
+    app: dict, api, timeout_s: float, poll_s: float, sleep: Callable[[float], None] = time.sleep
+) -> str:
     """Create `app` (an existing one of the same name is the same work: reuse it) and wait for a final state."""
     from kubernetes.client.rest import ApiException
 
@@ -233,14 +243,18 @@ def run_spark_application(app: dict, api, timeout_s: float, poll_s: float, sleep
             message = current["status"]["applicationState"].get("errorMessage", "")
             raise GreenfmError(f"SparkApplication {namespace}/{name} {state}: {message}".rstrip(": "))
         if time.monotonic() > deadline:
-            raise GreenfmError(f"SparkApplication {namespace}/{name} still {state or 'pending'} after {timeout_s:.0f} s")
+            raise GreenfmError(
+                f"SparkApplication {namespace}/{name} still {state or 'pending'} after {timeout_s:.0f} s"
+            )
         sleep(poll_s)
 
 
 # ---------------------------------------------------------------- the curation step's entry point
 
 
-def curate_with_backend(input_uri: str, output_dir: str | Path, config=None, cfg: SparkK8sConfig | None = None, api=None):
+def curate_with_backend(
+    input_uri: str, output_dir: str | Path, config=None, cfg: SparkK8sConfig | None = None, api=None
+):
     """Run components.curate.job.curate with the configured Spark backend; returns its CurateResult."""
     from components.curate.job import REPORT_JSON, CurateConfig, CurateResult, curate
 
@@ -258,8 +272,15 @@ def curate_with_backend(input_uri: str, output_dir: str | Path, config=None, cfg
     run_spark_application(app, api or custom_objects_api(), cfg.timeout_s, cfg.poll_s)
     shutil.copytree(shared, output_dir, dirs_exist_ok=True)
     report = json.loads((Path(output_dir) / REPORT_JSON).read_text())
-    return CurateResult(str(output_dir), report["documents"], report["quarantined"], report["fingerprint"],
-                        report["train_tokens"], report["val_tokens"], report)
+    return CurateResult(
+        str(output_dir),
+        report["documents"],
+        report["quarantined"],
+        report["fingerprint"],
+        report["train_tokens"],
+        report["val_tokens"],
+        report,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

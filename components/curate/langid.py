@@ -41,9 +41,13 @@ def _identify(texts: pd.Series) -> pd.Series:
 
 def language_filter(df: DataFrame, languages: tuple[str, ...], min_score: float) -> Marked:
     found = F.split(_identify("text"), " ")
-    out = df.withColumn("_found", found).withColumn("lang", F.col("_found")[0]).withColumn(
-        "lang_score", F.col("_found")[1].cast("double")
+    out = (
+        df.withColumn("_found", found)
+        .withColumn("lang", F.col("_found")[0])
+        .withColumn("lang_score", F.col("_found")[1].cast("double"))
     )
     other = ~F.col("lang").isin(*languages) if languages else F.lit(False)
-    reason = F.when(other, F.concat(F.lit("language "), F.col("lang"))).when(F.col("lang_score") < min_score, F.lit(f"language score < {min_score}"))
+    reason = F.when(other, F.concat(F.lit("language "), F.col("lang"))).when(
+        F.col("lang_score") < min_score, F.lit(f"language score < {min_score}")
+    )
     return Marked("langid", mark("langid", out, reason))

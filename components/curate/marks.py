@@ -55,7 +55,9 @@ def mark(
     return (
         df.withColumn("_reason", reason)
         .withColumn("_modified", F.coalesce(modified, F.lit(False)))
-        .withColumn("transforms", F.when(record, F.array_append("transforms", F.lit(step))).otherwise(F.col("transforms")))
+        .withColumn(
+            "transforms", F.when(record, F.array_append("transforms", F.lit(step))).otherwise(F.col("transforms"))
+        )
     )
 
 
@@ -64,11 +66,15 @@ def run_step(marked: Marked) -> tuple[DataFrame, StepReport]:
     started = time.perf_counter()
     frame = marked.frame.cache()
     kept_only = lambda column: F.sum(F.when(F.col("_reason").isNull(), column).otherwise(0))  # noqa: E731
-    rows = frame.groupBy("_reason").agg(
-        F.count(F.lit(1)).alias("_n"),
-        F.sum(F.col("_modified").cast("long")).alias("_mod"),
-        *[kept_only(column).alias(name) for name, column in marked.counters.items()],
-    ).collect()
+    rows = (
+        frame.groupBy("_reason")
+        .agg(
+            F.count(F.lit(1)).alias("_n"),
+            F.sum(F.col("_modified").cast("long")).alias("_mod"),
+            *[kept_only(column).alias(name) for name, column in marked.counters.items()],
+        )
+        .collect()
+    )
     removed = {row["_reason"]: row["_n"] for row in rows if row["_reason"] is not None}
     kept = next((row for row in rows if row["_reason"] is None), None)
     report = StepReport(

@@ -68,8 +68,10 @@ def signatures(word_hashes: list[np.ndarray], cfg: MinHashConfig) -> list[np.nda
     a, b = permutations(cfg)
     out: list[np.ndarray] = []
     for start in range(0, len(word_hashes), _CHUNK_DOCS):
-        keys = [ngram_keys(np.asarray(h, dtype=np.int64).view(np.uint64), cfg.ngram)
-                for h in word_hashes[start : start + _CHUNK_DOCS]]
+        keys = [
+            ngram_keys(np.asarray(h, dtype=np.int64).view(np.uint64), cfg.ngram)
+            for h in word_hashes[start : start + _CHUNK_DOCS]
+        ]
         offsets = np.cumsum([0] + [len(k) for k in keys[:-1]])
         with np.errstate(over="ignore"):
             hashed = (np.concatenate(keys)[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)

@@ -50,7 +50,12 @@ class QualityConfig:
     max_dup_para_char_frac: float = 0.2
     top_ngram_char_frac: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
     dup_ngram_char_frac: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10),
+        (5, 0.15),
+        (6, 0.14),
+        (7, 0.13),
+        (8, 0.12),
+        (9, 0.11),
+        (10, 0.10),
     )
     # C4
     c4: bool = True
@@ -63,12 +68,14 @@ class QualityConfig:
     c4_drop_policy_lines: bool = True
 
     @classmethod
-    def from_dict(cls, values: dict) -> "QualityConfig":
+    def from_dict(cls, values: dict) -> QualityConfig:
         pairs = {"top_ngram_char_frac", "dup_ngram_char_frac"}
-        return cls(**{
-            k: tuple(tuple(p) for p in v) if k in pairs else tuple(v) if k == "stop_words" else v
-            for k, v in values.items()
-        })
+        return cls(
+            **{
+                k: tuple(tuple(p) for p in v) if k in pairs else tuple(v) if k == "stop_words" else v
+                for k, v in values.items()
+            }
+        )
 
 
 def _size(array: Column) -> Column:
@@ -110,21 +117,27 @@ def gopher_quality(df: DataFrame, cfg: QualityConfig) -> Marked:
     mean_length = content_chars / n_content
     symbols = _count(text, "#|\\.\\.\\.|\u2026")
     n_lines = _count(text, "\n") + 1
-    stop_words = F.size(F.array_distinct(
-        F.regexp_extract_all(F.lower(text), F.lit(_stop_word_pattern(cfg.stop_words)), F.lit(1))
-    ))
+    stop_words = F.size(
+        F.array_distinct(F.regexp_extract_all(F.lower(text), F.lit(_stop_word_pattern(cfg.stop_words)), F.lit(1)))
+    )
     reason = (
         F.when(n_content < cfg.min_doc_words, F.lit(f"fewer than {cfg.min_doc_words} words"))
         .when(n_content > cfg.max_doc_words, F.lit(f"more than {cfg.max_doc_words} words"))
         .when(mean_length < cfg.min_mean_word_length, F.lit(f"mean word length < {cfg.min_mean_word_length}"))
         .when(mean_length > cfg.max_mean_word_length, F.lit(f"mean word length > {cfg.max_mean_word_length}"))
         .when(symbols / n_words > cfg.max_symbol_word_ratio, F.lit(f"symbol/word ratio > {cfg.max_symbol_word_ratio}"))
-        .when(_count(text, _BULLET_LINE) / n_lines > cfg.max_bullet_lines_ratio,
-              F.lit(f"bullet lines > {cfg.max_bullet_lines_ratio}"))
-        .when(_count(text, _ELLIPSIS_LINE) / n_lines > cfg.max_ellipsis_lines_ratio,
-              F.lit(f"ellipsis lines > {cfg.max_ellipsis_lines_ratio}"))
-        .when(_count(text, _ALPHA_WORD) / n_words < cfg.min_alpha_words_ratio,
-              F.lit(f"alphabetic words < {cfg.min_alpha_words_ratio}"))
+        .when(
+            _count(text, _BULLET_LINE) / n_lines > cfg.max_bullet_lines_ratio,
+            F.lit(f"bullet lines > {cfg.max_bullet_lines_ratio}"),
+        )
+        .when(
+            _count(text, _ELLIPSIS_LINE) / n_lines > cfg.max_ellipsis_lines_ratio,
+            F.lit(f"ellipsis lines > {cfg.max_ellipsis_lines_ratio}"),
+        )
+        .when(
+            _count(text, _ALPHA_WORD) / n_words < cfg.min_alpha_words_ratio,
+            F.lit(f"alphabetic words < {cfg.min_alpha_words_ratio}"),
+        )
         .when(stop_words < cfg.min_stop_words, F.lit(f"fewer than {cfg.min_stop_words} stop words"))
     )
     return Marked("gopher_quality", mark("gopher_quality", df, reason))
@@ -210,12 +223,19 @@ def gopher_repetition(df: DataFrame, cfg: QualityConfig) -> Marked:
     lines = F.array_remove(F.split(text, r"\n+"), "")
     dup_lines, dup_line_chars = _duplicates(lines)
     reason = (
-        F.when(dup_paras / _size(paragraphs) > cfg.max_dup_para_frac, F.lit(f"duplicate paragraphs > {cfg.max_dup_para_frac}"))
-        .when(dup_para_chars / n_chars > cfg.max_dup_para_char_frac,
-              F.lit(f"duplicate paragraph chars > {cfg.max_dup_para_char_frac}"))
+        F.when(
+            dup_paras / _size(paragraphs) > cfg.max_dup_para_frac,
+            F.lit(f"duplicate paragraphs > {cfg.max_dup_para_frac}"),
+        )
+        .when(
+            dup_para_chars / n_chars > cfg.max_dup_para_char_frac,
+            F.lit(f"duplicate paragraph chars > {cfg.max_dup_para_char_frac}"),
+        )
         .when(dup_lines / _size(lines) > cfg.max_dup_line_frac, F.lit(f"duplicate lines > {cfg.max_dup_line_frac}"))
-        .when(dup_line_chars / n_chars > cfg.max_dup_line_char_frac,
-              F.lit(f"duplicate line chars > {cfg.max_dup_line_char_frac}"))
+        .when(
+            dup_line_chars / n_chars > cfg.max_dup_line_char_frac,
+            F.lit(f"duplicate line chars > {cfg.max_dup_line_char_frac}"),
+        )
         .otherwise(_ngram_udf(cfg)(text))
     )
     return Marked("gopher_repetition", mark("gopher_repetition", df, reason))

@@ -54,7 +54,9 @@ def normalize(df: DataFrame) -> Marked:
     changed = F.col("_normalized") != F.col("text")
     out = mark("normalize", out, modified=changed, checked=False)
     out = out.withColumn("text", F.col("_normalized")).drop("_normalized")
-    return Marked("normalize", out.withColumn("_reason", F.when(F.col("text") == "", F.lit("empty after normalization"))))
+    return Marked(
+        "normalize", out.withColumn("_reason", F.when(F.col("text") == "", F.lit("empty after normalization")))
+    )
 
 
 def words_column(column: str = "text") -> F.Column:
@@ -97,4 +99,3 @@ def pii_redact(df: DataFrame) -> Marked:
     out = out.withColumn("text", F.col("_redacted")).drop("_redacted")
     counters = {kind: F.col(f"_pii_{kind}") for kind in counts}
     return Marked("pii_redact", out, counters)
-

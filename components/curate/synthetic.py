@@ -69,15 +69,21 @@ FOREIGN = {
     ),
 }
 FOREIGN_WORDS = {
-    "fr": ("rivière village maison ville montagne forêt école fenêtre jardin marché".split(),
-           "ancien tranquille étroit lumineux moderne lointain".split(),
-           "décrit porte suit protège rassemble révèle".split()),
-    "de": ("Fluss Dorf Haus Stadt Berg Wald Schule Fenster Garten Markt".split(),
-           "alte ruhige schmale helle moderne ferne".split(),
-           "beschreibt trägt folgt schützt sammelt zeigt".split()),
-    "es": ("río pueblo casa ciudad montaña bosque escuela ventana jardín mercado".split(),
-           "antiguo tranquilo estrecho luminoso moderno lejano".split(),
-           "describe lleva sigue protege reúne revela".split()),
+    "fr": (
+        "rivière village maison ville montagne forêt école fenêtre jardin marché".split(),
+        "ancien tranquille étroit lumineux moderne lointain".split(),
+        "décrit porte suit protège rassemble révèle".split(),
+    ),
+    "de": (
+        "Fluss Dorf Haus Stadt Berg Wald Schule Fenster Garten Markt".split(),
+        "alte ruhige schmale helle moderne ferne".split(),
+        "beschreibt trägt folgt schützt sammelt zeigt".split(),
+    ),
+    "es": (
+        "río pueblo casa ciudad montaña bosque escuela ventana jardín mercado".split(),
+        "antiguo tranquilo estrecho luminoso moderno lejano".split(),
+        "describe lleva sigue protege reúne revela".split(),
+    ),
 }
 SPAM_KEYWORDS = "buy cheap pills online discount casino bonus free money click here best price win now".split()
 LOREM = (
@@ -142,7 +148,9 @@ class Generator:
         r = self.rng
         kind = r.randrange(3)
         if kind == 0:  # keyword stuffing
-            return "\n".join(" ".join(r.choices(SPAM_KEYWORDS, k=r.randint(8, 14))) + "!" for _ in range(r.randint(8, 20)))
+            return "\n".join(
+                " ".join(r.choices(SPAM_KEYWORDS, k=r.randint(8, 14))) + "!" for _ in range(r.randint(8, 20))
+            )
         if kind == 1:  # one boilerplate line repeated
             line = self.sentence()
             return "\n".join([line] * r.randint(10, 30) + [self.sentence()])
@@ -225,8 +233,12 @@ def generate(directory: str | Path, documents: int, seed: int = 0, malformed: bo
 
     lines = [json.dumps(r, ensure_ascii=False).encode() for r in records]
     if malformed:
-        bad = [b'{"id": "broken", "text": "no closing brace"', b'{"id": "number", "text": 42}',
-               b'{"id": "no-text"}', b'{"id": "latin1", "text": "caf\xe9 au lait"}']
+        bad = [
+            b'{"id": "broken", "text": "no closing brace"',
+            b'{"id": "number", "text": 42}',
+            b'{"id": "no-text"}',
+            b'{"id": "latin1", "text": "caf\xe9 au lait"}',
+        ]
         for index in range(max(1, documents // 200)):
             lines.insert(gen.rng.randrange(len(lines)), bad[index % len(bad)])
             labels.malformed += 1

@@ -38,7 +38,9 @@ class BagOfWords:
             counts[label].update(_features(text))
         vocab = set().union(*counts.values())
         prior = Counter(labels)
-        self.log_prior = {label: math.log((prior[label] + 1) / (len(labels) + len(label_names))) for label in label_names}
+        self.log_prior = {
+            label: math.log((prior[label] + 1) / (len(labels) + len(label_names))) for label in label_names
+        }
         self.log_likelihood = {}
         self.unseen = {}
         for label in label_names:

@@ -39,7 +39,9 @@ def evaluate_op(
     result, energy = measure(
         "evaluate",
         where,
-        lambda: evaluate(base_model.path, adapted_model.path, curated.path, out, cfg=EvalConfig(seed=seed), location=where),
+        lambda: evaluate(
+            base_model.path, adapted_model.path, curated.path, out, cfg=EvalConfig(seed=seed), location=where
+        ),
     )
     shutil.copyfile(out / REPORT_MD, report.path)
     shutil.copyfile(out / REPORT_HTML, report_html.path)

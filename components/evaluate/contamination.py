@@ -28,12 +28,16 @@ def pretraining_documents(curated_dir: str | Path) -> tuple[list[str], list[str]
     return table.column("id").to_pylist(), table.column("text").to_pylist()
 
 
-def contamination_report(task: TaskData, curated_dir: str | Path, splits: tuple[str, ...] = ("val", "test"), n: int = NGRAM) -> dict:
+def contamination_report(
+    task: TaskData, curated_dir: str | Path, splits: tuple[str, ...] = ("val", "test"), n: int = NGRAM
+) -> dict:
     ids, texts = pretraining_documents(curated_dir)
     reference: set[tuple[str, ...]] = set()
     for text in texts:
         reference |= word_ngrams(text, n)
-    exact = overlap_with(TaskData(task.name, task.labels, {s: task.splits[s] for s in splits}), set(ids), {text_key(t) for t in texts})
+    exact = overlap_with(
+        TaskData(task.name, task.labels, {s: task.splits[s] for s in splits}), set(ids), {text_key(t) for t in texts}
+    )
     return {
         "pretraining_documents": len(ids),
         "exact_matches": exact,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def perplexity(mean_cross_entropy: float) -> float:
@@ -41,7 +41,9 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
     return total
 
 
-def calibration_bins(confidences: Sequence[float], correct: Sequence[bool], n_bins: int = 10) -> list[list[tuple[float, bool]]]:
+def calibration_bins(
+    confidences: Sequence[float], correct: Sequence[bool], n_bins: int = 10
+) -> list[list[tuple[float, bool]]]:
     """(confidence, correct) pairs grouped into equal-width bins; bin i holds (i/n, (i+1)/n]."""
     bins: list[list[tuple[float, bool]]] = [[] for _ in range(n_bins)]
     for confidence, ok in zip(confidences, correct):

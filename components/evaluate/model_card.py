@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 
 from components.adapt.classifier import ADAPT_REPORT, LINEAGE
+from components.common.fingerprint import file_sha256
 from components.curate.job import DOCUMENTS_DIR
 from components.pretrain.checkpoint import WEIGHTS, read_train_report
-from components.common.fingerprint import file_sha256
 
 if TYPE_CHECKING:
     from components.evaluate.report import EvalResult
@@ -26,7 +26,10 @@ def data_sources(curated_dir: str | Path) -> list[tuple[str, str, int]]:
     """(source collection, license, documents) of the curated pretraining data; a source's collection is the part
     of its `source` field before the first '/'."""
     table = pq.read_table(Path(curated_dir) / DOCUMENTS_DIR, columns=["source", "license"])
-    counts = Counter((s.split("/")[0], lic) for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist()))
+    counts = Counter(
+        (s.split("/")[0], lic)
+        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist())
+    )
     return [(source, lic, n) for (source, lic), n in sorted(counts.items())]
 
 
@@ -43,14 +46,16 @@ def _compute_row(stage: str, flops: float | None, device: str, seconds: float | 
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
 
 
 def write_model_cards(
     base_model_dir: str | Path,
     adapted_model_dir: str | Path,
     curated_dir: str | Path,
-    result: "EvalResult",
+    result: EvalResult,
     out_dir: str | Path,
     energy: dict[str, dict] | None = None,
 ) -> list[Path]:
@@ -64,8 +69,16 @@ def write_model_cards(
     adapt = json.loads(adapt_path.read_text())
     d = result.details
     base_sha = file_sha256(base_dir / WEIGHTS)
-    sources = ["| source | license | documents |", "| --- | --- | ---: |"] + [f"| {s} | {lic} | {n:,} |" for s, lic, n in data_sources(curated_dir)]
-    pretrain_row = _compute_row("pretraining", train.get("total_flops"), train.get("device", "unknown"), train.get("seconds"), energy.get("pretrain"))
+    sources = ["| source | license | documents |", "| --- | --- | ---: |"] + [
+        f"| {s} | {lic} | {n:,} |" for s, lic, n in data_sources(curated_dir)
+    ]
+    pretrain_row = _compute_row(
+        "pretraining",
+        train.get("total_flops"),
+        train.get("device", "unknown"),
+        train.get("seconds"),
+        energy.get("pretrain"),
+    )
     compute_header = ["stage", "FLOPs", "device", "GPU hours", "energy (kWh)", "CO2e (kg)"]
     limitations = [
         f"- A {train.get('parameters', 0):,}-parameter model trained on {train.get('tokens', 0):,} tokens: a research and "
@@ -136,8 +149,13 @@ def write_model_cards(
             compute_header,
             [
                 pretrain_row,
-                _compute_row(f"adaptation ({adapt['method']})", adapt.get("estimated_flops"), adapt.get("device", "cpu"),
-                             (adapt_energy or {}).get("wall_seconds"), adapt_energy),
+                _compute_row(
+                    f"adaptation ({adapt['method']})",
+                    adapt.get("estimated_flops"),
+                    adapt.get("device", "cpu"),
+                    (adapt_energy or {}).get("wall_seconds"),
+                    adapt_energy,
+                ),
             ],
         ),
         "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from typing import Callable
+from collections.abc import Callable
 
 
 def _rng(text: str, seed: int, kind: str) -> random.Random:

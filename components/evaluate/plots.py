@@ -50,6 +50,8 @@ def reliability_diagram(title: str, bins: list[tuple[float, float, int]], size: 
     ]
     for confidence, accuracy, count in bins:
         x, y = xy(confidence, accuracy)
-        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{3 + 12 * (count / total) ** 0.5:.1f}" fill="{_BAR}" fill-opacity="0.7"/>')
+        parts.append(
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{3 + 12 * (count / total) ** 0.5:.1f}" fill="{_BAR}" fill-opacity="0.7"/>'
+        )
     parts.append("</svg>")
     return "".join(parts)

@@ -18,7 +18,7 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
-def markdown(result: "EvalResult") -> str:
+def markdown(result: EvalResult) -> str:
     d = result.details
     eff, con = d["efficiency"], d["contamination"]
     lines = [
@@ -29,7 +29,10 @@ def markdown(result: "EvalResult") -> str:
         "",
         "## Intrinsic",
         "",
-        *_table(["model", "held-out perplexity"], [["base", f"{result.base_perplexity:.2f}"], ["adapted", f"{result.adapted_perplexity:.2f}"]]),
+        *_table(
+            ["model", "held-out perplexity"],
+            [["base", f"{result.base_perplexity:.2f}"], ["adapted", f"{result.adapted_perplexity:.2f}"]],
+        ),
         "",
         "Perplexity on the curated validation tokens (never trained on); the adapted model's backbone after adaptation.",
         "",
@@ -57,7 +60,9 @@ def markdown(result: "EvalResult") -> str:
     ]
     for grouping, info in d["slices"].items():
         lines += [f"By {grouping} (worst: {info['worst']}, gap to overall {info['gap']:.3f}):", ""]
-        lines += _table(["slice", "n", "accuracy"], [[g, s["n"], f"{s['accuracy']:.3f}"] for g, s in info["slices"].items()])
+        lines += _table(
+            ["slice", "n", "accuracy"], [[g, s["n"], f"{s['accuracy']:.3f}"] for g, s in info["slices"].items()]
+        )
         lines.append("")
     lines += [
         "## Efficiency",
@@ -66,9 +71,15 @@ def markdown(result: "EvalResult") -> str:
             ["measure", "value"],
             [
                 ["device", eff["device"]],
-                ["throughput", f"{eff['tokens_per_second']:,.0f} tokens/s ({eff['predictions_per_second']:,.0f} predictions/s)"],
+                [
+                    "throughput",
+                    f"{eff['tokens_per_second']:,.0f} tokens/s ({eff['predictions_per_second']:,.0f} predictions/s)",
+                ],
                 ["latency (one example, median)", f"{eff['latency_ms_median']:.2f} ms"],
-                ["energy per 1k predictions", f"{eff['energy_kwh_per_1k_predictions'] * 1000:.4f} Wh (codecarbon, {eff['cpu_power_method']})"],
+                [
+                    "energy per 1k predictions",
+                    f"{eff['energy_kwh_per_1k_predictions'] * 1000:.4f} Wh (codecarbon, {eff['cpu_power_method']})",
+                ],
             ],
         ),
         "",
@@ -78,22 +89,47 @@ def markdown(result: "EvalResult") -> str:
         f"{len(con['exact_matches'])} exact matches by id or text.",
         "",
         *_table(
-            ["split", "examples", f"with a shared {next(iter(con['splits'].values()))['n']}-gram", "share of n-grams shared"],
-            [[s, v["texts"], f"{v['texts_with_overlap']} ({v['text_overlap_rate']:.1%})", f"{v['ngram_overlap_rate']:.2%}"] for s, v in con["splits"].items()],
+            [
+                "split",
+                "examples",
+                f"with a shared {next(iter(con['splits'].values()))['n']}-gram",
+                "share of n-grams shared",
+            ],
+            [
+                [
+                    s,
+                    v["texts"],
+                    f"{v['texts_with_overlap']} ({v['text_overlap_rate']:.1%})",
+                    f"{v['ngram_overlap_rate']:.2%}",
+                ]
+                for s, v in con["splits"].items()
+            ],
         ),
         "",
     ]
     return "\n".join(lines)
 
 
-def html_page(result: "EvalResult", markdown_text: str) -> str:
+def html_page(result: EvalResult, markdown_text: str) -> str:
     d = result.details
     charts = [
-        bar_chart("Test accuracy", {"adapted": d["accuracy"]["adapted"], **{k.split(" (")[0]: v for k, v in d["accuracy"].items() if k != "adapted"}}),
+        bar_chart(
+            "Test accuracy",
+            {
+                "adapted": d["accuracy"]["adapted"],
+                **{k.split(" (")[0]: v for k, v in d["accuracy"].items() if k != "adapted"},
+            },
+        ),
         bar_chart("Accuracy under perturbation", d["robustness"]["accuracy"]),
-        reliability_diagram(f"Reliability (ECE {result.expected_calibration_error:.3f})", [(b["confidence"], b["accuracy"], b["n"]) for b in d["calibration"]["bins"]]),
+        reliability_diagram(
+            f"Reliability (ECE {result.expected_calibration_error:.3f})",
+            [(b["confidence"], b["accuracy"], b["n"]) for b in d["calibration"]["bins"]],
+        ),
     ]
-    charts += [bar_chart(f"Accuracy by {g}", {k: s["accuracy"] for k, s in info["slices"].items()}) for g, info in d["slices"].items()]
+    charts += [
+        bar_chart(f"Accuracy by {g}", {k: s["accuracy"] for k, s in info["slices"].items()})
+        for g, info in d["slices"].items()
+    ]
     body = "\n".join(f"<figure>{c}</figure>" for c in charts)
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>greenfm evaluation report</title>"
@@ -103,7 +139,7 @@ def html_page(result: "EvalResult", markdown_text: str) -> str:
     )
 
 
-def write_reports(result: "EvalResult", out: Path, json_name: str, md_name: str, html_name: str) -> None:
+def write_reports(result: EvalResult, out: Path, json_name: str, md_name: str, html_name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(result)
     (out / json_name).write_text(json.dumps({**result.metrics(), "details": result.details}, indent=2, default=str))

@@ -70,7 +70,9 @@ def _accuracy(proba: torch.Tensor, targets: torch.Tensor) -> float:
     return M.accuracy(proba.argmax(-1).tolist(), targets.tolist())
 
 
-def _efficiency(classifier: Classifier, tokens: torch.Tensor, lengths: torch.Tensor, cfg: EvalConfig, location: Location) -> dict:
+def _efficiency(
+    classifier: Classifier, tokens: torch.Tensor, lengths: torch.Tensor, cfg: EvalConfig, location: Location
+) -> dict:
     """Throughput and energy from repeated batched prediction; latency from one example at a time."""
 
     def repeat() -> tuple[int, float]:
@@ -149,7 +151,9 @@ def evaluate(
     baselines = {
         "majority class": M.accuracy([majority] * len(test), [x["label"] for x in test]),
         "bag-of-words (naive Bayes, 1-2 grams)": _accuracy(bow.predict_proba(texts), targets),
-        "base model zero-shot (label-name PMI)": _accuracy(zero_shot_proba(base, base_tokenizer, texts, task.labels), targets),
+        "base model zero-shot (label-name PMI)": _accuracy(
+            zero_shot_proba(base, base_tokenizer, texts, task.labels), targets
+        ),
     }
 
     robustness = {"clean": task_accuracy}
@@ -191,7 +195,12 @@ def evaluate(
         "method": task_info["method"],
         "trainable_parameters": task_info.get("trainable_parameters"),  # task.json holds the adaptation's description
         "total_parameters": task_info.get("total_parameters"),
-        "perplexity": {"base": base_ppl, "adapted": adapted_ppl, "held_out": "curated validation tokens", "windows_of": seq_len},
+        "perplexity": {
+            "base": base_ppl,
+            "adapted": adapted_ppl,
+            "held_out": "curated validation tokens",
+            "windows_of": seq_len,
+        },
         "accuracy": {"adapted": task_accuracy, **baselines},
         "calibration": {
             "ece": ece,

@@ -62,8 +62,13 @@ def pretrain_op(
     # This step's tracker measures this machine. On Kubernetes the workers run on other nodes: each node
     # measures itself at the same location, and the stage's energy is their sum plus this waiting pod's.
     on_cluster = launch_backend == "kubernetes"
-    launch_config = LaunchConfig(backend=launch_backend, nodes=train_nodes, procs_per_node=gpus_per_node,
-                                 node_selector=dict(node_selector), energy_location=location if on_cluster else "")
+    launch_config = LaunchConfig(
+        backend=launch_backend,
+        nodes=train_nodes,
+        procs_per_node=gpus_per_node,
+        node_selector=dict(node_selector),
+        energy_location=location if on_cluster else "",
+    )
     tokens = Path(curated.path) / TOKENS_DIR
     place = Location(**json.loads(location))
     result, energy = measure("pretrain", place, lambda: launch(tokens, model.path, config, launch_config))

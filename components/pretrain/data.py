@@ -11,7 +11,7 @@ a generator seeded by (seed, step). Rank r takes its own contiguous slice of tho
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -62,6 +62,8 @@ def consecutive_windows(
     for index, first in enumerate(range(0, n_windows, batch_size)):
         if max_batches is not None and index >= max_batches:
             return
-        rows = [tokens[w * seq_len : w * seq_len + seq_len + 1] for w in range(first, min(first + batch_size, n_windows))]
+        rows = [
+            tokens[w * seq_len : w * seq_len + seq_len + 1] for w in range(first, min(first + batch_size, n_windows))
+        ]
         batch = torch.from_numpy(np.stack(rows).astype(np.int64))
         yield batch[:, :-1], batch[:, 1:]

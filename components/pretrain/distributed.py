@@ -7,9 +7,9 @@ process and nothing is wrapped.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -70,7 +70,9 @@ def wrap(model: nn.Module, parallelism: str, d: Dist, compile_model: bool) -> nn
             model.compile()  # in place: parameter names (and so checkpoints) stay the same
         return model
     if parallelism == "ddp":
-        ddp = nn.parallel.DistributedDataParallel(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+        ddp = nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.device.index] if d.device.type == "cuda" else None
+        )
         # compiling DDP itself lets dynamo split the graph at gradient buckets, so all-reduces overlap backward
         return torch.compile(ddp) if compile_model else ddp
     from torch.distributed.device_mesh import init_device_mesh
@@ -78,7 +80,11 @@ def wrap(model: nn.Module, parallelism: str, d: Dist, compile_model: bool) -> nn
 
     mesh = init_device_mesh(d.device.type, (d.world_size,))
     # bf16 compute with fp32 gradient reduction on GPU; plain fp32 on CPU.
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if d.device.type == "cuda" else MixedPrecisionPolicy()
+    mp = (
+        MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        if d.device.type == "cuda"
+        else MixedPrecisionPolicy()
+    )
     for index, block in enumerate(model.layers):
         if compile_model:
             block.compile()

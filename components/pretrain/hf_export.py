@@ -92,8 +92,16 @@ def export_llama(model: Transformer, tokenizer_path: str | Path, out_dir: str | 
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     (out / "config.json").write_text(json.dumps(hf_config(model, tokenizer), indent=2))
     shutil.copyfile(tokenizer_path, out / "tokenizer.json")
-    (out / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOS, "bos_token": EOS, "pad_token": PAD,
-        "model_max_length": model.cfg.seq_len,
-    }, indent=2))
+    (out / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "eos_token": EOS,
+                "bos_token": EOS,
+                "pad_token": PAD,
+                "model_max_length": model.cfg.seq_len,
+            },
+            indent=2,
+        )
+    )
     return out

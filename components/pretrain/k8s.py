@@ -16,9 +16,9 @@ import json
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
 from components.common.errors import GreenfmError
@@ -32,8 +32,8 @@ from components.common.k8s_jobs import (
     follow_pod_log,
     watch_until,
 )
-from components.pretrain.launch import TORCHRUN_ENV, LaunchConfig, log_entry, worker_args
 from components.pretrain.checkpoint import REPORT_JSON
+from components.pretrain.launch import TORCHRUN_ENV, LaunchConfig, log_entry, worker_args
 from components.pretrain.train import TrainConfig, TrainResult
 
 PYTORCHJOB = CustomResource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")
@@ -51,7 +51,9 @@ class PyTorchJobConfig:
     gpus_per_node: int = 1
     max_restarts: int = 2
     rdzv_port: int = 29400
-    node_selector: dict = field(default_factory=dict)  # region placement, e.g. {"topology.kubernetes.io/region": "europe-north1"}
+    node_selector: dict = field(
+        default_factory=dict
+    )  # region placement, e.g. {"topology.kubernetes.io/region": "europe-north1"}
     service_account: str = "greenfm-pipeline"
     workspace_pvc: str = WORKSPACE_PVC  # ReadWriteMany: every node reads the shards and writes checkpoints
     workspace_mount: str = WORKSPACE_MOUNT
@@ -64,22 +66,31 @@ class PyTorchJobConfig:
     energy_location: str = ""  # JSON Location each node measures its energy at; empty: not measured
 
     @classmethod
-    def from_launch(cls, launch: LaunchConfig, env: dict | None = None) -> "PyTorchJobConfig":
+    def from_launch(cls, launch: LaunchConfig, env: dict | None = None) -> PyTorchJobConfig:
         """Nodes, GPUs, restarts and placement from the launch config; cluster details from GREENFM_* variables."""
         env = os.environ if env is None else env
-        values: dict = {"nodes": launch.nodes, "gpus_per_node": launch.procs_per_node or 1,
-                        "max_restarts": launch.max_restarts, "node_selector": dict(launch.node_selector),
-                        "energy_location": launch.energy_location}
-        for attr, var in {"namespace": "GREENFM_NAMESPACE", "image": "GREENFM_TRAINER_IMAGE",
-                          "workspace_pvc": "GREENFM_WORKSPACE_PVC", "workspace_mount": "GREENFM_WORKSPACE_MOUNT"}.items():
+        values: dict = {
+            "nodes": launch.nodes,
+            "gpus_per_node": launch.procs_per_node or 1,
+            "max_restarts": launch.max_restarts,
+            "node_selector": dict(launch.node_selector),
+            "energy_location": launch.energy_location,
+        }
+        for attr, var in {
+            "namespace": "GREENFM_NAMESPACE",
+            "image": "GREENFM_TRAINER_IMAGE",
+            "workspace_pvc": "GREENFM_WORKSPACE_PVC",
+            "workspace_mount": "GREENFM_WORKSPACE_MOUNT",
+        }.items():
             if env.get(var):
                 values[attr] = env[var]
         return cls(**values)
 
 
 def job_name(tokens_dir: str | Path, cfg: TrainConfig, jcfg: PyTorchJobConfig) -> str:
-    digest = hashlib.sha256(json.dumps([str(tokens_dir), asdict(cfg), jcfg.nodes, jcfg.gpus_per_node],
-                                       sort_keys=True).encode()).hexdigest()
+    digest = hashlib.sha256(
+        json.dumps([str(tokens_dir), asdict(cfg), jcfg.nodes, jcfg.gpus_per_node], sort_keys=True).encode()
+    ).hexdigest()
     return f"greenfm-pretrain-{digest[:12]}"
 
 
@@ -87,21 +98,28 @@ def pod_template(name: str, command: list[str], jcfg: PyTorchJobConfig) -> dict:
     """The replica pod template, from kubernetes client models, as the API's JSON."""
     from kubernetes import client as k
 
-    restricted = k.V1SecurityContext(allow_privilege_escalation=False, run_as_non_root=True, capabilities=k.V1Capabilities(drop=["ALL"]),
-                                     seccomp_profile=k.V1SeccompProfile(type="RuntimeDefault"))
+    restricted = k.V1SecurityContext(
+        allow_privilege_escalation=False,
+        run_as_non_root=True,
+        capabilities=k.V1Capabilities(drop=["ALL"]),
+        seccomp_profile=k.V1SeccompProfile(type="RuntimeDefault"),
+    )
     gpu = {"nvidia.com/gpu": str(jcfg.gpus_per_node)}
     env = [k.V1EnvVar(name=key, value=value) for key, value in sorted({**jcfg.nccl_env, **TORCHRUN_ENV}.items())]
     env += [k.V1EnvVar(name="HOME", value="/tmp"), k.V1EnvVar(name="PYTHONUNBUFFERED", value="1")]
-    mounts = [k.V1VolumeMount(name="workspace", mount_path=jcfg.workspace_mount),
-              k.V1VolumeMount(name="dshm", mount_path="/dev/shm")]
+    mounts = [
+        k.V1VolumeMount(name="workspace", mount_path=jcfg.workspace_mount),
+        k.V1VolumeMount(name="dshm", mount_path="/dev/shm"),
+    ]
     trainer = k.V1Container(
         name="pytorch",  # the operator finds the training container by this name
         image=jcfg.image,
         command=command,
         env=env,
         ports=[k.V1ContainerPort(name="c10d", container_port=jcfg.rdzv_port)],
-        resources=k.V1ResourceRequirements(requests={"cpu": jcfg.cpu, "memory": jcfg.memory, **gpu},
-                                           limits={"memory": jcfg.memory, **gpu}),
+        resources=k.V1ResourceRequirements(
+            requests={"cpu": jcfg.cpu, "memory": jcfg.memory, **gpu}, limits={"memory": jcfg.memory, **gpu}
+        ),
         security_context=restricted,
         volume_mounts=mounts,
     )
@@ -110,23 +128,36 @@ def pod_template(name: str, command: list[str], jcfg: PyTorchJobConfig) -> dict:
     wait = k.V1Container(
         name="wait-for-rendezvous",
         image=jcfg.image,
-        command=["python", "-c", "import socket, sys, time\n"
-                 "for _ in range(600):\n"
-                 "    try:\n        socket.getaddrinfo(sys.argv[1], None); break\n"
-                 "    except socket.gaierror:\n        time.sleep(1)\n"
-                 "else:\n    sys.exit(sys.argv[1] + ' did not resolve in 10 minutes')\n", rendezvous_host],
+        command=[
+            "python",
+            "-c",
+            "import socket, sys, time\n"
+            "for _ in range(600):\n"
+            "    try:\n        socket.getaddrinfo(sys.argv[1], None); break\n"
+            "    except socket.gaierror:\n        time.sleep(1)\n"
+            "else:\n    sys.exit(sys.argv[1] + ' did not resolve in 10 minutes')\n",
+            rendezvous_host,
+        ],
         security_context=restricted,
     )
     spec = k.V1PodSpec(
         service_account_name=jcfg.service_account,
         automount_service_account_token=False,
-        security_context=k.V1PodSecurityContext(run_as_non_root=True, run_as_user=TRAINER_UID, run_as_group=TRAINER_UID,
-                                                fs_group=TRAINER_UID, seccomp_profile=k.V1SeccompProfile(type="RuntimeDefault")),
+        security_context=k.V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=TRAINER_UID,
+            run_as_group=TRAINER_UID,
+            fs_group=TRAINER_UID,
+            seccomp_profile=k.V1SeccompProfile(type="RuntimeDefault"),
+        ),
         init_containers=[wait],
         containers=[trainer],
         node_selector=dict(jcfg.node_selector) or None,
         volumes=[
-            k.V1Volume(name="workspace", persistent_volume_claim=k.V1PersistentVolumeClaimVolumeSource(claim_name=jcfg.workspace_pvc)),
+            k.V1Volume(
+                name="workspace",
+                persistent_volume_claim=k.V1PersistentVolumeClaimVolumeSource(claim_name=jcfg.workspace_pvc),
+            ),
             k.V1Volume(name="dshm", empty_dir=k.V1EmptyDirVolumeSource(medium="Memory", size_limit=jcfg.shm_size)),
         ],
     )
@@ -150,10 +181,17 @@ def build_pytorchjob(name: str, tokens_dir: str, model_dir: str, cfg: TrainConfi
                 "maxReplicas": jcfg.nodes,
                 "maxRestarts": jcfg.max_restarts,  # torchrun restarts; workers resume from the last checkpoint
             },
-            "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": jcfg.max_restarts, "ttlSecondsAfterFinished": 86400},
+            "runPolicy": {
+                "cleanPodPolicy": "Running",
+                "backoffLimit": jcfg.max_restarts,
+                "ttlSecondsAfterFinished": 86400,
+            },
             "pytorchReplicaSpecs": {
-                "Worker": {"replicas": jcfg.nodes, "restartPolicy": "OnFailure",
-                           "template": pod_template(name, command, jcfg)},
+                "Worker": {
+                    "replicas": jcfg.nodes,
+                    "restartPolicy": "OnFailure",
+                    "template": pod_template(name, command, jcfg),
+                },
             },
         },
     }
@@ -210,8 +248,15 @@ def run_pytorchjob(
     logs = threading.Thread(target=relay_logs, name=f"logs-{name}", daemon=True)
     logs.start()
     try:
-        final = watch_until(custom, PYTORCHJOB, jcfg.namespace, name, lambda obj: job_state(obj) in ("Succeeded", "Failed"),
-                            jcfg.timeout_s, jcfg.watch_timeout_s)
+        final = watch_until(
+            custom,
+            PYTORCHJOB,
+            jcfg.namespace,
+            name,
+            lambda obj: job_state(obj) in ("Succeeded", "Failed"),
+            jcfg.timeout_s,
+            jcfg.watch_timeout_s,
+        )
     except BaseException:
         delete_custom_object(custom, PYTORCHJOB, jcfg.namespace, name)
         raise

@@ -15,9 +15,9 @@ import os
 import subprocess
 import sys
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from components.common.errors import GreenfmError
 from components.pretrain.checkpoint import REPORT_JSON
@@ -39,14 +39,18 @@ class LaunchConfig:
     max_restarts: int = 2  # torchrun restarts the workers this often; each resumes from the last checkpoint
     rdzv_endpoint: str = ""  # host:port of the c10d rendezvous; empty with one node: torchrun --standalone
     rdzv_id: str = "greenfm-pretrain"
-    node_selector: dict = field(default_factory=dict)  # kubernetes: region placement, e.g. topology.kubernetes.io/region
+    node_selector: dict = field(
+        default_factory=dict
+    )  # kubernetes: region placement, e.g. topology.kubernetes.io/region
     energy_location: str = ""  # JSON Location: each node measures its own energy there (train.ENERGY_DIR); empty: no
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise GreenfmError(f"launch backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
         if self.nodes < 1 or self.procs_per_node < 0:
-            raise GreenfmError(f"launch: nodes must be ≥ 1 and procs_per_node ≥ 0, got {self.nodes} and {self.procs_per_node}")
+            raise GreenfmError(
+                f"launch: nodes must be ≥ 1 and procs_per_node ≥ 0, got {self.nodes} and {self.procs_per_node}"
+            )
         if self.backend == "local" and self.nodes > 1 and not self.rdzv_endpoint:
             raise GreenfmError("launch: several local nodes need rdzv_endpoint (host:port of the rendezvous)")
 
@@ -58,10 +62,21 @@ class LaunchConfig:
         return max(1, torch.cuda.device_count())
 
 
-def torchrun_command(tokens_dir: str | Path, model_dir: str | Path, cfg: TrainConfig, launch: LaunchConfig) -> list[str]:
+def torchrun_command(
+    tokens_dir: str | Path, model_dir: str | Path, cfg: TrainConfig, launch: LaunchConfig
+) -> list[str]:
     """The torchrun command line one node runs."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(launch.nodes),
-               "--nproc-per-node", str(launch.procs()), "--max-restarts", str(launch.max_restarts)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        str(launch.nodes),
+        "--nproc-per-node",
+        str(launch.procs()),
+        "--max-restarts",
+        str(launch.max_restarts),
+    ]
     if launch.nodes == 1 and not launch.rdzv_endpoint:
         command.append("--standalone")
     else:
@@ -69,9 +84,19 @@ def torchrun_command(tokens_dir: str | Path, model_dir: str | Path, cfg: TrainCo
     return command + worker_args(tokens_dir, model_dir, cfg, launch.energy_location)
 
 
-def worker_args(tokens_dir: str | Path, model_dir: str | Path, cfg: TrainConfig, energy_location: str = "") -> list[str]:
-    args = ["--module", WORKER_MODULE, "--tokens", str(tokens_dir), "--model-dir", str(model_dir),
-            "--config", json.dumps(asdict(cfg), sort_keys=True)]
+def worker_args(
+    tokens_dir: str | Path, model_dir: str | Path, cfg: TrainConfig, energy_location: str = ""
+) -> list[str]:
+    args = [
+        "--module",
+        WORKER_MODULE,
+        "--tokens",
+        str(tokens_dir),
+        "--model-dir",
+        str(model_dir),
+        "--config",
+        json.dumps(asdict(cfg), sort_keys=True),
+    ]
     return args + (["--energy-location", energy_location] if energy_location else [])
 
 
@@ -87,8 +112,13 @@ def run_local(
     model (rank 0's), None on the other nodes."""
     command = torchrun_command(tokens_dir, model_dir, cfg, launch)
     tail: deque[str] = deque(maxlen=40)
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env={**os.environ, **TORCHRUN_ENV, **(env or {})}) as process:
+    with subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **TORCHRUN_ENV, **(env or {})},
+    ) as process:
         for line in process.stdout:
             sys.stdout.write(line)  # the step's log shows the workers' progress
             tail.append(line.rstrip())

@@ -46,8 +46,12 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 
 def _state(model, optimizer, scheduler, step: int, run: dict) -> dict:
     model_state, optim_state = get_state_dict(model, optimizer)
-    return {"model": model_state, "optim": optim_state, "scheduler": scheduler.state_dict(),
-            "trainer": {"step": step, "run": dict(run)}}
+    return {
+        "model": model_state,
+        "optim": optim_state,
+        "scheduler": scheduler.state_dict(),
+        "trainer": {"step": step, "run": dict(run)},
+    }
 
 
 def save(directory: str | Path, step: int, model, optimizer, scheduler, run: dict, d: Dist, keep: int = 2) -> Path:

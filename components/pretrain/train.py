@@ -16,10 +16,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -28,8 +28,8 @@ from components.curate.shards import load_index, read_split
 from components.pretrain import resume
 from components.pretrain.checkpoint import REPORT_JSON, REPORT_MD, load_model, read_train_report, save_model
 from components.pretrain.data import GlobalBatches, consecutive_windows
-from components.pretrain.hf_export import export_llama
 from components.pretrain.distributed import Dist, gradient_sync, mean_across_ranks, setup, teardown, wrap
+from components.pretrain.hf_export import export_llama
 from components.pretrain.mfu import mfu, peak_flops
 from components.pretrain.model import Transformer, flops_per_token, model_config
 
@@ -77,7 +77,7 @@ class TrainResult:
     report: dict
 
     @classmethod
-    def from_report(cls, model_dir: str | Path, report: dict) -> "TrainResult":
+    def from_report(cls, model_dir: str | Path, report: dict) -> TrainResult:
         return cls(
             model_dir=str(model_dir),
             train_loss=report["train_loss"],
@@ -90,7 +90,7 @@ class TrainResult:
         )
 
     @classmethod
-    def load(cls, model_dir: str | Path) -> "TrainResult | None":
+    def load(cls, model_dir: str | Path) -> TrainResult | None:
         """The result recorded beside a trained model; None when no report was written there."""
         report = read_train_report(model_dir)
         return cls.from_report(model_dir, report) if report else None
@@ -168,8 +168,12 @@ def train_step(
 
 def run_identity(cfg: TrainConfig, world_size: int) -> dict:
     """What a checkpoint must agree with to be resumed by this run."""
-    return {"model_size": cfg.model_size, "seq_len": cfg.seq_len, "seed": cfg.seed,
-            "global_batch": cfg.batch_size * cfg.grad_accum * world_size}
+    return {
+        "model_size": cfg.model_size,
+        "seq_len": cfg.seq_len,
+        "seed": cfg.seed,
+        "global_batch": cfg.batch_size * cfg.grad_accum * world_size,
+    }
 
 
 def train(
@@ -352,8 +356,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work() -> TrainResult:
-        return train(args.tokens, args.model_dir, TrainConfig(**json.loads(args.config)),
-                     on_log=lambda entry: print(json.dumps(entry), flush=True))
+        return train(
+            args.tokens,
+            args.model_dir,
+            TrainConfig(**json.loads(args.config)),
+            on_log=lambda entry: print(json.dumps(entry), flush=True),
+        )
 
     if args.energy_location and int(os.environ.get("LOCAL_RANK", "0")) == 0:
         measure_node(args.model_dir, args.energy_location, work)

@@ -38,11 +38,18 @@ def validate_op(
     from components.validate.gate import SUMMARY_MD, gate_metrics, validate
 
     config = from_params(
-        min_documents, license_allowlist, allowed_languages, min_language_share, language_share_bounds, drift_mode,
+        min_documents,
+        license_allowlist,
+        allowed_languages,
+        min_language_share,
+        language_share_bounds,
+        drift_mode,
         profile_store,
     )
     docs_dir = Path(tempfile.mkdtemp(prefix="greenfm-datadocs-"))
-    gate, energy = measure("validate", Location(**json.loads(location)), lambda: validate(curated.path, docs_dir, config))
+    gate, energy = measure(
+        "validate", Location(**json.loads(location)), lambda: validate(curated.path, docs_dir, config)
+    )
     shutil.copyfile(docs_dir / SUMMARY_MD, summary.path)
     shutil.copyfile(docs_dir / DATASHEET_MD, datasheet.path)
     shutil.copyfile(docs_dir / "index.html", data_docs.path)

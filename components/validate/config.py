@@ -44,7 +44,7 @@ class ValidateConfig:
 
 
 def parse_language_bounds(text: str) -> dict[str, tuple[float, float]]:
-    """"en=0.8:1,fr=0:0.1" -> {"en": (0.8, 1.0), "fr": (0.0, 0.1)}."""
+    """ "en=0.8:1,fr=0:0.1" -> {"en": (0.8, 1.0), "fr": (0.0, 0.1)}."""
     bounds = {}
     for item in split_list(text):
         try:

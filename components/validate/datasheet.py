@@ -16,8 +16,15 @@ from components.validate.frames import CONTRACT_COLUMNS
 from components.validate.profile import value_counts
 
 DATASHEET_MD = "datasheet.md"
-REQUIRED_SECTIONS = ("Motivation", "Composition", "Sources", "Licenses", "Languages", "Preprocessing",
-                     "Known limitations")
+REQUIRED_SECTIONS = (
+    "Motivation",
+    "Composition",
+    "Sources",
+    "Licenses",
+    "Languages",
+    "Preprocessing",
+    "Known limitations",
+)
 
 
 _TABLE_ROWS = 20
@@ -46,7 +53,9 @@ def _preprocessing(report: dict | None) -> list[str]:
     ]
     for step in report.get("steps", []):
         removed = ", ".join(f"{reason}: {count}" for reason, count in step.get("removed", {}).items()) or "none"
-        lines.append(f"| {step['step']} | {step['input_docs']} | {step['output_docs']} | {removed} | {step.get('modified', 0)} |")
+        lines.append(
+            f"| {step['step']} | {step['input_docs']} | {step['output_docs']} | {removed} | {step.get('modified', 0)} |"
+        )
     for title, key in (("Quarantine by reason", "quarantine_reasons"), ("PII redacted by kind", "pii")):
         if report.get(key):
             lines += ["", f"{title}: " + ", ".join(f"{k}: {v}" for k, v in report[key].items()) + "."]
@@ -64,8 +73,10 @@ def _limitations(documents: pd.DataFrame, report: dict | None, notes: list[str])
         items.append("Documents carry no language label (`lang`); the language mix is unknown.")
     elif "lang_score" in documents.columns:
         scores = documents["lang_score"].astype(float)
-        items.append(f"Language labels are automatic (mean confidence {scores.mean():.2f}; "
-                     f"{(scores < 0.5).mean():.1%} of documents below 0.5).")
+        items.append(
+            f"Language labels are automatic (mean confidence {scores.mean():.2f}; "
+            f"{(scores < 0.5).mean():.1%} of documents below 0.5)."
+        )
     if report is None:
         items.append("No curation report: the filters applied and their counts are unknown.")
     return [f"- {item}" for item in items + notes]
@@ -94,16 +105,27 @@ def render(curated_dir: Path, documents: pd.DataFrame, profile: dict, notes: lis
         "",
         "## Sources",
         "",
-        *(_table("source", value_counts(documents["source"]), total) if "source" in documents.columns else ["Unknown."]),
+        *(
+            _table("source", value_counts(documents["source"]), total)
+            if "source" in documents.columns
+            else ["Unknown."]
+        ),
         "",
         "## Licenses",
         "",
-        *(_table("license", value_counts(documents["license"]), total) if "license" in documents.columns else ["Unknown."]),
+        *(
+            _table("license", value_counts(documents["license"]), total)
+            if "license" in documents.columns
+            else ["Unknown."]
+        ),
         "",
         "## Languages",
         "",
-        *(_table("language", value_counts(documents["lang"]), total) if "lang" in documents.columns
-          else ["Not identified (no `lang` column)."]),
+        *(
+            _table("language", value_counts(documents["lang"]), total)
+            if "lang" in documents.columns
+            else ["Not identified (no `lang` column)."]
+        ),
         "",
         "## Preprocessing",
         "",

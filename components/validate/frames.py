@@ -141,6 +141,17 @@ def shard_stats(curated_dir: Path) -> pd.DataFrame:
                     "vocab_size": vocab_size,
                 }
             )
-    columns = ["id", "split", "present", "dtype", "expected_dtype", "index_tokens", "index_docs", "disk_tokens",
-               "partial_bytes", "max_token_id", "vocab_size"]
+    columns = [
+        "id",
+        "split",
+        "present",
+        "dtype",
+        "expected_dtype",
+        "index_tokens",
+        "index_docs",
+        "disk_tokens",
+        "partial_bytes",
+        "max_token_id",
+        "vocab_size",
+    ]
     return pd.DataFrame(rows, columns=columns)

@@ -17,7 +17,7 @@ from components.validate.config import ValidateConfig
 SUMMARY_MD = "summary.md"
 RESULT_JSON = "result.json"
 BASE_COLUMNS = ("id", "text", "source", "license", "transforms")
-__all__ = ["GateResult", "ValidateConfig", "gate_metrics", "validate", "SUMMARY_MD", "RESULT_JSON"]
+__all__ = ["RESULT_JSON", "SUMMARY_MD", "GateResult", "ValidateConfig", "gate_metrics", "validate"]
 
 
 @dataclass
@@ -33,21 +33,39 @@ class GateResult:
 
     def summary_markdown(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED"
-        lines = [f"# Validation gate: {verdict}", "", f"Documents checked: {self.documents}; tokens: {self.profile['tokens']}", ""]
+        lines = [
+            f"# Validation gate: {verdict}",
+            "",
+            f"Documents checked: {self.documents}; tokens: {self.profile['tokens']}",
+            "",
+        ]
         if self.failures:
             lines += ["## Failed", ""] + [f"- {failure}" for failure in self.failures] + [""]
         if self.warnings:
             lines += ["## Warnings", ""] + [f"- {warning}" for warning in self.warnings] + [""]
         lines += ["## Drift", ""]
         if self.drift:
-            lines += [f"Against the accepted snapshot in `{self.drift_baseline}`:", "", "| measure | value |", "| --- | ---: |"]
+            lines += [
+                f"Against the accepted snapshot in `{self.drift_baseline}`:",
+                "",
+                "| measure | value |",
+                "| --- | ---: |",
+            ]
             lines += [f"| {name} | {value:.4f} |" for name, value in self.drift.items()]
         else:
             lines.append(f"Not measured: {self.drift_baseline or 'no profile store configured'}.")
-        lines += ["", "## Expectations", "", "| suite | expectation | target | result | detail |", "| --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "## Expectations",
+            "",
+            "| suite | expectation | target | result | detail |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for check in self.checks:
             mark = "pass" if check["success"] else ("warn" if check["severity"] == "warning" else "**FAIL**")
-            lines.append(f"| {check['suite']} | {check['expectation']} | {check['target']} | {mark} | {check['detail']} |")
+            lines.append(
+                f"| {check['suite']} | {check['expectation']} | {check['target']} | {mark} | {check['detail']} |"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -64,8 +82,17 @@ def gate_metrics(gate: GateResult) -> dict[str, float]:
     numbers.update({f"drift/{name}": value for name, value in gate.drift.items()})
     for check in gate.checks:
         if not check["success"]:
-            key = "/".join(filter(None, ["failed" if check["severity"] == "failure" else "warned", check["suite"],
-                                         check["expectation"], check["column"]]))
+            key = "/".join(
+                filter(
+                    None,
+                    [
+                        "failed" if check["severity"] == "failure" else "warned",
+                        check["suite"],
+                        check["expectation"],
+                        check["column"],
+                    ],
+                )
+            )
             numbers[key] = check["unexpected"] or 1
     return numbers
 
@@ -97,7 +124,9 @@ def _documents_suite(E, config: ValidateConfig, documents: pd.DataFrame) -> list
         checks += [E.ExpectColumnValuesToNotBeNull(column=c) for c in frames.LANGUAGE_COLUMNS if c in present]
     if config.allowed_languages and "lang" in present:
         checks.append(
-            E.ExpectColumnValuesToBeInSet(column="lang", value_set=config.allowed_languages, mostly=config.min_language_share)
+            E.ExpectColumnValuesToBeInSet(
+                column="lang", value_set=config.allowed_languages, mostly=config.min_language_share
+            )
         )
     if "lang_score" in present:
         checks.append(E.ExpectColumnValuesToBeBetween(column="lang_score", min_value=0.0, max_value=1.0))
@@ -105,14 +134,20 @@ def _documents_suite(E, config: ValidateConfig, documents: pd.DataFrame) -> list
 
 
 def _language_frame(config: ValidateConfig, shares: dict[str, float]) -> pd.DataFrame:
-    rows = [{"id": code, "share": shares.get(code, 0.0), "min_share": low, "max_share": high}
-            for code, (low, high) in sorted(config.language_bounds.items())]
+    rows = [
+        {"id": code, "share": shares.get(code, 0.0), "min_share": low, "max_share": high}
+        for code, (low, high) in sorted(config.language_bounds.items())
+    ]
     return pd.DataFrame(rows, columns=["id", "share", "min_share", "max_share"])
 
 
 def _drift_frame(config: ValidateConfig, measures: dict[str, float]) -> pd.DataFrame:
-    bounds = {"length_psi": config.max_length_psi, "language_tvd": config.max_language_tvd,
-              "source_tvd": config.max_source_tvd, "token_change": config.max_token_change}
+    bounds = {
+        "length_psi": config.max_length_psi,
+        "language_tvd": config.max_language_tvd,
+        "source_tvd": config.max_source_tvd,
+        "token_change": config.max_token_change,
+    }
     rows = [{"id": name, "value": value, "bound": bounds[name]} for name, value in measures.items()]
     return pd.DataFrame(rows, columns=["id", "value", "bound"])
 
@@ -150,8 +185,14 @@ def _suites(config: ValidateConfig, tables: dict[str, pd.DataFrame]) -> dict[str
 
 
 # What the `id` column of each suite's table names, for failure messages.
-ID_NOUNS = {"schema": "columns", "documents": "record ids", "languages": "languages", "token_shards": "shard files",
-            "drift": "measures", "datasheet": "sections"}
+ID_NOUNS = {
+    "schema": "columns",
+    "documents": "record ids",
+    "languages": "languages",
+    "token_shards": "shard files",
+    "drift": "measures",
+    "datasheet": "sections",
+}
 
 
 def _describe(result, frame: pd.DataFrame, noun: str) -> tuple[str, str]:
@@ -243,7 +284,11 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
     documents = frames.documents_frame(raw)
     shards = frames.shard_stats(curated_dir)
     current = profile.build_profile(documents, tokens=int(shards["disk_tokens"].sum()))
-    tables = {"schema": frames.schema_frame(schema, _required_columns(config)), "documents": documents, "token_shards": shards}
+    tables = {
+        "schema": frames.schema_frame(schema, _required_columns(config)),
+        "documents": documents,
+        "token_shards": shards,
+    }
     if config.language_bounds and "lang" in documents.columns:
         tables["languages"] = _language_frame(config, current["languages"])
 
@@ -258,7 +303,11 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
     elif config.profile_store:
         baseline = "drift_mode is off"
 
-    notes = ["Drift from the last accepted snapshot: " + ", ".join(f"{k} {v:.4f}" for k, v in measures.items())] if measures else []
+    notes = (
+        ["Drift from the last accepted snapshot: " + ", ".join(f"{k} {v:.4f}" for k, v in measures.items())]
+        if measures
+        else []
+    )
     sheet = datasheet.render(curated_dir, documents, current, notes)
     (docs_dir / datasheet.DATASHEET_MD).write_text(sheet)
     tables["datasheet"] = datasheet.sections_frame(docs_dir / datasheet.DATASHEET_MD)

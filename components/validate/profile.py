@@ -46,7 +46,7 @@ def build_profile(documents: pd.DataFrame, tokens: int) -> dict:
     histogram = np.histogram(words.to_numpy(dtype=float), bins=LENGTH_BINS)[0] if len(words) else []
     return {
         "version": PROFILE_VERSION,
-        "documents": int(len(documents)),
+        "documents": len(documents),
         "tokens": int(tokens),
         "length": {
             "quantiles": {str(q): float(words.quantile(q)) for q in _QUANTILES} if len(words) else {},
@@ -103,7 +103,9 @@ def load_accepted(store: str) -> dict | None:
         except json.JSONDecodeError as error:
             raise InputError(f"{store}/{PROFILE_FILE}: not valid JSON ({error})") from None
     if profile.get("version") != PROFILE_VERSION:
-        raise InputError(f"{store}/{PROFILE_FILE}: profile version {profile.get('version')}, expected {PROFILE_VERSION}")
+        raise InputError(
+            f"{store}/{PROFILE_FILE}: profile version {profile.get('version')}, expected {PROFILE_VERSION}"
+        )
     return profile
 
 
