@@ -75,9 +75,10 @@ def test_report_states_tokens_flops_and_formula(shards, tmp_path):
     assert "FLOPs" in markdown and "| 12 |" in markdown
 
 
-def test_resume_continues_exactly(shards, tmp_path):
+@pytest.mark.parametrize("background", [False, True])  # synchronous saves; dcp.async_save (the GPU default)
+def test_resume_continues_exactly(shards, tmp_path, background):
     """A run restarted from its step-6 checkpoint ends bit-identical to one that never stopped."""
-    config = replace(TINY, checkpoint_every=3, keep_checkpoints=0)
+    config = replace(TINY, checkpoint_every=3, keep_checkpoints=0, async_checkpoints=background)
     full = train(shards, tmp_path / "full", config)
     saved = sorted(p.name for p in (tmp_path / "full" / "checkpoints").glob("step-*"))
     assert saved == ["step-00000003", "step-00000006", "step-00000009", "step-00000012"]

@@ -107,10 +107,9 @@ def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
             else LoraEmbedding(child, cfg.rank, cfg.alpha)  # a table lookup has no input to drop out
         ),
     )
-    if not replaced:
-        raise ValueError(
-            f"no nn.Linear or nn.Embedding named {', '.join(sorted(targets))} in the model; nothing to adapt with LoRA"
-        )
+    missing = sorted(targets - {name.rsplit(".", 1)[-1] for name in replaced})
+    if missing:  # e.g. wq/wv on a model with fused projections (wqkv): adapting only the rest would be silent
+        raise ValueError(f"no nn.Linear or nn.Embedding named {', '.join(missing)} in the model to adapt with LoRA")
     return replaced
 
 

@@ -65,13 +65,19 @@ def wrap(model: nn.Module, parallelism: str, d: Dist, compile_model: bool) -> nn
     """
     if parallelism not in PARALLELISMS:
         raise ValueError(f"parallelism {parallelism!r}: expected one of {', '.join(PARALLELISMS)}")
-    if d.world_size == 1:
+    if d.world_size == 1 and not dist.is_initialized():  # one process, no group: nothing to synchronize
         if compile_model:
             model.compile()  # in place: parameter names (and so checkpoints) stay the same
         return model
     if parallelism == "ddp":
         ddp = nn.parallel.DistributedDataParallel(
-            model, device_ids=[d.device.index] if d.device.type == "cuda" else None
+            model,
+            device_ids=[d.device.index] if d.device.type == "cuda" else None,
+            # the only buffers (RoPE tables) are computed, identical on every rank (torch ≥ 2.13 prefers
+            # forward_sync_buffers=False, which older releases lack; this flag works on both)
+            broadcast_buffers=False,
+            gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: no copy in or out
+            static_graph=True,  # the same parameters are used every step: DDP can skip the unused-param search
         )
         # compiling DDP itself lets dynamo split the graph at gradient buckets, so all-reduces overlap backward
         return torch.compile(ddp) if compile_model else ddp
