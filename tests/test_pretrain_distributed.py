@@ -208,3 +208,20 @@ def test_killed_worker_resumes_from_last_checkpoint(shards, tmp_path):
     for step, loss in losses(result).items():
         assert loss == pytest.approx(losses(reference)[step], abs=2e-3), step
     assert result.val_loss == pytest.approx(reference.val_loss, abs=2e-3)
+
+
+def test_fused_loss_trains_as_the_whole_logits_loss_did(shards, tmp_path, monkeypatch):
+    """The same seed and data with the loss computed the previous way (whole logits, then cross-entropy): the
+    logged losses and the validation loss agree within float tolerance."""
+    fused = train(shards, tmp_path / "fused", TINY)
+    from components.pretrain import model as model_module
+
+    def whole_logits(hidden, weight, targets):
+        logits = (hidden @ weight.T).float()
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.reshape(-1), ignore_index=-100)
+
+    monkeypatch.setattr(model_module, "linear_cross_entropy", whole_logits)
+    previous = train(shards, tmp_path / "previous", TINY)
+    for step, loss in losses(previous).items():
+        assert losses(fused)[step] == pytest.approx(loss, abs=1e-4), step
+    assert fused.val_loss == pytest.approx(previous.val_loss, abs=1e-4)
