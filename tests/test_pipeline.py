@@ -55,7 +55,7 @@ def test_config_file_errors_are_clear(tmp_path):
     with pytest.raises(GreenfmError, match="unknown parameter.*train_stepz"):
         load_config(bad)
     bad.write_text("train_steps: many\n")
-    with pytest.raises(GreenfmError, match="train_steps must be int"):
+    with pytest.raises(GreenfmError, match="train_steps must be an integer"):
         load_config(bad)
 
 

@@ -27,7 +27,7 @@ def test_params_are_typed_and_checked():
     }
     with pytest.raises(GreenfmError, match="unknown parameter"):
         parse_params(["trian_steps=5"])
-    with pytest.raises(GreenfmError, match="must be int"):
+    with pytest.raises(GreenfmError, match="must be an integer"):
         parse_params(["train_steps=many"])
     with pytest.raises(GreenfmError, match="NAME=VALUE"):
         parse_params(["train_steps"])

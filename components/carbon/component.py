@@ -61,6 +61,8 @@ def statement_op(
     statement: Output[Markdown],
     statement_json: Output[Artifact],
     statement_html: Output[HTML],
+    social_cost_usd_per_t: float,
+    energy_usd_per_kwh: float,
     pretrain_energy: str = "",
     adapt_energy: str = "",
     evaluate_energy: str = "",
@@ -71,8 +73,6 @@ def statement_op(
     adapt_method: str = "",
     train_steps: int = 0,
     adapt_steps: int = 0,
-    social_cost_usd_per_t: float = 105.0,
-    energy_usd_per_kwh: float = 0.1376,
     social_benefit_usd: str = "",
     other_costs_usd: str = "",
     scratch_task_kwh: str = "",
@@ -93,9 +93,6 @@ def statement_op(
         write_statement,
     )
 
-    def optional(text: str) -> float | None:
-        return float(text) if text.strip() else None
-
     energies = [curate_energy, validate_energy, pretrain_energy, adapt_energy, evaluate_energy]
     records = [json.loads(e) for e in energies if e]
     run = {"outcome": outcome, "input data fingerprint": data_fingerprint or "not given"}
@@ -103,12 +100,8 @@ def statement_op(
         run["pretraining compute"] = f"{total_training_flops:.3e} FLOPs"
     inputs = StatementInputs(
         placements=[json.loads(p) for p in (curate_placement, pretrain_placement, adapt_placement) if p],
-        assumptions=CostAssumptions(
-            social_cost_usd_per_t,
-            energy_usd_per_kwh,
-            optional(social_benefit_usd),
-            optional(other_costs_usd),
-            optional(scratch_task_kwh),
+        assumptions=CostAssumptions.from_params(
+            social_cost_usd_per_t, energy_usd_per_kwh, social_benefit_usd, other_costs_usd, scratch_task_kwh
         ),
         total_training_flops=total_training_flops,
         adapt_method=adapt_method,

@@ -22,14 +22,14 @@ def pretrain_op(
     model_store: str,
     data_fingerprint: str,
     node_selector: dict,
+    grad_accum: int,
+    parallelism: str,
+    checkpoint_every: int,
+    launch_backend: str,
+    train_nodes: int,
+    gpus_per_node: int,
     model: Output[Model],
     report: Output[Markdown],
-    grad_accum: int = 1,
-    parallelism: str = "ddp",
-    checkpoint_every: int = 0,
-    launch_backend: str = "local",
-    train_nodes: int = 1,
-    gpus_per_node: int = 0,
 ) -> NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)]):
     """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob on the
     nodes `node_selector` picks); publish it to `model_store` if given."""
@@ -42,20 +42,19 @@ def pretrain_op(
     from components.curate.job import TOKENS_DIR
     from components.pretrain.checkpoint import REPORT_MD
     from components.pretrain.launch import LaunchConfig, launch
-    from components.pretrain.train import TrainConfig, node_energy_records
+    from components.pretrain.train import node_energy_records, pipeline_train_config
 
-    config = TrainConfig(
+    config = pipeline_train_config(
         model_size=model_size,
         seq_len=seq_len,
         batch_size=batch_size,
-        steps=train_steps,
-        lr=learning_rate,
-        warmup_steps=max(1, train_steps // 10),
+        train_steps=train_steps,
+        learning_rate=learning_rate,
         seed=seed,
-        init_from=warm_start_source(warm_start_model, model_store),
         grad_accum=grad_accum,
         parallelism=parallelism,
         checkpoint_every=checkpoint_every,
+        init_from=warm_start_source(warm_start_model, model_store),
         # scratch for restarts within this step, next to (not inside) the model artifact
         checkpoint_dir=str(Path(model.path).parent / "checkpoints"),
     )

@@ -47,10 +47,10 @@ class TrainConfig:
     seq_len: int = 128
     batch_size: int = 16  # sequences per rank per micro-step
     grad_accum: int = 1  # micro-steps per optimizer step; global batch = batch_size × grad_accum × ranks
-    steps: int = 300
+    steps: int = 200
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 30
+    warmup_steps: int = 20
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 1234
@@ -63,6 +63,38 @@ class TrainConfig:
     checkpoint_every: int = 0  # DCP checkpoint every N steps (0: only at the end); a restart loses < N steps
     checkpoint_dir: str = ""  # empty: <model_dir>/checkpoints. A run finding a checkpoint there resumes from it
     keep_checkpoints: int = 2
+
+
+def pipeline_train_config(
+    *,
+    model_size: str,
+    seq_len: int,
+    batch_size: int,
+    train_steps: int,
+    learning_rate: float,
+    seed: int,
+    grad_accum: int,
+    parallelism: str,
+    checkpoint_every: int,
+    init_from: str = "",
+    checkpoint_dir: str = "",
+) -> TrainConfig:
+    """The TrainConfig behind the pipeline's parameters (the KFP component and RunConfig's builder use it). The
+    warmup policy: the first 10% of the optimizer steps, at least one."""
+    return TrainConfig(
+        model_size=model_size,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        steps=train_steps,
+        lr=learning_rate,
+        warmup_steps=max(1, train_steps // 10),
+        seed=seed,
+        init_from=init_from,
+        grad_accum=grad_accum,
+        parallelism=parallelism,
+        checkpoint_every=checkpoint_every,
+        checkpoint_dir=checkpoint_dir,
+    )
 
 
 @dataclass

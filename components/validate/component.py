@@ -13,6 +13,7 @@ def validate_op(
     curated: Input[Dataset],
     location: str,
     min_documents: int,
+    min_words: int,
     license_allowlist: str,
     allowed_languages: str,
     min_language_share: float,
@@ -45,6 +46,7 @@ def validate_op(
         language_share_bounds,
         drift_mode,
         profile_store,
+        min_words=min_words,
     )
     docs_dir = Path(tempfile.mkdtemp(prefix="greenfm-datadocs-"))
     gate, energy = measure(
