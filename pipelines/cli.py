@@ -57,6 +57,7 @@ def run(
     from pipelines.config import load_config
     from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
+    from pipelines.tasks import task_key
 
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
@@ -103,29 +104,31 @@ def run(
     if statement:
         print(statement)  # stdout: the one path a script wants
     if not result.succeeded:
-        gate = manifest["stages"].get("validate-op", {}).get("parameters", {})
+        gate = manifest["stages"].get(task_key("validate"), {}).get("parameters", {})
         if gate.get("passed") is False:
-            details = result.task_dir("validate-op")
+            details = result.task_dir(task_key("validate"))
             raise GateFailed(gate.get("failures", "").replace("\n", "; ") + f" (details: {details})")
         raise GreenfmError(f"run failed: {result.error}; see {result.log_file}")
 
 
 def _collect_reports(result) -> dict[str, Path]:
     """Copy each stage's human-readable report to the top of the run directory."""
+    from pipelines.tasks import task_keys
+
     wanted = {
-        "carbon statement": (("statement-op", "statement-op-2"), "statement", "carbon_statement.md"),
-        "carbon statement (HTML)": (("statement-op", "statement-op-2"), "statement_html", "carbon_statement.html"),
-        "validation summary": (("validate-op",), "summary", "validation_summary.md"),
-        "datasheet": (("validate-op",), "datasheet", "datasheet.md"),
-        "curation report": (("curate-op",), "report", "curation_report.md"),
-        "training report": (("pretrain-op",), "report", "training_report.md"),
-        "evaluation report": (("evaluate-op",), "report", "evaluation_report.md"),
-        "evaluation report (HTML)": (("evaluate-op",), "report_html", "evaluation_report.html"),
-        "model cards": (("evaluate-op",), "model_cards", "model_cards.md"),
+        "carbon statement": ("carbon-statement", "statement", "carbon_statement.md"),
+        "carbon statement (HTML)": ("carbon-statement", "statement_html", "carbon_statement.html"),
+        "validation summary": ("validate", "summary", "validation_summary.md"),
+        "datasheet": ("validate", "datasheet", "datasheet.md"),
+        "curation report": ("curate", "report", "curation_report.md"),
+        "training report": ("pretrain", "report", "training_report.md"),
+        "evaluation report": ("evaluate", "report", "evaluation_report.md"),
+        "evaluation report (HTML)": ("evaluate", "report_html", "evaluation_report.html"),
+        "model cards": ("evaluate", "model_cards", "model_cards.md"),
     }
     collected = {}
-    for name, (tasks, artifact, target) in wanted.items():
-        for task in tasks:
+    for name, (stage, artifact, target) in wanted.items():
+        for task in task_keys()[stage]:
             source = result.task_dir(task) / artifact
             if source.is_file():
                 shutil.copyfile(source, result.run_dir / target)

@@ -227,8 +227,9 @@ def test_gate_step_is_never_served_from_cache(tmp_path):
     import yaml
 
     from pipelines.compile import compile_pipeline
+    from pipelines.tasks import task_key
 
     spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))
-    task = spec["root"]["dag"]["tasks"]["validate-op"]
+    task = spec["root"]["dag"]["tasks"][task_key("validate")]
     assert not task.get("cachingOptions", {}).get("enableCache")
     assert {"allowed_languages", "drift_mode", "profile_store"} <= set(task["inputs"]["parameters"])
