@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from components.common.contracts import load_index, read_split
 from components.curate.job import DOCUMENTS_DIR, QUARANTINE_FILE, TOKENS_DIR, CurateConfig, curate, pipeline_config
 from components.curate.quality import quality_preset
-from components.curate.shards import load_index, read_split
 from components.curate.steps import normalize_text
 from components.curate.synthetic import Generator
 

@@ -24,12 +24,11 @@ def select_region_op(
     """Choose the (region, start) with the least expected emissions for one heavy stage, wait for the start
     (never longer than max_wait_hours), and hand the stage its node selector and measurement location."""
     import json
-    import time
     from dataclasses import asdict
     from datetime import UTC, datetime
 
     from components.carbon.catalog import load_catalog
-    from components.carbon.placement import Constraints, Job, select_region
+    from components.carbon.placement import Constraints, Job, select_region, wait_for_start
     from components.carbon.providers import make_provider
 
     estimate = json.loads(job_estimates)[stage]
@@ -44,9 +43,7 @@ def select_region_op(
         now,
     )
     print(decision.reason)
-    wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(UTC)).total_seconds()
-    if wait_s > 0:
-        time.sleep(min(wait_s, max_wait_hours * 3600))
+    wait_for_start(decision, max_wait_hours)
     location = catalog.get(decision.chosen.region).location()
     outputs = NamedTuple("Placement", [("location", str), ("node_selector", dict), ("decision", str)])
     return outputs(json.dumps(asdict(location)), decision.node_selector, json.dumps(decision.to_json()))
@@ -80,11 +77,11 @@ def statement_op(
     """Gather every stage's energy record and placement into the carbon impact statement (Markdown and HTML
     shown in the UI, JSON for machines). Optional money inputs are strings: empty means not given."""
     import json
-    import shutil
     import tempfile
     from pathlib import Path
 
     from components.carbon.costs import CostAssumptions
+    from components.common.component_io import copy_outputs
     from components.carbon.statement import (
         STATEMENT_HTML,
         STATEMENT_JSON,
@@ -110,6 +107,10 @@ def statement_op(
     )
     out = Path(tempfile.mkdtemp(prefix="greenfm-carbon-"))
     write_statement(records, out, run, inputs)
-    shutil.copyfile(out / STATEMENT_MD, statement.path)
-    shutil.copyfile(out / STATEMENT_JSON, statement_json.path)
-    shutil.copyfile(out / STATEMENT_HTML, statement_html.path)
+    copy_outputs(
+        [
+            (out / STATEMENT_MD, statement.path),
+            (out / STATEMENT_JSON, statement_json.path),
+            (out / STATEMENT_HTML, statement_html.path),
+        ]
+    )

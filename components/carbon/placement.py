@@ -11,8 +11,10 @@ Checking those candidates is therefore exact, not a heuristic (tests check it ag
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from components.carbon.catalog import REGION_LABEL, Catalog, Region
 from components.carbon.providers import IntensityProvider, Signal
@@ -74,6 +76,16 @@ class Decision:
 
     def to_json(self) -> dict:
         return {**asdict(self), "node_selector": self.node_selector}
+
+
+def wait_for_start(decision: Decision, max_wait_hours: float, sleep: Callable[[float], None] = time.sleep) -> float:
+    """Sleep until the chosen start (a cleaner forecast hour), never longer than max_wait_hours; return the
+    seconds waited."""
+    wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(UTC)).total_seconds()
+    waited = max(0.0, min(wait_s, max_wait_hours * 3600))
+    if waited:
+        sleep(waited)
+    return waited
 
 
 def why_infeasible(region: Region, constraints: Constraints, job: Job) -> str:

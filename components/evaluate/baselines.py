@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from components.curate.shards import EOS, PAD
+from components.common.contracts import EOS, PAD
 from components.pretrain.model import Transformer
 
 
