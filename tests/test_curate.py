@@ -182,5 +182,5 @@ def test_parquet_without_text_column_names_the_file(spark, tmp_path):
     from components.common.errors import InputError
 
     pd.DataFrame({"body": ["x"]}).to_parquet(tmp_path / "t.parquet")
-    with pytest.raises(InputError, match="t.parquet: no text column"):
+    with pytest.raises(InputError, match=r"t\.parquet: no text column"):
         curate(str(tmp_path / "t.parquet"), tmp_path / "out")

@@ -53,7 +53,7 @@ def test_config_file_errors_are_clear(tmp_path):
 
     bad = tmp_path / "c.yaml"
     bad.write_text("train_stepz: 3\n")
-    with pytest.raises(GreenfmError, match="unknown parameter.*train_stepz"):
+    with pytest.raises(GreenfmError, match=r"unknown parameter.*train_stepz"):
         load_config(bad)
     bad.write_text("train_steps: many\n")
     with pytest.raises(GreenfmError, match="train_steps must be an integer"):

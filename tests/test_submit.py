@@ -11,7 +11,7 @@ from components.common.errors import GreenfmError
 from pipelines.cli import app
 from pipelines.compile import compile_pipeline
 from pipelines.submit import SubmitTarget, parse_params, schedule_run, submit_run, validate_cron
-from tests.fake_kfp import API, kfp_server  # noqa: F401 (fixture)
+from tests.fake_kfp import API
 
 
 @pytest.fixture(scope="module")

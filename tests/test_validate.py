@@ -217,7 +217,7 @@ def test_params_are_parsed_and_checked():
     assert config.language_bounds == {"en": (0.5, 1.0), "de": (0.0, 0.2)} and config.checks_languages
     with pytest.raises(GreenfmError, match="drift_mode"):
         from_params(10, drift_mode="sometimes")
-    with pytest.raises(GreenfmError, match="'en=1:0.5'"):
+    with pytest.raises(GreenfmError, match=r"'en=1:0\.5'"):
         from_params(10, language_share_bounds="en=1:0.5")
     with pytest.raises(GreenfmError, match="not CODE=MIN:MAX"):
         from_params(10, language_share_bounds="en")

@@ -27,7 +27,7 @@ def test_warm_start_loads_matching_weights(tmp_path):
     loaded, parent = _warm_start(fresh, str(tmp_path / "model"))
     assert loaded == f"loaded from {tmp_path / 'model'}"
     assert parent == file_sha256(tmp_path / "model" / "model.safetensors")  # what lineage links to
-    for (name, a), (_, b) in zip(previous.state_dict().items(), fresh.state_dict().items()):
+    for (name, a), (_, b) in zip(previous.state_dict().items(), fresh.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -66,4 +66,6 @@ def test_warm_start_from_a_model_store(tmp_path):
     assert _warm_start(fresh, str(store)) == (f"none: model store {store} is empty", None)
     publish(tmp_path / "model", store, "fp1")
     assert _warm_start(fresh, str(store))[0] == f"loaded from {store / 'fp1'}"
-    assert all(torch.equal(a, b) for a, b in zip(previous.state_dict().values(), fresh.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(previous.state_dict().values(), fresh.state_dict().values(), strict=True)
+    )

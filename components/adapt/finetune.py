@@ -25,10 +25,10 @@ from components.adapt.classifier import (
 from components.adapt.lora import DEFAULT_TARGETS, LoraConfig, lora_state_dict, merge_lora
 from components.adapt.methods import METHODS, choose_method, estimated_flops, set_trainable
 from components.adapt.task import TaskData, data_fingerprint, encode, load_default_task
-from components.common.contracts import PAD
-from components.common.fingerprint import file_sha256
 from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
 from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
+from components.common.contracts import PAD
+from components.common.fingerprint import file_sha256
 from components.pretrain.checkpoint import load_model
 
 LORA_WEIGHTS = "lora.safetensors"

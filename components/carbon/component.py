@@ -81,7 +81,6 @@ def statement_op(
     from pathlib import Path
 
     from components.carbon.costs import CostAssumptions
-    from components.common.component_io import copy_outputs
     from components.carbon.statement import (
         STATEMENT_HTML,
         STATEMENT_JSON,
@@ -89,6 +88,7 @@ def statement_op(
         StatementInputs,
         write_statement,
     )
+    from components.common.component_io import copy_outputs
 
     energies = [curate_energy, validate_energy, pretrain_energy, adapt_energy, evaluate_energy]
     records = [json.loads(e) for e in energies if e]

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from components.carbon.catalog import REGION_LABEL, Catalog, Region
 from components.carbon.providers import IntensityProvider, Signal
@@ -114,7 +115,7 @@ def window_mean(signal: Signal, start: datetime, hours: float) -> float:
         return intensity_at(signal, start)
     end = start + timedelta(hours=hours)
     cuts = sorted({start, end} | {t for p in signal.forecast for t in (p.start, p.end) if start < t < end})
-    total = sum(intensity_at(signal, a) * (b - a).total_seconds() for a, b in zip(cuts, cuts[1:]))
+    total = sum(intensity_at(signal, a) * (b - a).total_seconds() for a, b in pairwise(cuts))
     return total / (end - start).total_seconds()
 
 

@@ -89,8 +89,8 @@ def pack_shards(
     writers = {split: _ShardWriter(out, split, dtype, shard_tokens) for split in ("train", "val")}
 
     def flush_batch(batch: list[tuple[str, str]]) -> None:
-        for (doc_id, _), encoding in zip(batch, tokenizer.encode_batch([text for _, text in batch])):
-            writers["val" if is_validation(doc_id, val_fraction) else "train"].add(encoding.ids + [eos_id])
+        for (doc_id, _), encoding in zip(batch, tokenizer.encode_batch([text for _, text in batch]), strict=True):
+            writers["val" if is_validation(doc_id, val_fraction) else "train"].add([*encoding.ids, eos_id])
 
     batch: list[tuple[str, str]] = []
     for item in documents:

@@ -28,7 +28,7 @@ def data_sources(curated_dir: str | Path) -> list[tuple[str, str, int]]:
     table = pq.read_table(Path(curated_dir) / DOCUMENTS_DIR, columns=["source", "license"])
     counts = Counter(
         (s.split("/")[0], lic)
-        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist())
+        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist(), strict=True)
     )
     return [(source, lic, n) for (source, lic), n in sorted(counts.items())]
 

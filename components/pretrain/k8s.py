@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError
 from components.common.images import TRAINER_IMAGE
 from components.common.k8s_jobs import (
@@ -32,7 +33,6 @@ from components.common.k8s_jobs import (
     follow_pod_log,
     watch_until,
 )
-from components.common.contracts import TRAIN_REPORT_JSON
 from components.pretrain.launch import TORCHRUN_ENV, LaunchConfig, log_entry, worker_args
 from components.pretrain.train import TrainConfig, TrainResult
 

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from components.common.errors import GreenfmError
 from components.common.contracts import TRAIN_REPORT_JSON
+from components.common.errors import GreenfmError
 from components.pretrain.train import TrainConfig, TrainResult
 
 BACKENDS = ("local", "kubernetes")
