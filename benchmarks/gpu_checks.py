@@ -30,8 +30,9 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from components.common.contracts import read_split  # noqa: E402
 from components.common.default_data import default_corpus_records  # noqa: E402
-from components.curate.shards import pack_shards, read_split, train_tokenizer  # noqa: E402
+from components.curate.shards import pack_shards, train_tokenizer  # noqa: E402
 from components.pretrain.data import GlobalBatches  # noqa: E402
 from components.pretrain.distributed import setup, teardown, wrap  # noqa: E402
 from components.pretrain.model import Transformer, model_config  # noqa: E402
