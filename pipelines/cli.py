@@ -52,12 +52,17 @@ def run(
         "USA", "--zone", help="This machine's grid: ISO 3166 alpha-3 country, or USA/<state>, CAN/<province>, SWE/SE1…"
     ),
     pue: float = typer.Option(1.0, "--pue", help="This machine's power usage effectiveness (1.0 for a laptop)."),
+    runner: str = typer.Option(
+        "subprocess", "--runner", help="subprocess, or docker: every step in its image (Docker or podman)."
+    ),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
     from pipelines.config import load_config
-    from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
+    from pipelines.local_run import RUNNERS, STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
 
+    if runner not in RUNNERS:
+        raise GreenfmError(f"--runner {runner}: expected one of {', '.join(RUNNERS)}")
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
     staging = Path(out).resolve() / ".staging"
@@ -91,7 +96,7 @@ def run(
             if done:
                 progress.stop_task(rows[stage])
 
-        result = run_local(run_config, run_dir, on_event)
+        result = run_local(run_config, run_dir, on_event, runner)
     manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
     manifest_path = write_manifest(manifest, run_dir)
     collected = _collect_reports(result)
@@ -322,9 +327,7 @@ def watch(
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Local runs: folder for run directories."),
     experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    namespace: str | None = typer.Option(
-        None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."
-    ),
+    namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace
@@ -360,6 +363,15 @@ def lineage(run_dir: Path = typer.Argument(..., help="A run directory (or a fold
         raise InputError(f"{run_dir}: no such run directory")
     root = run_dir.resolve()
     StdoutConsole().print(lineage_tree(root, lambda path: str(path.relative_to(root))))
+
+
+def _register_subcommands() -> None:
+    from pipelines.images import cli as images_cli
+
+    app.add_typer(images_cli(), name="images")
+
+
+_register_subcommands()
 
 
 def main() -> None:
