@@ -15,9 +15,10 @@ RUN ln -s "$(python3 -c 'import pathlib, components; print(pathlib.Path(componen
  && ln -s "$(python3 -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent)')" /opt/spark
 COPY images/spark-entrypoint.sh /opt/entrypoint.sh
 ENV SPARK_HOME=/opt/spark PYSPARK_PYTHON=/opt/venv/bin/python3 PYSPARK_DRIVER_PYTHON=/opt/venv/bin/python3
-# 185: the apache/spark images' spark user, the uid Spark on Kubernetes setups expect.
-RUN useradd --uid 185 --gid 0 --no-create-home --shell /usr/sbin/nologin spark
-USER 185
+# The base image's uid 10001, not the apache/spark images' 185: the driver (the curate step, base image) and the
+# executors write into the same output folder on the shared volume, and the driver's job commit renames the
+# files the executors' tasks wrote; with two uids it may not (permission denied).
+USER 10001
 WORKDIR /tmp
 ENTRYPOINT ["tini", "--", "/opt/entrypoint.sh"]
 CMD ["python3", "-c", "import pyspark; print(pyspark.__version__)"]

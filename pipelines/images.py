@@ -23,7 +23,14 @@ from components.common.errors import GreenfmError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WHEELS_DIR = "images/wheels"  # inside the build context; *.whl there is ignored by git
-CONTEXT_PATHS = ("pyproject.toml", "README.md", "components", "pipelines", WHEELS_DIR)  # as .dockerignore admits
+CONTEXT_PATHS = (
+    "pyproject.toml",
+    "README.md",
+    "components",
+    "pipelines",
+    "images/spark-entrypoint.sh",
+    WHEELS_DIR,
+)  # as .dockerignore admits
 INPUTS_LABEL = "org.greenfm.inputs-sha256"  # everything that went into the image
 SOURCES_LABEL = "org.greenfm.sources-sha256"  # the greenfm sources in it (sources_digest)
 ENGINES = ("podman", "docker")  # podman first: where both exist, docker is often its client
@@ -255,7 +262,11 @@ def cli():
             only=tuple(filter(None, (s.strip() for s in only.split(",")))),
             engine=engine,
         )
-        built = build_images(options, on_event=lambda message: console.print(message, highlight=False))
+        try:
+            built = build_images(options, on_event=lambda message: console.print(message, highlight=False))
+        except GreenfmError as error:
+            console.print(f"[red]error:[/] {error}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2) from None
         table = Table(title="images")
         for column in ("image", "ref", "size", "build time", ""):
             table.add_column(column)
