@@ -281,13 +281,20 @@ def submit(
     package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
     run_name: str | None = typer.Option(None, "--run-name", help="Default: greenfm-<UTC time>."),
     namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    service_account: str | None = typer.Option(
+        None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
+    ),
+    token_path: str | None = typer.Option(
+        None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
+    ),
 ) -> None:
     """Upload the pipeline (a new version if it exists) and start a run on Kubeflow Pipelines."""
     from pipelines.submit import SubmitTarget, parse_params, submit_run
 
     params = parse_params(param)
     name = run_name or "greenfm-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    done = submit_run(SubmitTarget(host, experiment, namespace=namespace), params, name, package)
+    target = SubmitTarget(host, experiment, namespace=namespace, service_account=service_account, token_path=token_path)
+    done = submit_run(target, params, name, package)
     console.print(
         f"pipeline {done.pipeline_id} version {done.version_id}; experiment {done.experiment_id}", highlight=False
     )
@@ -304,12 +311,19 @@ def schedule(
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
     package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
     namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    service_account: str | None = typer.Option(
+        None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
+    ),
+    token_path: str | None = typer.Option(
+        None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
+    ),
 ) -> None:
     """Create a recurring run (KFP schedule; one run at a time, no catch-up)."""
     from pipelines.submit import SubmitTarget, parse_params, schedule_run
 
     params = parse_params(param)
-    done = schedule_run(SubmitTarget(host, experiment, namespace=namespace), params, name, cron, package)
+    target = SubmitTarget(host, experiment, namespace=namespace, service_account=service_account, token_path=token_path)
+    done = schedule_run(target, params, name, cron, package)
     print(done.recurring_run_id)
 
 
@@ -322,9 +336,9 @@ def watch(
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Local runs: folder for run directories."),
     experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    namespace: str | None = typer.Option(
-        None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."
-    ),
+    namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
+    service_account: str | None = typer.Option(None, "--service-account", help="Account the runs' pods use."),
+    token_path: str | None = typer.Option(None, "--token-path", help="KFP service account token (multi-user)."),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace
@@ -336,11 +350,15 @@ def watch(
     from pipelines.watch_submitters import KfpSubmitter, LocalSubmitter
 
     base = replace(RunConfig(), **parse_params(param))
-    submitter = KfpSubmitter(SubmitTarget(host, experiment, namespace=namespace)) if host else LocalSubmitter(out)
+    target = SubmitTarget(
+        host or "", experiment, namespace=namespace, service_account=service_account, token_path=token_path
+    )
+    submitter = KfpSubmitter(target) if host else LocalSubmitter(out)
     result = watch_once(input, open_store(state, namespace), submitter, base)
     messages = {
         "unchanged": f"input unchanged (fingerprint {result.fingerprint[:12]}); nothing submitted",
         "busy": "another watcher is deciding; nothing submitted",
+        "running": f"the run of the last change ({result.run_id}) has not finished; nothing submitted",
         "submitted": f"input changed (fingerprint {result.fingerprint[:12]}); submitted run {result.run_id}",
     }
     console.print(messages[result.action], highlight=False)

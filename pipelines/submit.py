@@ -198,6 +198,12 @@ def submit_run(target: SubmitTarget, params: dict, run_name: str, package: Path 
     return Submitted(ready.pipeline_id, ready.version_id, ready.experiment_id, run_id=run.run_id, parameters=params)
 
 
+def run_state(target: SubmitTarget, run_id: str) -> str:
+    """The server's state of a run (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, ...)."""
+    with contextlib.redirect_stdout(sys.stderr), _server_errors(target.host):
+        return str(_client(target).get_run(run_id).state or "")
+
+
 def validate_cron(cron: str) -> str:
     """KFP's scheduler takes 6 fields (seconds first); a 5-field crontab line is a common mistake."""
     fields = cron.split()

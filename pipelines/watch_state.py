@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from components.common.errors import GreenfmError
 from components.common.cluster import pod_namespace
+from components.common.errors import GreenfmError
 from components.common.k8s_jobs import default_api_client
 from pipelines.watch import WatcherBusy, WatchState
 
@@ -165,4 +165,3 @@ def open_store(spec: str, namespace: str | None = None) -> FileStateStore | Conf
         name = spec.partition(":")[2] or "greenfm-watch-state"
         return ConfigMapStateStore(name, namespace or pod_namespace())
     return FileStateStore(Path(spec))
-

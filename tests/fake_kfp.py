@@ -132,6 +132,9 @@ class FakeKfp:
         if req.method == "POST" and req.path in (f"{API}/runs", f"{API}/recurringruns"):
             experiment = self.experiments.get(json.loads(req.body).get("experiment_id", ""))
             return experiment["namespace"] if experiment else None
+        if req.method == "GET" and req.path.startswith(f"{API}/runs/"):
+            run = self.runs.get(req.path.rsplit("/", 1)[-1])
+            return run["namespace"] if run else None
         if req.path == f"{API}/pipelines/upload_version":
             pipeline = self.pipelines.get(req.query.get("pipelineid", [""])[0])
             return pipeline.get("namespace") if pipeline else None
