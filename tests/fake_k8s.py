@@ -359,9 +359,8 @@ def api_client(url: str, account: tuple[str, str] | None = STANDALONE):
     return client.ApiClient(configuration)
 
 
-@pytest.fixture
-def api_server():
-    """(FakeApiServer, base URL): a cluster with KFP standalone and manifests/overlays/standalone applied.
-    Import this fixture into a test module to use it; authenticate with api_client(url) (pipeline-runner)."""
+def serve():
+    """Yield (FakeApiServer, base URL) while it runs: the `api_server` fixture (tests/conftest.py), a cluster with
+    KFP standalone and manifests/overlays/standalone applied; authenticate with api_client(url) (pipeline-runner)."""
     fake = FakeApiServer.deployed("overlays/standalone")
     yield from http_fake.running(fake, handler(fake))

@@ -21,8 +21,6 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-import pytest
-
 from tests import http_fake
 
 API = "/apis/v2beta1"
@@ -188,19 +186,8 @@ def _handler(fake: FakeKfp) -> http_fake.Handle:
     return lambda method, path, query, body, headers: fake.handle(Request(method, path, query, body, headers))
 
 
-def serve(fake: FakeKfp):
-    """`yield from serve(fake)` in a fixture: (fake, base URL), stopped after the test."""
+def serve(fake: FakeKfp | None = None):
+    """Yield (FakeKfp, base URL) while it runs: the `kfp_server` fixture (tests/conftest.py) serves a standalone
+    server, `kfp_multi_user` a multi-user one."""
+    fake = fake or FakeKfp()
     yield from http_fake.running(fake, _handler(fake))
-
-
-@pytest.fixture
-def kfp_server():
-    """(FakeKfp, base URL) for one test: a standalone server. Import this fixture into a test module to use it."""
-    yield from serve(FakeKfp())
-
-
-@pytest.fixture
-def kfp_multi_user():
-    """(FakeKfp, base URL): a multi-user server where token `profile-token` is default-editor of
-    kubeflow-user-example-com (the kubeflow/manifests example profile)."""
-    yield from serve(FakeKfp(multi_user=True, tokens={"profile-token": "kubeflow-user-example-com"}))

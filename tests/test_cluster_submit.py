@@ -17,7 +17,7 @@ from pipelines.submit import SubmitTarget, schedule_run, submit_run
 from pipelines.watch import watch_once
 from pipelines.watch_state import FileStateStore
 from pipelines.watch_submitters import KfpSubmitter
-from tests.fake_kfp import API, FakeKfp, kfp_multi_user, kfp_server, serve  # noqa: F401 (fixtures)
+from tests.fake_kfp import FakeKfp, serve
 
 PROFILE = "kubeflow-user-example-com"
 

@@ -179,7 +179,10 @@ def operator():
 def _jcfg(tmp_path: Path) -> PyTorchJobConfig:
     return PyTorchJobConfig(
         namespace=fake_k8s.STANDALONE[0],  # the run's namespace
-        workspace_mount=str(tmp_path / "workspace"), node_selector=REGION, watch_timeout_s=5, timeout_s=300
+        workspace_mount=str(tmp_path / "workspace"),
+        node_selector=REGION,
+        watch_timeout_s=5,
+        timeout_s=300,
     )
 
 
