@@ -153,15 +153,17 @@ def curate(
     min_words: int = typer.Option(5, help="Drop documents with fewer words."),
     vocab_size: int = typer.Option(4096, help="BPE vocabulary size."),
     languages: str = typer.Option("en", help="Comma-separated ISO 639-1 codes to keep; empty keeps every language."),
-    quality_preset: str = typer.Option("published", help="Quality thresholds: published (Gopher/C4) or docstrings."),
+    quality_preset: str = typer.Option("fineweb", help="Quality rules: fineweb (default), c4, gopher or docstrings."),
+    strict_inputs: bool = typer.Option(False, help="Fail when a file under the input is skipped (unsupported format)."),
 ) -> None:
     """Curate a corpus (same function as the pipeline's curate step)."""
     from components.curate.inputs import discover_inputs
     from components.curate.job import REPORT_MD, pipeline_config
     from components.curate.job import curate as curate_job
 
-    discover_inputs(input)  # fail in seconds on bad input, before Spark starts
+    discover_inputs(input, strict=strict_inputs)  # fail in seconds on bad input, before Spark starts
     config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=False)
+    config.strict_inputs = strict_inputs
     with console.status("curating with Spark…"):
         result = curate_job(input, output, config)
     console.print((Path(result.output_dir) / REPORT_MD).read_text(), highlight=False)
@@ -322,9 +324,7 @@ def watch(
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Local runs: folder for run directories."),
     experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    namespace: str | None = typer.Option(
-        None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."
-    ),
+    namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace

@@ -70,7 +70,7 @@ class RunConfig:
     adapt_warm_start: str = ""  # earlier adapted model (or run directory) to start adaptation from; empty: none
     # Curation (components/curate).
     languages: str = "en"  # comma-separated ISO 639-1 codes curation keeps; empty: every language
-    quality_preset: str = "auto"  # published | docstrings | auto (docstrings for the built-in corpus)
+    quality_preset: str = "auto"  # fineweb | c4 | gopher | docstrings | auto (docstrings for the built-in corpus, else fineweb)
     # Validation gate (components/validate).
     allowed_languages: str = "en"  # comma-separated ISO 639-1 codes the gate accepts; empty: no language check
     min_language_share: float = 0.95  # share of documents that must be in allowed_languages

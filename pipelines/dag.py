@@ -127,7 +127,7 @@ def greenfm_pipeline(
         adapt_budget_flops: Compute budget (FLOPs) that adapt_method auto must respect; 0 means no budget.
         adapt_warm_start: An earlier adapted model directory, or a run directory holding one, to start adaptation from.
         languages: Comma-separated ISO 639-1 codes curation keeps (language id); empty keeps every language.
-        quality_preset: Curation quality thresholds: published (Gopher/C4 papers), docstrings, or auto (docstrings for the built-in corpus).
+        quality_preset: Curation quality rules: fineweb (FineWeb's recipe), c4 (released C4), gopher, docstrings, or auto (docstrings for the built-in corpus, fineweb otherwise).
         allowed_languages: Comma-separated ISO 639-1 codes the gate accepts (needs the lang column); empty: any.
         min_language_share: Share of documents that must be in allowed_languages for the gate to pass.
         language_share_bounds: Per-language share bounds the gate enforces, e.g. en=0.8:1,fr=0:0.1; empty: none.
