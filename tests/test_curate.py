@@ -7,18 +7,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from components.curate.job import (
-    DOCUMENTS_DIR,
-    QUARANTINE_FILE,
-    REMOVED_DIR,
-    TOKENS_DIR,
-    CurateConfig,
-    curate,
-    pipeline_config,
-)
+from components.common.contracts import REMOVED_DIR, load_index, read_split
+from components.curate.job import DOCUMENTS_DIR, QUARANTINE_FILE, TOKENS_DIR, CurateConfig, curate, pipeline_config
 from components.curate.marks import with_transforms
 from components.curate.quality import quality_preset
-from components.curate.shards import load_index, read_split
 from components.curate.steps import normalize
 from tests.synthetic import Generator
 
@@ -214,7 +206,7 @@ def test_parquet_without_text_column_names_the_file(spark, tmp_path):
     from components.common.errors import InputError
 
     pd.DataFrame({"body": ["x"]}).to_parquet(tmp_path / "t.parquet")
-    with pytest.raises(InputError, match="t.parquet: no text column"):
+    with pytest.raises(InputError, match=r"t\.parquet: no text column"):
         curate(str(tmp_path / "t.parquet"), tmp_path / "out")
 
 

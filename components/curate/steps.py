@@ -12,8 +12,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from components.common.pii import redact_column
 from components.curate.marks import Marked, first_failing, mark
+from components.curate.pii_columns import redact_column
 
 # (pattern, replacement), applied in order as Java regexes (Spark's regexp_replace). Line separators (U+2028,
 # U+2029, NEL) become line breaks first, so no later rule (nor a Java `$`, which also matches before them) sees one.
