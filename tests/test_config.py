@@ -198,7 +198,7 @@ def test_stage_commands_without_options_configure_the_stage_as_the_pipeline(tmp_
         return run
 
     monkeypatch.setattr(components.curate.job, "curate", fake_stage("curate"))
-    monkeypatch.setattr(components.curate.inputs, "discover_inputs", lambda uri: [uri])
+    monkeypatch.setattr(components.curate.inputs, "discover_inputs", lambda uri, strict=False: [uri])
     monkeypatch.setattr(components.validate.gate, "validate", fake_stage("validate"))
     runner = CliRunner()
     runner.invoke(app, ["curate", "--input", str(tmp_path), "--output", str(tmp_path / "out")])
