@@ -31,6 +31,7 @@ STAGES = {
     "validate-op": "validate",
     "pretrain-op": "pretrain",
     "adapt-op": "adapt",
+    "adapt-from-scratch-op": "adapt (from scratch)",
     "evaluate-op": "evaluate",
     "statement-op": "carbon statement",
     "statement-op-2": "carbon statement",

@@ -27,7 +27,7 @@ from components.adapt.methods import METHODS, choose_method, estimated_flops, se
 from components.adapt.task import TaskData, data_fingerprint, encode, load_default_task
 from components.common.fingerprint import file_sha256
 from components.curate.shards import PAD
-from components.pretrain.checkpoint import TOKENIZER, WEIGHTS, load_model
+from components.pretrain.checkpoint import TOKENIZER, WEIGHTS, load_model, read_config
 
 LORA_WEIGHTS = "lora.safetensors"
 # Peak learning rate per method: adapters and a fresh head tolerate larger steps than the whole network.
@@ -183,6 +183,7 @@ def adapt(
         "config": {**asdict(cfg), "lr": lr},
         "parent_sha256": parent_sha,
         "base_model_sha256": base_sha,
+        "init": read_config(base_model_dir).get("init", "pretrained"),  # "random" for the from-scratch arm
         "warm_start": warm_start,
         "data_fingerprint": data_fingerprint(task),
         "trainable_parameters": trainable_count,
