@@ -22,8 +22,9 @@ import torch.nn.functional as F
 import yaml
 from tokenizers import Tokenizer
 
-from components.pretrain.checkpoint import TOKENIZER, load_model
-from components.pretrain.train import HF_DIR
+from components.common.contracts import HF_DIR
+from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
+from components.pretrain.checkpoint import load_model
 
 REPO = Path(__file__).resolve().parent.parent
 LM_EVAL_PYTHON = REPO / "benchmarks" / ".venv-lmeval" / "bin" / "python"

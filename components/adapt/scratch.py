@@ -14,7 +14,8 @@ import torch
 from components.adapt.finetune import AdaptConfig, AdaptResult, adapt
 from components.adapt.task import TaskData
 from components.carbon.tracking import Location, measure
-from components.pretrain.checkpoint import TOKENIZER, load_model, save_model
+from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
+from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.model import Transformer
 
 RANDOM_INIT = "random"  # `init` of a model written by random_init_like

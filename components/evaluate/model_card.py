@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 
 from components.adapt.classifier import ADAPT_REPORT, LINEAGE
+from components.common.contracts import DOCUMENTS_DIR, ModelDir
+from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.fingerprint import file_sha256
 from components.common.markdown import table
-from components.curate.job import DOCUMENTS_DIR
-from components.pretrain.checkpoint import WEIGHTS, read_train_report
 
 if TYPE_CHECKING:
     from components.evaluate.report import EvalResult
@@ -30,7 +30,7 @@ def data_sources(curated_dir: str | Path) -> list[tuple[str, str, int]]:
     table = pq.read_table(Path(curated_dir) / DOCUMENTS_DIR, columns=["source", "license"])
     counts = Counter(
         (s.split("/")[0], lic)
-        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist())
+        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist(), strict=True)
     )
     return [(source, lic, n) for (source, lic), n in sorted(counts.items())]
 
@@ -63,7 +63,7 @@ class CardFacts:
 
 
 def _facts(base_dir: Path, adapted_dir: Path, curated_dir: str | Path, energy: dict[str, dict]) -> CardFacts:
-    train = read_train_report(base_dir)
+    train = ModelDir(base_dir).train_report()
     adapt_path = adapted_dir / (LINEAGE if (adapted_dir / LINEAGE).is_file() else ADAPT_REPORT)
     pretrain_row = _compute_row(
         "pretraining",

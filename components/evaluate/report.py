@@ -22,15 +22,15 @@ from components.adapt.classifier import Classifier, load_classifier
 from components.adapt.finetune import predict
 from components.adapt.task import TaskData, encode, load_default_task
 from components.carbon.tracking import Location, measure
-from components.curate.job import TOKENS_DIR
-from components.curate.shards import PAD, read_split
+from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
+from components.common.contracts import PAD, TOKENS_DIR, read_split
 from components.evaluate import metrics as M
 from components.evaluate import stats
 from components.evaluate.baselines import BagOfWords, zero_shot_proba
 from components.evaluate.contamination import contamination_report
 from components.evaluate.perturb import PERTURBATIONS, perturb
 from components.evaluate.render import write_reports
-from components.pretrain.checkpoint import TOKENIZER, load_model
+from components.pretrain.checkpoint import load_model
 from components.pretrain.data import consecutive_windows
 from components.pretrain.model import Transformer
 
