@@ -52,13 +52,18 @@ def run(
         "USA", "--zone", help="This machine's grid: ISO 3166 alpha-3 country, or USA/<state>, CAN/<province>, SWE/SE1…"
     ),
     pue: float = typer.Option(1.0, "--pue", help="This machine's power usage effectiveness (1.0 for a laptop)."),
+    runner: str = typer.Option(
+        "subprocess", "--runner", help="subprocess, or docker: every step in its image (Docker or podman)."
+    ),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
     from pipelines.config import load_config
-    from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
+    from pipelines.local_run import RUNNERS, STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
     from pipelines.tasks import task_key
 
+    if runner not in RUNNERS:
+        raise GreenfmError(f"--runner {runner}: expected one of {', '.join(RUNNERS)}")
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
     staging = Path(out).resolve() / ".staging"
@@ -92,7 +97,7 @@ def run(
             if done:
                 progress.stop_task(rows[stage])
 
-        result = run_local(run_config, run_dir, on_event)
+        result = run_local(run_config, run_dir, on_event, runner)
     manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
     manifest_path = write_manifest(manifest, run_dir)
     collected = _collect_reports(result)
@@ -403,6 +408,15 @@ def lineage(run_dir: Path = typer.Argument(..., help="A run directory (or a fold
         raise InputError(f"{run_dir}: no such run directory")
     root = run_dir.resolve()
     StdoutConsole().print(lineage_tree(root, lambda path: str(path.relative_to(root))))
+
+
+def _register_subcommands() -> None:
+    from pipelines.images import cli as images_cli
+
+    app.add_typer(images_cli(), name="images")
+
+
+_register_subcommands()
 
 
 def main() -> None:

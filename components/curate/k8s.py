@@ -43,7 +43,7 @@ RESTRICTED_CONTAINER_SECURITY = {
     "runAsNonRoot": True,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-SPARK_UID = 185  # the apache/spark images' spark user
+SPARK_UID = 10001  # images/spark.Dockerfile's user, the driver's: both write the same output folder
 
 
 # SparkK8sConfig field -> environment variable (the deployment's ConfigMap greenfm-spark sets them).
