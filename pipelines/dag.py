@@ -4,7 +4,7 @@ least-emitting feasible region (node selector topology.kubernetes.io/region)."""
 
 from kfp import dsl, kubernetes
 
-from components.adapt.component import adapt_op
+from components.adapt.component import adapt_from_scratch_op, adapt_op
 from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
 from components.carbon.providers import SECRET_KEYS, SECRET_NAME
@@ -188,10 +188,23 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("adapt")
         placed(adapt, select_adapt)
+        # The pretraining ablation: the same adaptation from a random init of the same size, on the same nodes.
+        scratch = adapt_from_scratch_op(
+            base_model=pretrain.outputs["model"],
+            location=select_adapt.outputs["location"],
+            method=adapt_method,
+            adapt_steps=adapt_steps,
+            lora_rank=lora_rank,
+            budget_flops=adapt_budget_flops,
+            seed=seed,
+        ).set_display_name("adapt-from-scratch")
+        placed(scratch, select_adapt)
         evaluate = evaluate_op(
             base_model=pretrain.outputs["model"],
             adapted_model=adapt.outputs["adapted"],
             curated=curate.outputs["curated"],
+            scratch_model=scratch.outputs["scratch"],
+            scratch_energy=scratch.outputs["energy"],
             location=select_adapt.outputs["location"],
             pretrain_energy=pretrain.outputs["energy"],
             adapt_energy=adapt.outputs["energy"],
