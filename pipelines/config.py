@@ -57,6 +57,9 @@ class RunConfig:
     social_benefit_usd: str = ""
     other_costs_usd: str = ""
     scratch_task_kwh: str = ""
+    # Carbon accounting (components/carbon): stop the run when the live intensity provider fails, instead of
+    # comparing every region on the static annual averages.
+    intensity_fail_closed: bool = False
     # Pretraining scale-out (components/pretrain).
     grad_accum: int = 1  # micro-batches per optimizer step
     parallelism: str = "ddp"  # ddp | fsdp

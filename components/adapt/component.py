@@ -47,4 +47,4 @@ def adapt_op(
     outputs = NamedTuple(
         "AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float), ("method", str)]
     )
-    return outputs(json.dumps(energy), result.model_sha256, result.val_accuracy, result.method)
+    return outputs(energy.dumps(), result.model_sha256, result.val_accuracy, result.method)

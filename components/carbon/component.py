@@ -4,7 +4,7 @@ from datetime import UTC
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Markdown, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Output
 
 from components.common.images import BASE_IMAGE
 
@@ -21,9 +21,11 @@ def select_region_op(
     deadline_hours: float,
     max_wait_hours: float,
     job_estimates: str,
+    intensity_fail_closed: bool = False,
 ) -> NamedTuple("Placement", [("location", str), ("node_selector", dict), ("decision", str)]):
     """Choose the (region, start) with the least expected emissions for one heavy stage, wait for the start
-    (never longer than max_wait_hours), and hand the stage its node selector and measurement location."""
+    (never longer than max_wait_hours), and hand the stage its node selector and measurement location.
+    Regions are compared on one basis; `intensity_fail_closed` stops the run when the live provider fails."""
     import json
     import time
     from dataclasses import asdict
@@ -43,14 +45,17 @@ def select_region_op(
         constraints,
         Job(stage, float(estimate["kwh"]), float(estimate["hours"])),
         now,
+        fail_closed=intensity_fail_closed,
     )
+    # The statement attributes the stage's measured hours with the same provider.
+    decision.provider, decision.provider_url = intensity_provider, intensity_provider_url
     print(decision.reason)
     wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(UTC)).total_seconds()
     if wait_s > 0:
         time.sleep(min(wait_s, max_wait_hours * 3600))
     location = catalog.get(decision.chosen.region).location()
     outputs = NamedTuple("Placement", [("location", str), ("node_selector", dict), ("decision", str)])
-    return outputs(json.dumps(asdict(location)), decision.node_selector, json.dumps(decision.to_json()))
+    return outputs(json.dumps(asdict(location)), decision.node_selector, decision.dumps())
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
@@ -77,15 +82,18 @@ def statement_op(
     social_benefit_usd: str = "",
     other_costs_usd: str = "",
     scratch_task_kwh: str = "",
+    scratch_energy: Input[Artifact] = None,
 ):
     """Gather every stage's energy record and placement into the carbon impact statement (Markdown and HTML
-    shown in the UI, JSON for machines). Optional money inputs are strings: empty means not given."""
-    import json
+    shown in the UI, JSON for machines). Optional money inputs are strings: empty means not given.
+    `scratch_energy`, when given, is the energy record (JSON file) of a task model trained from random
+    initialization: the measured "from scratch" arm of the amortization (else it is estimated from FLOPs)."""
     import shutil
     import tempfile
     from pathlib import Path
 
     from components.carbon.costs import CostAssumptions
+    from components.carbon.records import EnergyRecord, PlacementDecision
     from components.carbon.statement import (
         STATEMENT_HTML,
         STATEMENT_JSON,
@@ -97,13 +105,26 @@ def statement_op(
     def optional(text: str) -> float | None:
         return float(text) if text.strip() else None
 
-    energies = [curate_energy, validate_energy, pretrain_energy, adapt_energy, evaluate_energy]
-    records = [json.loads(e) for e in energies if e]
+    energies = {
+        "curate": curate_energy,
+        "validate": validate_energy,
+        "pretrain": pretrain_energy,
+        "adapt": adapt_energy,
+        "evaluate": evaluate_energy,
+    }
+    records = [EnergyRecord.from_json(e, f"{stage} energy record") for stage, e in energies.items() if e]
+    scratch = None
+    if scratch_energy is not None and Path(scratch_energy.path).is_file():
+        scratch = EnergyRecord.from_json(Path(scratch_energy.path).read_text(), "scratch_energy record")
     run = {"outcome": outcome, "input data fingerprint": data_fingerprint or "not given"}
     if total_training_flops:
         run["pretraining compute"] = f"{total_training_flops:.3e} FLOPs"
     inputs = StatementInputs(
-        placements=[json.loads(p) for p in (curate_placement, pretrain_placement, adapt_placement) if p],
+        placements=[
+            PlacementDecision.from_json(p, "placement decision")
+            for p in (curate_placement, pretrain_placement, adapt_placement)
+            if p
+        ],
         assumptions=CostAssumptions(
             social_cost_usd_per_t,
             energy_usd_per_kwh,
@@ -115,6 +136,7 @@ def statement_op(
         adapt_method=adapt_method,
         pretrain_steps=train_steps,
         adapt_steps=adapt_steps,
+        scratch_record=scratch,
     )
     out = Path(tempfile.mkdtemp(prefix="greenfm-carbon-"))
     write_statement(records, out, run, inputs)

@@ -42,13 +42,15 @@ def curate_op(
 
     result, energy = measure("curate", Location(**json.loads(location)), work)
     # For the carbon statement's mitigations: tokens deduplication kept out of training.
-    energy["notes"] = {
+    energy.notes = {
         "dedup_removed_documents": sum(
             sum(s["removed"].values()) for s in result.report["steps"] if "dedup" in s["step"]
         ),
         "tokens_per_document": result.train_tokens / max(1, result.documents),
     }
+    if spark_backend != "local":  # executors run in other pods: this step's tracker sees the driver only
+        energy.scope = f"Spark driver only ({spark_backend}): the {spark_executors} executor(s) are not measured"
     shutil.copyfile(Path(curated.path) / REPORT_MD, report.path)
     curated.metadata.update({"fingerprint": result.fingerprint, "documents": result.documents})
     outputs = NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)])
-    return outputs(json.dumps(energy), result.fingerprint, result.documents)
+    return outputs(energy.dumps(), result.fingerprint, result.documents)

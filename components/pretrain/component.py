@@ -59,8 +59,9 @@ def pretrain_op(
         # scratch for restarts within this step, next to (not inside) the model artifact
         checkpoint_dir=str(Path(model.path).parent / "checkpoints"),
     )
-    # This step's tracker measures this machine. On Kubernetes the workers run on other nodes: each node
-    # measures itself at the same location, and the stage's energy is their sum plus this waiting pod's.
+    # On Kubernetes the workers run on other nodes: each node measures itself (one tracker per node) at the same
+    # location and the stage's energy is their sum. This launcher pod only waits; it measures its own process,
+    # and is left out of the sum when node records exist, since it may share a node with a worker.
     on_cluster = launch_backend == "kubernetes"
     launch_config = LaunchConfig(
         backend=launch_backend,
@@ -71,14 +72,17 @@ def pretrain_op(
     )
     tokens = Path(curated.path) / TOKENS_DIR
     place = Location(**json.loads(location))
-    result, energy = measure("pretrain", place, lambda: launch(tokens, model.path, config, launch_config))
+    work = lambda: launch(tokens, model.path, config, launch_config)  # noqa: E731
+    result, energy = measure("pretrain", place, work, tracking_mode="process" if on_cluster else None)
     nodes = node_energy_records(model.path)
     if nodes:
-        energy = aggregate_ranks([energy, *nodes])  # keeps the first record's stage: "pretrain"
+        launcher_kwh = energy.energy_kwh
+        energy = aggregate_ranks(nodes)
+        energy.stage, energy.notes["launcher_process_kwh_not_counted"] = "pretrain", launcher_kwh
     shutil.copyfile(Path(model.path) / REPORT_MD, report.path)
     model.metadata.update({"sha256": result.checkpoint_sha256, "val_loss": result.val_loss})
     if model_store:  # where the next run (e.g. one `greenfm watch` submits to Kubeflow) can find it
         published = publish(model.path, model_store, data_fingerprint or result.checkpoint_sha256)
         model.metadata["published"] = str(published)
     outputs = NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)])
-    return outputs(json.dumps(energy), result.checkpoint_sha256, result.total_flops)
+    return outputs(energy.dumps(), result.checkpoint_sha256, result.total_flops)

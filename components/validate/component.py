@@ -57,7 +57,7 @@ def validate_op(
     for name, value in gate_metrics(gate).items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("ValidateOutputs", [("passed", bool), ("energy", str), ("failures", str)])
-    return outputs(gate.passed, json.dumps(energy), "\n".join(gate.failures))
+    return outputs(gate.passed, energy.dumps(), "\n".join(gate.failures))
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)
