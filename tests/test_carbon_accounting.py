@@ -294,3 +294,54 @@ def test_social_cost_sensitivity_lines():
     assert set(rows) == {105.0, 190.0} and rows[190.0]["E_usd"] == pytest.approx(380.0)
     assert "EPA 2023" in rows[190.0]["source"] and "CRFM" in rows[105.0]["label"]
     assert 51.0 in {r["usd_per_t"] for r in social_cost_sensitivity(2000.0, 51.0)}
+
+
+# Item 6: model card compute and metadata.
+
+
+def test_gpu_hours_count_named_devices_and_every_process():
+    from components.evaluate.model_card import gpu_hours
+
+    assert gpu_hours("NVIDIA H100 80GB HBM3", 3600.0, processes=8) == pytest.approx(8.0)
+    assert gpu_hours("cuda:0", 1800.0) == pytest.approx(0.5)
+    assert gpu_hours("cpu", 3600.0, processes=4) == 0.0
+
+
+def test_model_card_co2_eq_emissions_metadata():
+    from components.evaluate.model_card import co2_eq_emissions
+
+    lines = co2_eq_emissions(stage_record("pretrain").to_json(), "pre-training", "8 x NVIDIA H100 80GB HBM3")
+    assert lines[0] == "---" and lines[-2] == "---"
+    meta = yaml.safe_load("\n".join(lines[1:-2]))["co2_eq_emissions"]
+    assert meta["emissions"] == pytest.approx(0.3 * 430)  # grams
+    assert meta["training_type"] == "pre-training" and meta["geographical_location"] == "gcp:us-central1"
+    assert meta["hardware_used"] == "8 x NVIDIA H100 80GB HBM3" and "codecarbon 3.3.2" in meta["source"]
+
+
+# Item 7: history across runs.
+
+
+def test_carbon_history_table_and_plot(tmp_path):
+    from typer.testing import CliRunner
+
+    from components.carbon.statement import write_statement
+    from pipelines.cli import app
+
+    for i, (run, kwh) in enumerate([("20260301T120000Z-aaaa", 0.3), ("20260302T120000Z-aaaa", 0.15)]):
+        write_statement(
+            [stage_record("pretrain", kwh), stage_record("adapt", kwh / 10)], tmp_path / run, {"outcome": f"r{i}"}
+        )
+    (tmp_path / "20260303T120000Z-bad").mkdir()
+    (tmp_path / "20260303T120000Z-bad" / "carbon_statement.json").write_text("{not json")
+    result = CliRunner().invoke(app, ["carbon", "history", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "20260301T120000Z-aaaa" in result.output and "300.000 / 129.000" in result.output  # Wh / g
+    assert "150.000 / 64.500" in result.output and "skipped" in result.output and "bad" in result.output
+    svg = (tmp_path / "carbon_history.svg").read_text()
+    assert svg.count("<polyline") == 2 and svg.count("<circle") == 4
+    data = json.loads((tmp_path / "carbon_history.json").read_text())
+    assert [r["total_kg"] for r in data["runs"]] == pytest.approx([0.33 * 0.43, 0.165 * 0.43]) and len(
+        data["skipped"]
+    ) == 1
+    empty = CliRunner().invoke(app, ["carbon", "history", str(tmp_path / "20260303T120000Z-bad")])
+    assert empty.exit_code == 2

@@ -15,8 +15,10 @@ values; `fail_closed` stops the placement instead.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from components.carbon.catalog import Catalog, Region
 from components.carbon.providers import IntensityProvider, Signal, StaticProvider, piecewise_mean
@@ -46,6 +48,18 @@ class Job:
     stage: str
     energy_kwh: float  # estimated IT energy (before PUE)
     duration_hours: float
+
+
+def wait_for_start(
+    decision: PlacementDecision, max_wait_hours: float, sleep: Callable[[float], None] = time.sleep
+) -> float:
+    """Sleep until the chosen start (a cleaner forecast hour), never longer than max_wait_hours; return the
+    seconds waited."""
+    wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(UTC)).total_seconds()
+    waited = max(0.0, min(wait_s, max_wait_hours * 3600))
+    if waited:
+        sleep(waited)
+    return waited
 
 
 def why_infeasible(region: Region, constraints: Constraints, job: Job) -> str:

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
+import yaml
 
 from components.adapt.classifier import ADAPT_REPORT, LINEAGE
+from components.common.contracts import DOCUMENTS_DIR, ModelDir
+from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.fingerprint import file_sha256
-from components.curate.job import DOCUMENTS_DIR
-from components.pretrain.checkpoint import WEIGHTS, read_train_report
 
 if TYPE_CHECKING:
     from components.evaluate.report import EvalResult
@@ -28,18 +29,53 @@ def data_sources(curated_dir: str | Path) -> list[tuple[str, str, int]]:
     table = pq.read_table(Path(curated_dir) / DOCUMENTS_DIR, columns=["source", "license"])
     counts = Counter(
         (s.split("/")[0], lic)
-        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist())
+        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist(), strict=True)
     )
     return [(source, lic, n) for (source, lic), n in sorted(counts.items())]
 
 
-def _compute_row(stage: str, flops: float | None, device: str, seconds: float | None, energy: dict | None) -> list[str]:
-    gpu_hours = (seconds or 0.0) / 3600 if device.startswith("cuda") else 0.0
+def on_gpu(device: str) -> bool:
+    """The trainers record torch.cuda.get_device_name ("NVIDIA H100 80GB HBM3"), a torch device ("cuda:0"), or
+    "cpu"; anything but a CPU (or nothing recorded) is a GPU."""
+    return bool(device) and device.split(":")[0].lower() not in ("cpu", "unknown", "mps")
+
+
+def gpu_hours(device: str, seconds: float | None, processes: int = 1) -> float:
+    """Wall hours × GPUs in use (one per training process)."""
+    return (seconds or 0.0) / 3600 * max(1, processes) if on_gpu(device) else 0.0
+
+
+def co2_eq_emissions(energy: dict | None, training_type: str, hardware: str) -> list[str]:
+    """The Hugging Face model card `co2_eq_emissions` metadata (YAML front matter; emissions in grams)."""
+    if not energy:
+        return []
+    meta = {
+        "co2_eq_emissions": {
+            "emissions": round(energy["emissions_kg"] * 1000.0, 6),
+            "source": f"codecarbon {energy['codecarbon_version']} offline tracker via greenfm (annual-average "
+            "intensity of the placed region; the run's carbon statement has the per-interval figure)",
+            "training_type": training_type,
+            "geographical_location": energy["location"],
+            "hardware_used": hardware,
+        }
+    }
+    return ["---", *yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).splitlines(), "---", ""]
+
+
+def _hardware(energy: dict | None, device: str, processes: int) -> str:
+    if on_gpu(device):
+        return f"{max(1, processes)} x {device}"
+    return f"{energy['cpu_count']:g} x {energy['cpu_model']} (CPU)" if energy else device
+
+
+def _compute_row(
+    stage: str, flops: float | None, device: str, seconds: float | None, energy: dict | None, processes: int = 1
+) -> list[str]:
     return [
         stage,
         f"{flops:.3e}" if flops else "n/a",
         device,
-        f"{gpu_hours:.4f}",
+        f"{gpu_hours(device, seconds, processes):.4f}",
         f"{energy['energy_kwh']:.6f}" if energy else "not measured",
         f"{energy['emissions_kg']:.6f}" if energy else "not measured",
     ]
@@ -64,7 +100,7 @@ def write_model_cards(
     energy = energy or {}
     base_dir, adapted_dir, out = Path(base_model_dir), Path(adapted_model_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train = read_train_report(base_dir)
+    train = ModelDir(Path(base_dir)).train_report()
     adapt_path = adapted_dir / (LINEAGE if (adapted_dir / LINEAGE).is_file() else ADAPT_REPORT)
     adapt = json.loads(adapt_path.read_text())
     d = result.details
@@ -78,6 +114,7 @@ def write_model_cards(
         train.get("device", "unknown"),
         train.get("seconds"),
         energy.get("pretrain"),
+        train.get("world_size", 1),
     )
     compute_header = ["stage", "FLOPs", "device", "GPU hours", "energy (kWh)", "CO2e (kg)"]
     limitations = [
@@ -87,7 +124,11 @@ def write_model_cards(
         "- Energy is codecarbon's estimate; on machines without power counters CPU power is inferred from load.",
     ]
 
+    world = train.get("world_size", 1)
     base_card = [
+        *co2_eq_emissions(
+            energy.get("pretrain"), "pre-training", _hardware(energy.get("pretrain"), train.get("device", ""), world)
+        ),
         f"# Model card: base model `{base_sha[:12]}`",
         "",
         f"Decoder-only transformer, {train.get('parameters', 0):,} parameters, context {train.get('model', {}).get('seq_len', '?')} "
@@ -123,7 +164,11 @@ def write_model_cards(
         "",
     ]
     adapt_energy = energy.get("adapt") or adapt.get("energy")
+    adapt_full = energy.get("adapt")  # the whole record (the lineage keeps a few keys)
     adapted_card = [
+        *co2_eq_emissions(
+            adapt_full, "fine-tuning", _hardware(adapt_full, adapt.get("device", "cpu"), 1) if adapt_full else ""
+        ),
         f"# Model card: `{d['task']}` classifier `{adapt['model_sha256'][:12]}`",
         "",
         f"The base model adapted with **{adapt['method']}** ({adapt['trainable_parameters']:,} of "
