@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import shutil
 import sys
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,19 +58,22 @@ def run(
     from pipelines.config import load_config
     from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
+    from pipelines.reaper import supervised
+    from components.common.run_status import FAILED, SUCCEEDED, write_status
 
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
-    staging = Path(out).resolve() / ".staging"
+    Path(out).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out)).resolve()  # one per run: runs may overlap
     try:
         run_config = prepare_input(run_config, staging)
         run_dir = new_run_dir(out, run_config.data_fingerprint)
-        if staging.exists():
+        if (staging / "input").exists():
             shutil.move(str(staging / "input"), run_dir / "input")
             run_config.input_uri = str(next((run_dir / "input").glob("*.jsonl")))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    console.print(f"run directory: [bold]{run_dir}[/]", highlight=False)
+    console.print(f"run directory: [bold]{run_dir}[/]", highlight=False, soft_wrap=True)
 
     started = _now()
     columns = (
@@ -79,22 +83,24 @@ def run(
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        rows: dict[str, int] = {}
+    with supervised(run_dir):  # RUN_STATUS, and no process of the run outlives it
+        with Progress(*columns, console=console, transient=False) as progress:
+            rows: dict[str, int] = {}
 
-        def on_event(task: str, status: str) -> None:
-            stage = STAGES.get(task, task)
-            if stage not in rows:
-                rows[stage] = progress.add_task(stage, total=1, status="running")
-            done = status != "RUNNING"
-            progress.update(rows[stage], completed=1 if done else 0, status=status.lower())
-            if done:
-                progress.stop_task(rows[stage])
+            def on_event(task: str, status: str) -> None:
+                stage = STAGES.get(task, task)
+                if stage not in rows:
+                    rows[stage] = progress.add_task(stage, total=1, status="running")
+                done = status != "RUNNING"
+                progress.update(rows[stage], completed=1 if done else 0, status=status.lower())
+                if done:
+                    progress.stop_task(rows[stage])
 
-        result = run_local(run_config, run_dir, on_event)
-    manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
-    manifest_path = write_manifest(manifest, run_dir)
-    collected = _collect_reports(result)
+            result = run_local(run_config, run_dir, on_event)
+        manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
+        manifest_path = write_manifest(manifest, run_dir)
+        collected = _collect_reports(result)
+        write_status(run_dir, SUCCEEDED if result.succeeded else FAILED, result.error)
 
     console.print(f"manifest: {manifest_path}", highlight=False)
     for name, path in collected.items():
@@ -322,9 +328,7 @@ def watch(
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Local runs: folder for run directories."),
     experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    namespace: str | None = typer.Option(
-        None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."
-    ),
+    namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace

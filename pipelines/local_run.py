@@ -78,14 +78,19 @@ class _LogTee(io.TextIOBase):
 
 
 def new_run_dir(out_root: str | Path, fingerprint: str) -> Path:
+    """A new directory `<UTC time>-<fingerprint>[-n]` under `out_root`. Creating it is the claim, so runs
+    started at the same second into the same folder each get their own."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(out_root).resolve() / f"{stamp}-{fingerprint[:8]}"
-    suffix = 1
-    while run_dir.exists():
-        run_dir = run_dir.with_name(f"{stamp}-{fingerprint[:8]}-{suffix}")
-        suffix += 1
-    run_dir.mkdir(parents=True)
-    return run_dir
+    root = Path(out_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    suffix = 0
+    while True:
+        run_dir = root / (f"{stamp}-{fingerprint[:8]}" + (f"-{suffix}" if suffix else ""))
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            suffix += 1
 
 
 def prepare_input(config: RunConfig, staging_dir: Path) -> RunConfig:

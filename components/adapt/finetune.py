@@ -26,6 +26,7 @@ from components.adapt.lora import DEFAULT_TARGETS, LoraConfig, lora_state_dict, 
 from components.adapt.methods import METHODS, choose_method, estimated_flops, set_trainable
 from components.adapt.task import TaskData, data_fingerprint, encode, load_default_task
 from components.common.fingerprint import file_sha256
+from components.common.model_store import require_finished
 from components.curate.shards import PAD
 from components.pretrain.checkpoint import TOKENIZER, WEIGHTS, load_model
 
@@ -81,16 +82,16 @@ def predict(model: Classifier, tokens: torch.Tensor, lengths: torch.Tensor, batc
 
 
 def find_adapted_model(path: str | Path) -> Path:
-    """An adapted model directory, or the single adapted model inside a run directory."""
+    """An adapted model directory, or the single adapted model inside a run directory (of a succeeded run)."""
     path = Path(path)
     if is_classifier(path):
-        return path
+        return require_finished(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such adapted model or run directory")
     found = sorted({p.parent for p in path.rglob("task.json") if is_classifier(p.parent)})
     if len(found) != 1:
         raise ValueError(f"{path}: expected one adapted model inside, found {len(found)}")
-    return found[0]
+    return require_finished(found[0])
 
 
 def _shape(model: Classifier) -> dict:

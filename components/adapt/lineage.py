@@ -16,6 +16,7 @@ from components.adapt.finetune import AdaptConfig, AdaptResult, adapt
 from components.adapt.task import TaskData
 from components.carbon.tracking import Location, measure
 from components.common.fingerprint import file_sha256
+from components.common.run_status import RUN_FILES, SUCCEEDED, finished_ok, run_dir_of, run_state
 from components.pretrain.checkpoint import CONFIG, FORMAT, WEIGHTS, read_train_report
 
 _ENERGY_KEYS = ("energy_kwh", "emissions_kg", "wall_seconds", "location", "cpu_power_method")
@@ -96,14 +97,24 @@ def _adapted_node(model_dir: Path) -> Node:
     )
 
 
+def unfinished_runs(root: str | Path) -> dict[Path, str]:
+    """Run directories under `root` (itself included) that did not succeed, with their state."""
+    root = Path(root)
+    runs = {p.parent for name in RUN_FILES for p in root.rglob(name)} | ({root} if run_dir_of(root) == root else set())
+    return {run: state for run in sorted(runs) if (state := run_state(run)) != SUCCEEDED}
+
+
 def find_models(root: str | Path) -> list[Node]:
-    """Every base model (a greenfm model directory that is not a classifier) and adapted model under root."""
+    """Every base model (a greenfm model directory that is not a classifier) and adapted model under root,
+    except those of runs that did not succeed (see `unfinished_runs`)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such run directory")
     nodes = []
     for config in sorted(root.rglob(CONFIG)):
         model_dir = config.parent
+        if not finished_ok(model_dir):
+            continue
         try:
             is_model = json.loads(config.read_text()).get("format") == FORMAT
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -145,4 +156,6 @@ def lineage_tree(root: str | Path, describe_path: Callable[[Path], str] | None =
         add(tree, node)
     if not by_sha:
         tree.add("[dim]no models found[/]")
+    for run, state in unfinished_runs(root).items():
+        tree.add(f"[yellow]left out[/] {describe(run)}: run {state}")
     return tree

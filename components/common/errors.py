@@ -11,3 +11,7 @@ class InputError(GreenfmError):
 
 class GateFailed(GreenfmError):
     """The validation gate rejected the curated data."""
+
+
+class OutputError(GreenfmError):
+    """An output cannot be written: the disk is full, the folder is read-only or not ours."""

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from components.common.errors import InputError
+from components.common.atomic import describe_failed_write, staged_dir, writing
+from components.common.errors import InputError, OutputError
 from components.common.fingerprint import sorted_digest
 from components.common.params import split_list
 from components.curate import steps
 from components.curate.decontam import DecontamConfig, decontaminate
 from components.curate.ingest import locate_quarantined, read_documents
-from components.curate.inputs import discover_inputs
+from components.curate.inputs import InputFile, discover_inputs
 from components.curate.langid import language_filter
 from components.curate.marks import Marked, StepReport, run_step, with_transforms
 from components.curate.minhash import MinHashConfig, fuzzy_dedup
@@ -162,10 +163,23 @@ def _markdown_report(report: dict) -> str:
 
 
 def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None = None) -> CurateResult:
+    """Curate `input_uri` into `output_dir`. The dataset is written to a temporary sibling that replaces
+    `output_dir` only when every part is written: a failed run leaves an earlier dataset there whole."""
     config = config or CurateConfig()
     files = discover_inputs(input_uri)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    target = Path(output_dir)
+    with staged_dir(target) as staging:
+        try:
+            result = _curate_into(staging, input_uri, files, config)
+        except Exception as error:
+            described = describe_failed_write(error, target)
+            if described is None:
+                raise
+            raise OutputError(str(described).replace(str(staging), str(target.absolute()))) from error
+    return replace(result, output_dir=str(target))
+
+
+def _curate_into(out: Path, input_uri: str, files: list[InputFile], config: CurateConfig) -> CurateResult:
     spark = get_spark(config.spark_master)
 
     docs, quarantined = read_documents(spark, files, config.default_license)
@@ -173,7 +187,7 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
     documents_read = docs.count()
 
     quarantine_rows = locate_quarantined([row.asDict() for row in quarantined.toLocalIterator()])
-    with open(out / QUARANTINE_FILE, "w", encoding="utf-8") as handle:
+    with writing(out / QUARANTINE_FILE), open(out / QUARANTINE_FILE, "w", encoding="utf-8") as handle:
         for row in quarantine_rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -217,8 +231,10 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
         "val_tokens": split_tokens["val"],
         "vocab_size": index["vocab_size"],
     }
-    (out / REPORT_JSON).write_text(json.dumps(summary, indent=2))
-    (out / REPORT_MD).write_text(_markdown_report(summary))
+    with writing(out / REPORT_JSON):
+        (out / REPORT_JSON).write_text(json.dumps(summary, indent=2))
+    with writing(out / REPORT_MD):
+        (out / REPORT_MD).write_text(_markdown_report(summary))
     docs.unpersist()
     return CurateResult(
         output_dir=str(out),

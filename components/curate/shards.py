@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from components.common.atomic import writing
+
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 INDEX_FORMAT = "greenfm-tokens-v1"
@@ -65,7 +67,8 @@ class _ShardWriter:
         if not self._buffered:
             return
         name = f"{self.split}-{len(self.shards):05d}.bin"
-        np.concatenate(self._buffer).tofile(self.directory / name)
+        with writing(self.directory / name):
+            np.concatenate(self._buffer).tofile(self.directory / name)
         self.shards.append({"file": name, "tokens": self._buffered, "docs": self._docs})
         self._buffer, self._buffered, self._docs = [], 0, 0
 
@@ -103,7 +106,8 @@ def pack_shards(
     flush_batch(batch)
     for writer in writers.values():
         writer.flush()
-    tokenizer.save(str(out / "tokenizer.json"))
+    with writing(out / "tokenizer.json"):
+        tokenizer.save(str(out / "tokenizer.json"))
     index = {
         "format": INDEX_FORMAT,
         "dtype": dtype.name,
@@ -113,7 +117,8 @@ def pack_shards(
         "tokenizer": "tokenizer.json",
         "splits": {split: writer.shards for split, writer in writers.items()},
     }
-    (out / "index.json").write_text(json.dumps(index, indent=2))
+    with writing(out / "index.json"):
+        (out / "index.json").write_text(json.dumps(index, indent=2))
     return index
 
 
