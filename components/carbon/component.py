@@ -1,6 +1,5 @@
 """KFP wrappers: where heavy stages run, and the run's carbon impact statement."""
 
-from datetime import UTC
 from typing import NamedTuple
 
 from kfp import dsl
@@ -27,7 +26,7 @@ def select_region_op(
     import json
     import time
     from dataclasses import asdict
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from components.carbon.catalog import load_catalog
     from components.carbon.placement import Constraints, Job, select_region
