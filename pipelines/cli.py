@@ -55,11 +55,11 @@ def run(
     pue: float = typer.Option(1.0, "--pue", help="This machine's power usage effectiveness (1.0 for a laptop)."),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
+    from components.common.run_status import FAILED, SUCCEEDED, write_status
     from pipelines.config import load_config
     from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
     from pipelines.reaper import supervised
-    from components.common.run_status import FAILED, SUCCEEDED, write_status
 
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here

@@ -18,7 +18,6 @@ from pipelines.config import DEFAULTS, RunConfig
 from pipelines.submit import SubmitTarget, submit_run
 from pipelines.watch import SubmittedRun
 
-
 _RUN_DIR_LINE = re.compile(r"^run directory: (.+)$", re.MULTILINE)
 
 

@@ -163,11 +163,14 @@ def _markdown_report(report: dict) -> str:
 
 
 def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None = None) -> CurateResult:
-    """Curate `input_uri` into `output_dir`. The dataset is written to a temporary sibling that replaces
-    `output_dir` only when every part is written: a failed run leaves an earlier dataset there whole."""
+    """Curate `input_uri` into `output_dir` (new, empty, or an earlier curated dataset). The dataset is written
+    to a temporary sibling that replaces `output_dir` only when every part is written: a failed run leaves an
+    earlier dataset there whole."""
     config = config or CurateConfig()
     files = discover_inputs(input_uri)
     target = Path(output_dir)
+    if target.is_dir() and any(target.iterdir()) and not (target / REPORT_JSON).is_file():
+        raise InputError(f"{target}: not empty and not a curated dataset (no {REPORT_JSON}); it would be replaced")
     with staged_dir(target) as staging:
         try:
             result = _curate_into(staging, input_uri, files, config)
