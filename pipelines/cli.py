@@ -6,6 +6,7 @@ import functools
 import shutil
 import sys
 import tempfile
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,10 +32,22 @@ def user_errors(command):
             console.print(f"[red]gate failed:[/] {error}", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from None
         except GreenfmError as error:
-            console.print(f"[red]error:[/] {error}", soft_wrap=True, highlight=False)
+            console.print(f"[red]error:[/] {error}{_trace_note(error)}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _trace_note(error: GreenfmError) -> str:
+    """Where the full trace of the failure behind `error` (a disk error, a Java exception) was written."""
+    if error.__cause__ is None:
+        return ""
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="greenfm-error-", suffix=".log", delete=False) as log:
+            log.write("".join(traceback.format_exception(error)))
+    except OSError:  # the temporary folder may be on the full disk too
+        return ""
+    return f" (full trace: {log.name})"
 
 
 def _now() -> str:

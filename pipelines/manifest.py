@@ -34,11 +34,13 @@ _VOLATILE = {"executor_output.json"}
 # What differs between two identical runs by its nature, recorded beside the hashes rather than in them:
 # JSON keys holding clocks and measurements (time, throughput, energy), writer files (Spark's checksums and
 # markers), rendered documents (their facts are in the JSON they are rendered from), restart scratch
-# (checkpoints) and Great Expectations' Data Docs (named by validation time).
+# (checkpoints), Great Expectations' Data Docs (named by validation time) and the carbon statement.
 VOLATILE_KEYS = frozenset(
     {"seconds", "wall_seconds", "tokens_per_second", "started_at", "finished_at", "start", "energy", "energy_kwh"}
     | {"emissions_kg", "submitted_at", "updated_at", "mfu", "peak_memory_gb", "measured_at", "generated_at", "at"}
+    | {"latency_ms", "latency_ms_median", "predictions_per_second", "energy_kwh_per_1k_predictions"}
 )
+_MEASUREMENT_TASKS = ("statement-op",)  # the carbon statement is this run's energy: every number in it is measured
 _DATA_JSON = {"tokenizer.json"}  # JSON whose keys are data (a vocabulary), hashed as bytes
 _WRITER_FILES = ("_SUCCESS", ".crc")
 _RENDERED = (".md", ".html", ".htm", ".png", ".svg")
@@ -177,11 +179,12 @@ def stage_outputs(run: LocalRun) -> dict[str, dict]:
         return stages
     for task_dir in sorted(p for p in run.artifacts_dir.iterdir() if p.is_dir()):
         canon = _Canon.for_run(run)
-        artifacts = {
-            child.name: canon.artifact_sha256(child, child.name)
-            for child in sorted(task_dir.iterdir())
-            if child.name not in _VOLATILE
-        }
+        outputs = [child for child in sorted(task_dir.iterdir()) if child.name not in _VOLATILE]
+        if task_dir.name.startswith(_MEASUREMENT_TASKS):
+            artifacts = dict.fromkeys((child.name for child in outputs), None)
+            canon.volatile.update({child.name: tree_sha256(child) for child in outputs})
+        else:
+            artifacts = {child.name: canon.artifact_sha256(child, child.name) for child in outputs}
         parameters = canon.value(executor_outputs(task_dir), "parameters")
         stages[task_dir.name] = {
             "status": run.tasks.get(task_dir.name, "unknown"),

@@ -109,6 +109,23 @@ def test_curating_onto_a_full_disk_fails_in_one_line_and_keeps_the_old_dataset(s
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+# ---------------------------------------------------------------- bad values
+
+
+def test_a_negative_vocabulary_size_is_one_line_before_spark_starts(tmp_path, tiny_corpus):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["curate", "--input", str(tiny_corpus), "--output", str(out), "--vocab-size", "-1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "vocab_size -1" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------- profile store
 
 
@@ -193,6 +210,47 @@ def test_kill_9_of_a_supervised_process_ends_its_whole_tree(tmp_path, target):
     _assert_all_gone(tree)
     _wait_for(lambda: read_status(tmp_path).status == INTERRUPTED, 10, "RUN_STATUS to say interrupted")
     assert json.loads((tmp_path / RUN_STATUS).read_text())["status"] == INTERRUPTED  # written, not only inferred
+
+
+def _run_with_model(run_dir: Path, model: Path, status: str) -> Path:
+    import shutil
+
+    target = run_dir / "artifacts" / "greenfm-1" / "pretrain-op" / "model"
+    shutil.copytree(model, target)
+    (run_dir / "pipeline.log").write_text("")
+    owner = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    write_status(run_dir, status, pid=owner.pid)
+    owner.communicate(b"")  # the owner ends: a "running" status is now an interrupted run
+    return target
+
+
+def test_no_model_is_taken_from_an_unfinished_run(pretrained, tmp_path):
+    from rich.console import Console
+
+    from components.adapt.lineage import find_models, lineage_tree
+    from components.common.errors import GreenfmError
+    from components.common.model_store import publish, resolve
+
+    model = Path(pretrained.model_dir)
+    done = _run_with_model(tmp_path / "runs" / "done", model, SUCCEEDED)
+    killed = _run_with_model(tmp_path / "runs" / "killed", model, RUNNING)  # its owner is dead
+    failed = _run_with_model(tmp_path / "runs" / "failed", model, FAILED)
+
+    assert [node.path for node in find_models(tmp_path / "runs")] == [done]
+    console = Console(record=True, width=200)
+    console.print(lineage_tree(tmp_path / "runs"))
+    text = console.export_text()
+    assert "killed" in text and "run interrupted" in text and "run failed" in text
+
+    assert resolve(done) == done
+    for unfinished, state in ((killed, "interrupted"), (failed, "failed")):
+        with pytest.raises(GreenfmError, match=f"which {state}; only a model of a succeeded run"):
+            resolve(unfinished)
+    store = tmp_path / "store"
+    publish(done, store, "fp-done")
+    time.sleep(0.05)
+    publish(killed, store, "fp-killed")  # LATEST names the interrupted run's model
+    assert resolve(store) == store / "fp-done"  # warm start takes the newest finished one instead
 
 
 # ---------------------------------------------------------------- run directories

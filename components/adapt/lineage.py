@@ -16,7 +16,7 @@ from components.adapt.finetune import AdaptConfig, AdaptResult, adapt
 from components.adapt.task import TaskData
 from components.carbon.tracking import Location, measure
 from components.common.fingerprint import file_sha256
-from components.common.run_status import RUN_FILES, SUCCEEDED, finished_ok, run_dir_of, run_state
+from components.common.run_status import SUCCEEDED, finished_ok, run_dirs_under, run_state
 from components.pretrain.checkpoint import CONFIG, FORMAT, WEIGHTS, read_train_report
 
 _ENERGY_KEYS = ("energy_kwh", "emissions_kg", "wall_seconds", "location", "cpu_power_method")
@@ -99,9 +99,7 @@ def _adapted_node(model_dir: Path) -> Node:
 
 def unfinished_runs(root: str | Path) -> dict[Path, str]:
     """Run directories under `root` (itself included) that did not succeed, with their state."""
-    root = Path(root)
-    runs = {p.parent for name in RUN_FILES for p in root.rglob(name)} | ({root} if run_dir_of(root) == root else set())
-    return {run: state for run in sorted(runs) if (state := run_state(run)) != SUCCEEDED}
+    return {run: state for run in run_dirs_under(root) if (state := run_state(run)) != SUCCEEDED}
 
 
 def find_models(root: str | Path) -> list[Node]:

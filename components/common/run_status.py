@@ -22,8 +22,6 @@ from components.common.atomic import atomic_write_text
 RUN_STATUS = "RUN_STATUS"
 RUNNING, FAILED, INTERRUPTED, SUCCEEDED = "running", "failed", "interrupted", "succeeded"
 STATES = (RUNNING, FAILED, INTERRUPTED, SUCCEEDED)
-# What marks a directory as a run directory, for runs written before RUN_STATUS existed too.
-RUN_FILES = (RUN_STATUS, "manifest.json", "pipeline.log")
 
 
 @dataclass(frozen=True)
@@ -90,13 +88,27 @@ def read_status(run_dir: str | Path) -> RunStatus | None:
     return record
 
 
+def is_run_dir(folder: Path) -> bool:
+    """A `greenfm run` directory: one with a RUN_STATUS, or (written before RUN_STATUS existed) artifacts
+    beside a manifest or a pipeline log."""
+    if (folder / RUN_STATUS).is_file():
+        return True
+    return (folder / "artifacts").is_dir() and any(
+        (folder / name).is_file() for name in ("manifest.json", "pipeline.log")
+    )
+
+
+def run_dirs_under(root: str | Path) -> list[Path]:
+    """Every run directory under `root`, itself included."""
+    root = Path(root)
+    candidates = {root} | {p.parent for name in (RUN_STATUS, "pipeline.log") for p in root.rglob(name)}
+    return sorted(folder for folder in candidates if is_run_dir(folder))
+
+
 def run_dir_of(path: str | Path) -> Path | None:
-    """The run directory `path` lies in (the nearest folder above it holding a run's files), if any."""
+    """The run directory `path` lies in, if any."""
     path = Path(path).absolute()
-    for folder in (path, *path.parents):
-        if any((folder / name).is_file() for name in RUN_FILES):
-            return folder
-    return None
+    return next((folder for folder in (path, *path.parents) if is_run_dir(folder)), None)
 
 
 def run_state(run_dir: str | Path) -> str:

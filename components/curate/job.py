@@ -32,6 +32,7 @@ TOKENS_DIR = "tokens"
 QUARANTINE_FILE = "quarantine.jsonl"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
+MIN_VOCAB = 258
 OUTPUT_COLUMNS = ("id", "text", "source", "license", "metadata", "origin", "transforms", "lang", "lang_score")
 
 
@@ -77,6 +78,10 @@ def pipeline_config(
     `languages` is comma-separated (empty keeps every language). `quality_preset` "auto" means "docstrings" for
     the built-in corpus and "published" (the papers' thresholds) for any other input.
     """
+    if not MIN_VOCAB <= vocab_size < 2**32:
+        raise InputError(
+            f"vocab_size {vocab_size}: must be between {MIN_VOCAB} (256 bytes + 2 special tokens) and 2^32-1"
+        )
     if quality_preset == "auto":
         quality_preset = "docstrings" if builtin_corpus else "published"
     try:
