@@ -15,6 +15,7 @@ from components.common.atomic import atomic_write_text
 from components.common.fingerprint import file_sha256, sorted_digest, text_sha256, tree_sha256
 from pipelines.config import RunConfig
 from pipelines.local_run import LocalRun
+from pipelines.tasks import task_key, task_keys
 
 MANIFEST = "manifest.json"
 PACKAGES = (
@@ -40,7 +41,7 @@ VOLATILE_KEYS = frozenset(
     | {"emissions_kg", "submitted_at", "updated_at", "mfu", "peak_memory_gb", "measured_at", "generated_at", "at"}
     | {"latency_ms", "latency_ms_median", "predictions_per_second", "energy_kwh_per_1k_predictions"}
 )
-_MEASUREMENT_TASKS = ("statement-op",)  # the carbon statement is this run's energy: every number in it is measured
+_MEASUREMENT_STAGES = ("carbon-statement",)  # this run's energy: every number in it is measured
 _DATA_JSON = {"tokenizer.json"}  # JSON whose keys are data (a vocabulary), hashed as bytes
 _WRITER_FILES = ("_SUCCESS", ".crc")
 _RENDERED = (".md", ".html", ".htm", ".png", ".svg")
@@ -177,10 +178,11 @@ def stage_outputs(run: LocalRun) -> dict[str, dict]:
     stages: dict[str, dict] = {}
     if not run.artifacts_dir.is_dir():  # the first task failed before writing anything
         return stages
+    measured = {key for stage in _MEASUREMENT_STAGES for key in task_keys()[stage]}
     for task_dir in sorted(p for p in run.artifacts_dir.iterdir() if p.is_dir()):
         canon = _Canon.for_run(run)
         outputs = [child for child in sorted(task_dir.iterdir()) if child.name not in _VOLATILE]
-        if task_dir.name.startswith(_MEASUREMENT_TASKS):
+        if task_dir.name in measured:
             artifacts = dict.fromkeys((child.name for child in outputs), None)
             canon.volatile.update({child.name: tree_sha256(child) for child in outputs})
         else:
@@ -202,8 +204,8 @@ def comparable(manifest: dict) -> dict[str, dict]:
 
 def build_manifest(config: RunConfig, run: LocalRun, started_at: str, finished_at: str, repo: Path) -> dict:
     stages = stage_outputs(run)
-    curate = stages.get("curate-op", {}).get("parameters", {})
-    pretrain = stages.get("pretrain-op", {}).get("parameters", {})
+    curate = stages.get(task_key("curate"), {}).get("parameters", {})
+    pretrain = stages.get(task_key("pretrain"), {}).get("parameters", {})
     return {
         "greenfm_manifest": 1,
         "run_dir": str(run.run_dir),

@@ -16,6 +16,7 @@ from components.common.errors import GreenfmError
 from components.common.run_status import SUCCEEDED, run_state
 from pipelines.config import DEFAULTS, RunConfig
 from pipelines.submit import SubmitTarget, submit_run
+from pipelines.tasks import task_key
 from pipelines.watch import SubmittedRun
 
 _RUN_DIR_LINE = re.compile(r"^run directory: (.+)$", re.MULTILINE)
@@ -54,7 +55,7 @@ class LocalSubmitter:
             tail = (completed.stderr or completed.stdout).strip().splitlines()[-1:] or ["no output"]
             state = f", run {run_state(run_dir)}" if run_dir else ""
             raise GreenfmError(f"local run failed (exit {completed.returncode}{state}): {tail[0]}")
-        models = sorted(run_dir.glob("artifacts/*/pretrain-op/model"))
+        models = sorted(run_dir.glob(f"artifacts/*/{task_key('pretrain')}/model"))
         return SubmittedRun(run_id=run_dir.name, model_uri=str(models[-1]) if models else "")
 
 

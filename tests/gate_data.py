@@ -78,7 +78,9 @@ def build_dataset(curated_dir: Path, documents: int = 300, vocab_size: int = 400
     frame = clean_frame(documents)
     write_documents(curated_dir, frame)
     tokenizer = train_tokenizer(frame["text"], vocab_size)
-    index = pack_shards(tokenizer, zip(frame["id"], frame["text"]), Path(curated_dir) / TOKENS_DIR, 0.1, 1 << 24)
+    index = pack_shards(
+        tokenizer, zip(frame["id"], frame["text"], strict=True), Path(curated_dir) / TOKENS_DIR, 0.1, 1 << 24
+    )
     report = {  # the shape curation writes
         "input": "docs.jsonl",
         "input_files": 1,

@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from components.common.contracts import load_index, read_split
 from components.curate.job import DOCUMENTS_DIR, QUARANTINE_FILE, TOKENS_DIR, CurateConfig, curate, pipeline_config
 from components.curate.quality import quality_preset
-from components.curate.shards import load_index, read_split
 from components.curate.steps import normalize_text
 from components.curate.synthetic import Generator
 
@@ -182,5 +182,5 @@ def test_parquet_without_text_column_names_the_file(spark, tmp_path):
     from components.common.errors import InputError
 
     pd.DataFrame({"body": ["x"]}).to_parquet(tmp_path / "t.parquet")
-    with pytest.raises(InputError, match="t.parquet: no text column"):
+    with pytest.raises(InputError, match=r"t\.parquet: no text column"):
         curate(str(tmp_path / "t.parquet"), tmp_path / "out")

@@ -29,7 +29,7 @@ def test_not_jsonl(tmp_path):
 
 def test_unrecognized_files_only(tmp_path):
     (tmp_path / "table.csv").write_text("a,b\n1,2\n")
-    with pytest.raises(InputError, match="no JSONL, Parquet or .txt files"):
+    with pytest.raises(InputError, match=r"no JSONL, Parquet or \.txt files"):
         discover_inputs(tmp_path)
 
 

@@ -30,7 +30,6 @@ from components.curate.k8s import (
     run_spark_application,
 )
 from tests import fake_k8s
-from tests.fake_k8s import api_server  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD = yaml.safe_load((ROOT / "manifests/crds/sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml").read_text())

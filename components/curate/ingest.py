@@ -140,7 +140,7 @@ def read_documents(spark: SparkSession, files: list[InputFile], default_license:
             goods.append(good)
             bads.append(bad)
     docs, quarantined = goods[0], bads[0]
-    for good, bad in zip(goods[1:], bads[1:]):
+    for good, bad in zip(goods[1:], bads[1:], strict=True):
         docs, quarantined = docs.unionByName(good), quarantined.unionByName(bad)
     return _with_defaults(docs).select(*DOCUMENT_SCHEMA.fieldNames()), quarantined
 

@@ -12,6 +12,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from components.common.atomic import describe_failed_write, staged_dir, writing
+from components.common.contracts import CURATION_REPORT_JSON as REPORT_JSON
+from components.common.contracts import CURATION_REPORT_MD as REPORT_MD
+from components.common.contracts import DOCUMENTS_DIR, OUTPUT_COLUMNS, QUARANTINE_FILE, TOKENS_DIR
 from components.common.errors import InputError, OutputError
 from components.common.fingerprint import sorted_digest
 from components.common.params import split_list
@@ -26,14 +29,6 @@ from components.curate.quality import QualityConfig, quality_steps
 from components.curate.quality import quality_preset as preset
 from components.curate.shards import pack_shards, train_tokenizer
 from components.curate.spark_session import get_spark
-
-DOCUMENTS_DIR = "documents"
-TOKENS_DIR = "tokens"
-QUARANTINE_FILE = "quarantine.jsonl"
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
-MIN_VOCAB = 258
-OUTPUT_COLUMNS = ("id", "text", "source", "license", "metadata", "origin", "transforms", "lang", "lang_score")
 
 
 @dataclass
@@ -78,10 +73,6 @@ def pipeline_config(
     `languages` is comma-separated (empty keeps every language). `quality_preset` "auto" means "docstrings" for
     the built-in corpus and "published" (the papers' thresholds) for any other input.
     """
-    if not MIN_VOCAB <= vocab_size < 2**32:
-        raise InputError(
-            f"vocab_size {vocab_size}: must be between {MIN_VOCAB} (256 bytes + 2 special tokens) and 2^32-1"
-        )
     if quality_preset == "auto":
         quality_preset = "docstrings" if builtin_corpus else "published"
     try:
@@ -90,6 +81,9 @@ def pipeline_config(
         raise InputError(str(error)) from None
     codes = tuple(split_list(languages))
     return CurateConfig(min_words=min_words, vocab_size=vocab_size, languages=codes, quality=quality)
+
+
+DEDUP_STEPS = ("exact_dedup", "fuzzy_dedup")
 
 
 @dataclass
@@ -101,6 +95,12 @@ class CurateResult:
     train_tokens: int
     val_tokens: int
     report: dict
+
+    def mitigation_notes(self) -> dict:
+        """For the carbon statement's mitigations: the documents deduplication kept out of training, and the
+        tokens a document holds on average (so the statement can say how many tokens that saved)."""
+        removed = sum(sum(s["removed"].values()) for s in self.report["steps"] if s["step"] in DEDUP_STEPS)
+        return {"dedup_removed_documents": removed, "tokens_per_document": self.train_tokens / max(1, self.documents)}
 
 
 def dataset_fingerprint(df) -> str:

@@ -13,8 +13,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from components.common.pii import redact_column
 from components.curate.marks import Marked, mark
+from components.curate.pii_columns import redact_column
 
 # (pattern, replacement), applied in order; each pattern is valid in both Python `re` and Java regex.
 NORMALIZE_RULES: tuple[tuple[str, str], ...] = (

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError
 from components.common.images import TRAINER_IMAGE
 from components.common.k8s_jobs import (
@@ -32,7 +33,6 @@ from components.common.k8s_jobs import (
     follow_pod_log,
     watch_until,
 )
-from components.pretrain.checkpoint import REPORT_JSON
 from components.pretrain.launch import TORCHRUN_ENV, LaunchConfig, log_entry, worker_args
 from components.pretrain.train import TrainConfig, TrainResult
 
@@ -271,5 +271,7 @@ def run_pytorchjob(
         shutil.copytree(shared_model, model_dir, dirs_exist_ok=True)
     result = TrainResult.load(model_dir)
     if result is None:
-        raise GreenfmError(f"PyTorchJob {jcfg.namespace}/{name} succeeded but {shared_model} has no {REPORT_JSON}")
+        raise GreenfmError(
+            f"PyTorchJob {jcfg.namespace}/{name} succeeded but {shared_model} has no {TRAIN_REPORT_JSON}"
+        )
     return result

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError, root_cause
-from components.pretrain.checkpoint import REPORT_JSON
 from components.pretrain.train import TrainConfig, TrainResult
 
 BACKENDS = ("local", "kubernetes")
@@ -158,5 +158,5 @@ def launch(
         return run_pytorchjob(tokens_dir, model_dir, cfg, PyTorchJobConfig.from_launch(launch_cfg), on_log=on_log)
     result = run_local(tokens_dir, model_dir, cfg, launch_cfg, on_log)
     if result is None:
-        raise GreenfmError(f"{model_dir}: training finished but wrote no {REPORT_JSON} on this node")
+        raise GreenfmError(f"{model_dir}: training finished but wrote no {TRAIN_REPORT_JSON} on this node")
     return result

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.common.contracts import CURATION_REPORT_JSON as REPORT_JSON
 from components.common.pii import PII_KINDS
-from components.curate.job import REPORT_JSON
 from components.validate.frames import CONTRACT_COLUMNS
 from components.validate.profile import value_counts
 
