@@ -186,6 +186,7 @@ def curate(
     vocab_size: int | None = run_option("vocab_size"),
     languages: str | None = run_option("languages"),
     quality_preset: str | None = run_option("quality_preset"),
+    strict_inputs: bool = typer.Option(False, help="Fail when a file under the input is skipped (unsupported format)."),
 ) -> None:
     """Curate a corpus (same function and configuration as the pipeline's curate step)."""
     from components.curate.inputs import discover_inputs
@@ -197,9 +198,11 @@ def curate(
     run_config = load_config(
         config, min_words=min_words, vocab_size=vocab_size, languages=languages, quality_preset=quality_preset
     )
-    discover_inputs(input)  # fail in seconds on bad input, before Spark starts
+    discover_inputs(input, strict=strict_inputs)  # fail in seconds on bad input, before Spark starts
+    curation = curate_config(run_config, builtin_corpus=False)
+    curation.strict_inputs = strict_inputs
     with console.status("curating with Spark…"):
-        result = curate_job(input, output, curate_config(run_config, builtin_corpus=False))
+        result = curate_job(input, output, curation)
     console.print((Path(result.output_dir) / REPORT_MD).read_text(), highlight=False)
     console.print(f"curated dataset: {result.output_dir}", highlight=False)
 
