@@ -47,7 +47,7 @@ class Replay:
         self.failing: set[str] = set()
         self.bodies: list[object] = []
 
-    def __call__(self, method: str, path: str, query: dict, body: bytes):
+    def __call__(self, method: str, path: str, query: dict, body: bytes, headers: dict):
         q = {k: v[0] for k, v in query.items()}
         if path in self.failing:
             return 500, {"error": "recorded outage"}

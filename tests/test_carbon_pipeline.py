@@ -33,6 +33,7 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
         "exec-validate-op",
         "exec-pretrain-op",
         "exec-adapt-op",
+        "exec-adapt-from-scratch-op",
         "exec-evaluate-op",
     }
     producers = {name: p["producerTask"] for name, p in placed.items()}
@@ -46,6 +47,7 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
         if name in {task_key(f"select-region-{s}") for s in ("curate", "pretrain", "adapt")}
     }
     assert {producers[f"exec-{s}-op"]: s for s in ("curate", "pretrain", "adapt")} == stage_of
+    assert producers["exec-adapt-from-scratch-op"] == producers["exec-adapt-op"]  # the ablation runs where adapt does
     # The selection steps read live-provider tokens from an optional Secret.
     secrets = [spec["secretAsEnv"][0] for name, spec in executors.items() if name.startswith("exec-select-region-op")]
     assert secrets and all(s["optional"] and s["secretName"] == "greenfm-carbon-tokens" for s in secrets)
