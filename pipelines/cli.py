@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import functools
 import shutil
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from components.common.errors import GateFailed, GreenfmError
 
@@ -81,7 +80,7 @@ def run(
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        rows: dict[str, int] = {}
+        rows: dict[str, TaskID] = {}
 
         def on_event(task: str, status: str) -> None:
             stage = STAGES.get(task, task)
@@ -387,4 +386,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from components.carbon.catalog import Region
 from components.common.errors import GreenfmError
@@ -96,7 +96,7 @@ def _minutes(duration) -> float:
     return hours * 60 + minutes + seconds / 60
 
 
-def _get_json(url: str, headers: dict[str, str] | None = None) -> object:
+def _get_json(url: str, headers: dict[str, str] | None = None) -> Any:
     request = urllib.request.Request(url, headers={"Accept": "application/json", **(headers or {})})
     with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
         return json.loads(response.read().decode("utf-8"))

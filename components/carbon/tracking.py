@@ -71,7 +71,9 @@ def measure(stage: str, location: Location, work: Callable[[], T]) -> tuple[T, d
         result = work()
     except BaseException as error:
         tracker.stop()
-        error.energy_record = energy_record(stage, location, tracker, started_at, time.perf_counter() - wall, True)
+        error.energy_record = energy_record(  # type: ignore[attr-defined]  # read by the caller that catches it
+            stage, location, tracker, started_at, time.perf_counter() - wall, True
+        )
         raise
     tracker.stop()
     return result, energy_record(stage, location, tracker, started_at, time.perf_counter() - wall, False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -80,7 +80,7 @@ def signatures(word_hashes: list[np.ndarray], cfg: MinHashConfig) -> list[np.nda
 
 
 def _signature_udf(cfg: MinHashConfig):
-    @F.pandas_udf(T.ArrayType(T.LongType()))
+    @F.pandas_udf(T.ArrayType(T.LongType()))  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
     def signature(word_hashes: pd.Series) -> pd.Series:
         return pd.Series(signatures(list(word_hashes), cfg))
 
@@ -114,7 +114,7 @@ def clusters(edges: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def fuzzy_dedup(df: DataFrame, cfg: MinHashConfig) -> Marked:
-    spark = SparkSession.getActiveSession()
+    spark = df.sparkSession
     rows, bands = cfg.rows, cfg.bands
     signed = df.select("id", _signature_udf(cfg)(shingle_words()).alias("sig")).cache()
     band_keys = F.transform(

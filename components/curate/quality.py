@@ -13,6 +13,7 @@ repetition measures, which need counting inside one document: a scalar pandas UD
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,12 +71,11 @@ class QualityConfig:
     @classmethod
     def from_dict(cls, values: dict) -> QualityConfig:
         pairs = {"top_ngram_char_frac", "dup_ngram_char_frac"}
-        return cls(
-            **{
-                k: tuple(tuple(p) for p in v) if k in pairs else tuple(v) if k == "stop_words" else v
-                for k, v in values.items()
-            }
-        )
+        converted: dict[str, Any] = {
+            k: tuple(tuple(p) for p in v) if k in pairs else tuple(v) if k == "stop_words" else v
+            for k, v in values.items()
+        }
+        return cls(**converted)
 
 
 def _size(array: Column) -> Column:
@@ -202,7 +202,7 @@ def ngram_repetition_reason(
 def _ngram_udf(cfg: QualityConfig):
     top, dup = cfg.top_ngram_char_frac, cfg.dup_ngram_char_frac
 
-    @F.pandas_udf(T.StringType())
+    @F.pandas_udf(T.StringType())  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
     def ngram_reason(texts: pd.Series) -> pd.Series:
         return texts.map(lambda text: ngram_repetition_reason(text, top, dup))
 

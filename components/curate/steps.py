@@ -40,7 +40,7 @@ def normalize_text(text: str) -> str:
     return text
 
 
-@F.pandas_udf(T.StringType())
+@F.pandas_udf(T.StringType())  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
 def _nfc(texts: pd.Series) -> pd.Series:
     return texts.map(lambda s: s if unicodedata.is_normalized("NFC", s) else unicodedata.normalize("NFC", s))
 

@@ -17,7 +17,7 @@ from components.adapt.finetune import predict
 from components.adapt.task import TaskData, encode, load_default_task
 from components.carbon.tracking import Location, measure
 from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
-from components.common.contracts import PAD, TOKENS_DIR, read_split
+from components.common.contracts import PAD, TOKENS_DIR, read_split, special_token_id
 from components.evaluate import metrics as M
 from components.evaluate.baselines import BagOfWords, zero_shot_proba
 from components.evaluate.contamination import contamination_report
@@ -132,7 +132,7 @@ def evaluate(
     adapted_ppl = M.perplexity(mean_loss(classifier.backbone, val_tokens, seq_len, 16, cfg.max_batches, cpu))
 
     tokenizer = Tokenizer.from_file(str(Path(adapted_model_dir) / TOKENIZER))
-    pad_id = tokenizer.token_to_id(PAD)
+    pad_id = special_token_id(tokenizer, PAD)
     test = task.splits["test"]
     texts = [x["text"] for x in test]
     tokens, lengths, targets = encode(test, task.labels, tokenizer, seq_len, pad_id)
