@@ -51,13 +51,18 @@ def run(
         "USA", "--zone", help="This machine's grid: ISO 3166 alpha-3 country, or USA/<state>, CAN/<province>, SWE/SE1…"
     ),
     pue: float = typer.Option(1.0, "--pue", help="This machine's power usage effectiveness (1.0 for a laptop)."),
+    runner: str = typer.Option(
+        "subprocess", "--runner", help="subprocess, or docker: every step in its image (Docker or podman)."
+    ),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
     from pipelines.config import load_config
-    from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
+    from pipelines.local_run import RUNNERS, STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
     from pipelines.tasks import task_key
 
+    if runner not in RUNNERS:
+        raise GreenfmError(f"--runner {runner}: expected one of {', '.join(RUNNERS)}")
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
     staging = Path(out).resolve() / ".staging"
@@ -91,7 +96,7 @@ def run(
             if done:
                 progress.stop_task(rows[stage])
 
-        result = run_local(run_config, run_dir, on_event)
+        result = run_local(run_config, run_dir, on_event, runner)
     manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
     manifest_path = write_manifest(manifest, run_dir)
     collected = _collect_reports(result)
@@ -166,6 +171,7 @@ def curate(
     vocab_size: int | None = run_option("vocab_size"),
     languages: str | None = run_option("languages"),
     quality_preset: str | None = run_option("quality_preset"),
+    strict_inputs: bool = typer.Option(False, help="Fail when a file under the input is skipped (unsupported format)."),
 ) -> None:
     """Curate a corpus (same function and configuration as the pipeline's curate step)."""
     from components.curate.inputs import discover_inputs
@@ -177,9 +183,11 @@ def curate(
     run_config = load_config(
         config, min_words=min_words, vocab_size=vocab_size, languages=languages, quality_preset=quality_preset
     )
-    discover_inputs(input)  # fail in seconds on bad input, before Spark starts
+    discover_inputs(input, strict=strict_inputs)  # fail in seconds on bad input, before Spark starts
+    curation = curate_config(run_config, builtin_corpus=False)
+    curation.strict_inputs = strict_inputs
     with console.status("curating with Spark…"):
-        result = curate_job(input, output, curate_config(run_config, builtin_corpus=False))
+        result = curate_job(input, output, curation)
     console.print((Path(result.output_dir) / REPORT_MD).read_text(), highlight=False)
     console.print(f"curated dataset: {result.output_dir}", highlight=False)
 
@@ -302,13 +310,20 @@ def submit(
     package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
     run_name: str | None = typer.Option(None, "--run-name", help="Default: greenfm-<UTC time>."),
     namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    service_account: str | None = typer.Option(
+        None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
+    ),
+    token_path: str | None = typer.Option(
+        None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
+    ),
 ) -> None:
     """Upload the pipeline (a new version if it exists) and start a run on Kubeflow Pipelines."""
     from pipelines.submit import SubmitTarget, parse_params, submit_run
 
     params = parse_params(param)
     name = run_name or "greenfm-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    done = submit_run(SubmitTarget(host, experiment, namespace=namespace), params, name, package)
+    target = SubmitTarget(host, experiment, namespace=namespace, service_account=service_account, token_path=token_path)
+    done = submit_run(target, params, name, package)
     console.print(
         f"pipeline {done.pipeline_id} version {done.version_id}; experiment {done.experiment_id}", highlight=False
     )
@@ -325,12 +340,19 @@ def schedule(
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
     package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
     namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    service_account: str | None = typer.Option(
+        None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
+    ),
+    token_path: str | None = typer.Option(
+        None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
+    ),
 ) -> None:
     """Create a recurring run (KFP schedule; one run at a time, no catch-up)."""
     from pipelines.submit import SubmitTarget, parse_params, schedule_run
 
     params = parse_params(param)
-    done = schedule_run(SubmitTarget(host, experiment, namespace=namespace), params, name, cron, package)
+    target = SubmitTarget(host, experiment, namespace=namespace, service_account=service_account, token_path=token_path)
+    done = schedule_run(target, params, name, cron, package)
     print(done.recurring_run_id)
 
 
@@ -344,6 +366,8 @@ def watch(
     experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
     namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
+    service_account: str | None = typer.Option(None, "--service-account", help="Account the runs' pods use."),
+    token_path: str | None = typer.Option(None, "--token-path", help="KFP service account token (multi-user)."),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace
@@ -355,11 +379,15 @@ def watch(
     from pipelines.watch_submitters import KfpSubmitter, LocalSubmitter
 
     base = replace(RunConfig(), **parse_params(param))
-    submitter = KfpSubmitter(SubmitTarget(host, experiment, namespace=namespace)) if host else LocalSubmitter(out)
+    target = SubmitTarget(
+        host or "", experiment, namespace=namespace, service_account=service_account, token_path=token_path
+    )
+    submitter = KfpSubmitter(target) if host else LocalSubmitter(out)
     result = watch_once(input, open_store(state, namespace), submitter, base)
     messages = {
         "unchanged": f"input unchanged (fingerprint {result.fingerprint[:12]}); nothing submitted",
         "busy": "another watcher is deciding; nothing submitted",
+        "running": f"the run of the last change ({result.run_id}) has not finished; nothing submitted",
         "submitted": f"input changed (fingerprint {result.fingerprint[:12]}); submitted run {result.run_id}",
     }
     console.print(messages[result.action], highlight=False)
@@ -379,6 +407,15 @@ def lineage(run_dir: Path = typer.Argument(..., help="A run directory (or a fold
         raise InputError(f"{run_dir}: no such run directory")
     root = run_dir.resolve()
     StdoutConsole().print(lineage_tree(root, lambda path: str(path.relative_to(root))))
+
+
+def _register_subcommands() -> None:
+    from pipelines.images import cli as images_cli
+
+    app.add_typer(images_cli(), name="images")
+
+
+_register_subcommands()
 
 
 def main() -> None:

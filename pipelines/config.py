@@ -74,7 +74,7 @@ SparkBackend = Literal["local", "client", "operator"]
 IntensityProvider = Literal["static", "electricitymaps", "watttime", "carbon-aware-sdk"]
 Parallelism = Literal["ddp", "fsdp"]
 LaunchBackend = Literal["local", "kubernetes"]
-QualityPreset = Literal["published", "docstrings", "auto"]
+QualityPreset = Literal["fineweb", "c4", "gopher", "docstrings", "auto"]
 DriftMode = Literal["fail", "warn", "off"]
 
 _COSTS = CostAssumptions()
@@ -101,8 +101,8 @@ class RunConfig:
     )
     quality_preset: QualityPreset = param(
         "auto",
-        "Curation quality thresholds: published (Gopher/C4 papers), docstrings, or auto (docstrings for the "
-        "built-in corpus, published for any other input).",
+        "Curation quality rules: fineweb (FineWeb's recipe), c4 (the released C4's rules), gopher, docstrings, or "
+        "auto (docstrings for the built-in corpus, fineweb for any other input).",
     )
     spark_backend: SparkBackend = param(
         "local",

@@ -96,15 +96,30 @@ def on_this_machine(config: RunConfig, zone: str = "USA", pue: float = 1.0) -> R
     return replace(config, region_catalog=this_machine_catalog(zone, pue))
 
 
-def run_local(config: RunConfig, run_dir: Path, on_event: Callable[[str, str], None] | None = None) -> LocalRun:
-    """Run the whole DAG; return where everything is. Never raises for a failed task: see `succeeded`."""
+RUNNERS = ("subprocess", "docker")
+
+
+def run_local(
+    config: RunConfig,
+    run_dir: Path,
+    on_event: Callable[[str, str], None] | None = None,
+    runner: str = "subprocess",
+) -> LocalRun:
+    """Run the whole DAG; return where everything is. Never raises for a failed task: see `succeeded`.
+    runner: subprocess (each component in a subprocess of this Python) or docker (each in its image)."""
     from kfp import local
 
     artifacts_root = run_dir / "artifacts"
     # kfp.local rewrites paths containing "/kfp-workspace" and deletes the workspace when done.
     workspace = run_dir / "workspace"
+    if runner == "docker":
+        from pipelines.docker_runner import docker_runner
+
+        kfp_runner = docker_runner(config, run_dir)
+    else:
+        kfp_runner = local.SubprocessRunner(use_venv=False)
     local.init(
-        runner=local.SubprocessRunner(use_venv=False),
+        runner=kfp_runner,
         pipeline_root=str(artifacts_root),
         workspace_root=str(workspace),
         raise_on_error=True,

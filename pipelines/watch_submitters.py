@@ -13,9 +13,9 @@ import yaml
 
 from components.common.errors import GreenfmError
 from pipelines.config import DEFAULTS, RunConfig
-from pipelines.submit import SubmitTarget, submit_run
+from pipelines.submit import SubmitTarget, run_state, submit_run
 from pipelines.tasks import task_key
-from pipelines.watch import SubmittedRun
+from pipelines.watch import FAILED, RUNNING, SUCCEEDED, SubmittedRun
 
 
 def changed_parameters(config: RunConfig) -> dict:
@@ -55,6 +55,10 @@ class LocalSubmitter:
         return SubmittedRun(run_id=run_dir.name, model_uri=str(models[-1]) if models else "")
 
 
+# KFP v2beta1 RuntimeState -> the watcher's view; anything else (PENDING, RUNNING, PAUSED, CANCELING) is running.
+KFP_RUN_STATES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "CANCELED": FAILED, "SKIPPED": FAILED}
+
+
 @dataclass
 class KfpSubmitter:
     """Starts one run on a Kubeflow Pipelines server; its model is not known until it finishes."""
@@ -66,4 +70,7 @@ class KfpSubmitter:
         submitted = submit_run(self.target, changed_parameters(config), name)
         # The run's own artifacts are not addressable from here; the model store is, and the next run resolves
         # it to the newest model that finished (a failed run never moves LATEST).
-        return SubmittedRun(run_id=submitted.run_id, model_uri=config.model_store)
+        return SubmittedRun(run_id=submitted.run_id, model_uri=config.model_store, finished=False)
+
+    def run_state(self, run_id: str) -> str:
+        return KFP_RUN_STATES.get(run_state(self.target, run_id), RUNNING)

@@ -7,6 +7,7 @@ import hashlib
 import itertools
 import json
 import shutil
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,6 @@ from components.common.default_data import default_corpus_records
 from components.common.pii import redact
 from components.curate.job import DOCUMENTS_DIR, REPORT_JSON, TOKENS_DIR
 from components.curate.shards import pack_shards, train_tokenizer
-from components.curate.steps import normalize_text
 from components.validate import frames
 from components.validate.frames import dedup_key
 
@@ -43,7 +43,7 @@ def _lang(doc_id: str) -> str:
 def clean_frame(documents: int = 300) -> pd.DataFrame:
     rows, seen = [], set()
     for record in itertools.islice(default_corpus_records(), documents * 2):
-        text, _ = redact(normalize_text(record["text"]))
+        text, _ = redact(unicodedata.normalize("NFC", record["text"]).strip())  # curation-like text, no Spark
         key = dedup_key(text)
         if len(text.split()) < 5 or key in seen:
             continue

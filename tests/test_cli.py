@@ -10,7 +10,7 @@ runner = CliRunner()
 
 
 def test_curate_command(spark, tmp_path):
-    from components.curate.synthetic import Generator
+    from tests.synthetic import Generator
 
     source = tmp_path / "in.jsonl"
     prose = Generator(seed=0)

@@ -176,7 +176,7 @@ def test_stage_configs_built_from_the_defaults_match_the_stages_defaults():
     assert adapt_config(run) == AdaptConfig()
     assert cost_assumptions(run) == CostAssumptions()
     assert gate_config(run) == ValidateConfig(allowed_languages=["en"])
-    assert curate_config(run, builtin_corpus=False) == CurateConfig()  # published thresholds, en, min_words
+    assert curate_config(run, builtin_corpus=False) == CurateConfig()  # FineWeb recipe, en, min_words
 
 
 def test_stage_commands_without_options_configure_the_stage_as_the_pipeline(tmp_path, monkeypatch):
@@ -198,7 +198,7 @@ def test_stage_commands_without_options_configure_the_stage_as_the_pipeline(tmp_
         return run
 
     monkeypatch.setattr(components.curate.job, "curate", fake_stage("curate"))
-    monkeypatch.setattr(components.curate.inputs, "discover_inputs", lambda uri: [uri])
+    monkeypatch.setattr(components.curate.inputs, "discover_inputs", lambda uri, strict=False: [uri])
     monkeypatch.setattr(components.validate.gate, "validate", fake_stage("validate"))
     runner = CliRunner()
     runner.invoke(app, ["curate", "--input", str(tmp_path), "--output", str(tmp_path / "out")])

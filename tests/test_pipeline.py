@@ -60,7 +60,7 @@ def test_config_file_errors_are_clear(tmp_path):
         load_config(bad)
 
 
-def _run(tmp_path: Path, corpus: Path, config: dict, name: str) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, corpus: Path, config: dict, name: str, *options: str) -> subprocess.CompletedProcess:
     config_file = tmp_path / f"{name}.yaml"
     config_file.write_text(yaml.safe_dump(config))
     return subprocess.run(
@@ -77,6 +77,7 @@ def _run(tmp_path: Path, corpus: Path, config: dict, name: str) -> subprocess.Co
             str(tmp_path / name),
             "--zone",
             "FIN",
+            *options,
         ],
         capture_output=True,
         text=True,

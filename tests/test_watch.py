@@ -147,7 +147,7 @@ def test_concurrent_processes_submit_exactly_once(tmp_path):
 
 def _cm_store(url: str, owner: str) -> ConfigMapStateStore:
     return ConfigMapStateStore(
-        "greenfm-watch-state", "greenfm", api=k8s.CoreV1Api(fake_k8s.api_client(url)), owner=owner
+        "greenfm-watch-state", fake_k8s.STANDALONE[0], api=k8s.CoreV1Api(fake_k8s.api_client(url)), owner=owner
     )
 
 
@@ -160,7 +160,7 @@ def test_configmap_state_unchanged_and_changed(tmp_path, api_server):
     write_corpus(data, "new text")
     assert watch_once(str(data), _cm_store(url, "a"), submit).action == "submitted"
     assert len(submit.calls) == 2 and submit.calls[1].warm_start_model == "/models/run-1"
-    stored = fake.objects[(("configmaps",), "greenfm", "greenfm-watch-state")]["data"]
+    stored = fake.objects[(("configmaps",), fake_k8s.STANDALONE[0], "greenfm-watch-state")]["data"]
     assert set(stored) == {"state.json"}  # the claim is gone once the run is recorded
     assert WatchState.from_dict(json.loads(stored["state.json"])).run_id == "run-2"
 

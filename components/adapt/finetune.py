@@ -30,7 +30,7 @@ from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
 from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.contracts import PAD, special_token_id
 from components.common.fingerprint import file_sha256
-from components.pretrain.checkpoint import load_model
+from components.pretrain.checkpoint import load_model, read_config
 
 LORA_WEIGHTS = "lora.safetensors"
 # Peak learning rate per method: adapters and a fresh head tolerate larger steps than the whole network.
@@ -186,6 +186,7 @@ def adapt(
         "config": {**asdict(cfg), "lr": lr},
         "parent_sha256": parent_sha,
         "base_model_sha256": base_sha,
+        "init": read_config(base_model_dir).get("init", "pretrained"),  # "random" for the from-scratch arm
         "warm_start": warm_start,
         "data_fingerprint": data_fingerprint(task),
         "trainable_parameters": trainable_count,

@@ -5,7 +5,8 @@ that stage's implementation.
     curated dataset/                     (curate → validate, pretrain, evaluate)
         documents/*.parquet              the curated records (OUTPUT_COLUMNS)
         tokens/index.json, *.bin         token shards (load_index, read_split)
-        quarantine.jsonl                 malformed and rejected input records, with file, line and reason
+        removed/*.parquet                every removed document (REMOVED_COLUMNS)
+        quarantine.jsonl                 malformed and rejected input records, with file, line, code and reason
         report.json, report.md           what every curation step removed and why
     model/                               (pretrain → adapt, evaluate)
         model.safetensors, config.json, tokenizer.json, train_report.json/.md, hf/ (Hugging Face export)
@@ -66,7 +67,32 @@ TOKENS_DIR = "tokens"
 QUARANTINE_FILE = "quarantine.jsonl"
 CURATION_REPORT_JSON = "report.json"
 CURATION_REPORT_MD = "report.md"
-OUTPUT_COLUMNS = ("id", "text", "source", "license", "metadata", "origin", "transforms", "lang", "lang_score")
+REMOVED_DIR = "removed"  # every removed document, with step, reason code, measured value and detail
+OUTPUT_COLUMNS = (
+    "id",
+    "text",
+    "source",
+    "license",
+    "metadata",
+    "origin",
+    "transforms",
+    "lang",
+    "lang_score",
+    "minhash_cluster_size",  # near-duplicate cluster size of the kept document (FineWeb-2); null without fuzzy dedup
+)
+REMOVED_COLUMNS = (
+    "id",
+    "text",
+    "source",
+    "license",
+    "metadata",
+    "origin",
+    "transforms",
+    "step",  # the step that removed it
+    "reason",  # stable reason code, e.g. gopher_quality.short_doc
+    "value",  # the rule's measured value
+    "detail",  # the language, or the id of the duplicate that stays
+)
 
 
 @dataclass(frozen=True)
