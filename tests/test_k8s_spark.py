@@ -58,9 +58,9 @@ def test_the_run_chooses_backend_executors_and_placement_the_cluster_the_rest():
     cluster = yaml.safe_load((ROOT / "manifests/base/spark-config.yaml").read_text())["data"]
     assert set(cluster) <= set(SPARK_ENV)  # every key the ConfigMap sets is one the step reads
     region = {"topology.kubernetes.io/region": "europe-north1"}
-    cfg = from_pipeline("operator", 6, region, env=cluster)
+    cfg = from_pipeline("operator", 6, region, env={**cluster, "POD_NAMESPACE": "team-a"})
     assert (cfg.backend, cfg.executors, cfg.node_selector) == ("operator", 6, region)
-    assert (cfg.namespace, cfg.service_account, cfg.executor_memory) == ("greenfm", "greenfm-spark", "4g")
+    assert (cfg.namespace, cfg.service_account, cfg.executor_memory) == ("team-a", "greenfm-spark", "4g")
     assert from_pipeline("local", 2, {}, env=cluster).backend == "local"  # the ConfigMap alone starts nothing
     with pytest.raises(GreenfmError, match="expected one of"):
         from_pipeline("yarn", 2, {}, env={})
@@ -85,10 +85,11 @@ def test_bad_backend_or_master_fails_early():
 
 def test_client_mode_conf(tmp_path, monkeypatch):
     monkeypatch.setenv("POD_IP", "10.1.2.3")
+    monkeypatch.setenv("POD_NAMESPACE", "team-a")  # the step's own namespace (downward API)
     cfg = SparkK8sConfig(backend="client", node_selector={"topology.kubernetes.io/region": "us-central1"})
     conf = client_mode_conf(cfg, tmp_path)
     assert conf["spark.kubernetes.container.image"] == SPARK_IMAGE
-    assert conf["spark.kubernetes.namespace"] == "greenfm"
+    assert conf["spark.kubernetes.namespace"] == "team-a"
     assert conf["spark.driver.host"] == "10.1.2.3" and conf["spark.driver.bindAddress"] == "0.0.0.0"
     assert conf["spark.kubernetes.node.selector.topology.kubernetes.io/region"] == "us-central1"
     assert (
@@ -102,7 +103,11 @@ def test_client_mode_conf(tmp_path, monkeypatch):
 
 def _app(**cfg) -> dict:
     return build_spark_application(
-        SparkK8sConfig(backend="operator", **cfg), "greenfm-curate-x", "/workspace/in", "/workspace/out", SETTINGS
+        SparkK8sConfig(**{"backend": "operator", "namespace": fake_k8s.STANDALONE[0], **cfg}),
+        "greenfm-curate-x",
+        "/workspace/in",
+        "/workspace/out",
+        SETTINGS,
     )
 
 
@@ -188,7 +193,7 @@ def test_create_and_wait_until_completed(custom_api):
     assert run_spark_application(_app(), api, timeout_s=60, poll_s=5, sleep=waits.append) == "COMPLETED"
     assert waits == [5, 5]
     posts = [r for r in fake.requests if r[0] == "POST"]
-    assert posts[0][1] == "/apis/sparkoperator.k8s.io/v1beta2/namespaces/greenfm/sparkapplications"
+    assert posts[0][1] == "/apis/sparkoperator.k8s.io/v1beta2/namespaces/kubeflow/sparkapplications"
     assert posts[0][2]["spec"]["mainApplicationFile"] == DRIVER_SCRIPT
 
 
@@ -216,7 +221,9 @@ def test_timeout(custom_api):
 
 def test_operator_backend_copies_shared_result(custom_api, tmp_path):
     fake, api = custom_api
-    cfg = SparkK8sConfig(backend="operator", workspace_mount=str(tmp_path / "workspace"), poll_s=0)
+    cfg = SparkK8sConfig(
+        backend="operator", namespace=fake_k8s.STANDALONE[0], workspace_mount=str(tmp_path / "workspace"), poll_s=0
+    )
     out = tmp_path / "step-output"
     config = CurateConfig(min_words=3)
 
@@ -283,7 +290,7 @@ def test_get_spark_defaults_to_local(recording_builder):
 def test_get_spark_with_k8s_master_sets_kubernetes_conf(recording_builder, monkeypatch):
     spark_session, builder = recording_builder
     monkeypatch.setenv("GREENFM_SPARK_IMAGE", "registry.example/greenfm-spark:test")
-    monkeypatch.setenv("GREENFM_SPARK_NAMESPACE", "team-a")
+    monkeypatch.setenv("POD_NAMESPACE", "team-a")  # the step's own (downward API)
     spark_session.get_spark("k8s://https://kubernetes.default.svc:443")
     assert builder.master_url == "k8s://https://kubernetes.default.svc:443"
     assert builder.conf["spark.kubernetes.container.image"] == "registry.example/greenfm-spark:test"

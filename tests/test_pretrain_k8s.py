@@ -121,22 +121,17 @@ class FakeTrainingOperator(fake_k8s.FakeApiServer):
     log_lines: list = field(default_factory=list)
     trained: threading.Event = field(default_factory=threading.Event)
 
-    def route(self, method: str, path: str, query: dict, body: dict | None):
+    def route(self, method: str, path: str, query: dict, body: dict | None, headers: dict):
+        if not (path.endswith("/log") or (method == "GET" and query.get("watch", [""])[0].lower() == "true")):
+            return self.handle(method, path, body, query, headers)
+        with self.lock:  # authenticated and authorized like every other request
+            denied = self.admit(method, path, query, headers, body)
+        if denied is not None:
+            return denied
         if path.endswith("/log"):
             self.trained.wait(120)
             return 200, "".join(line + "\n" for line in self.log_lines).encode()
-        if method == "GET" and query.get("watch", [""])[0].lower() == "true":
-            return self._watch(path, query)
-        if method == "DELETE":
-            with self.lock:
-                self.requests.append((method, path, body))
-                group, version, namespace, plural, name = fake_k8s._CUSTOM.match(path).groups()
-                return (
-                    (200, {"kind": "Status", "status": "Success"})
-                    if self.objects.pop(((group, version, plural), namespace, name), None)
-                    else (404, fake_k8s._status(404, "NotFound", name))
-                )
-        return self.handle(method, path, body)
+        return self._watch(path, query)
 
     def _watch(self, path: str, query: dict):
         group, version, namespace, plural, _ = fake_k8s._CUSTOM.match(path).groups()
@@ -176,13 +171,18 @@ class FakeTrainingOperator(fake_k8s.FakeApiServer):
 
 @pytest.fixture
 def operator():
-    fake = FakeTrainingOperator()
-    yield from http_fake.running(fake, lambda m, p, q, b: fake.route(m, p, q, json.loads(b) if b else None))
+    deployed = fake_k8s.FakeApiServer.deployed("overlays/standalone")  # KFP standalone + greenfm's RBAC
+    fake = FakeTrainingOperator(rbac=deployed.rbac, namespaces=deployed.namespaces, accounts=deployed.accounts)
+    yield from http_fake.running(fake, lambda m, p, q, b, h: fake.route(m, p, q, json.loads(b) if b else None, h))
 
 
 def _jcfg(tmp_path: Path) -> PyTorchJobConfig:
     return PyTorchJobConfig(
-        workspace_mount=str(tmp_path / "workspace"), node_selector=REGION, watch_timeout_s=5, timeout_s=300
+        namespace=fake_k8s.STANDALONE[0],  # the run's namespace
+        workspace_mount=str(tmp_path / "workspace"),
+        node_selector=REGION,
+        watch_timeout_s=5,
+        timeout_s=300,
     )
 
 
@@ -217,7 +217,7 @@ def test_existing_job_is_reused_not_retrained(operator, shards, tmp_path):
 def test_failed_job_is_deleted_and_reported(operator, shards, tmp_path):
     fake, url = operator
     fake.outcome = "Failed"
-    with pytest.raises(GreenfmError, match=r"PyTorchJob greenfm/greenfm-pretrain-\w+ failed: job failed"):
+    with pytest.raises(GreenfmError, match=r"PyTorchJob kubeflow/greenfm-pretrain-\w+ failed: job failed"):
         run_pytorchjob(shards, tmp_path / "m", TINY, _jcfg(tmp_path), api_client=fake_k8s.api_client(url))
     assert [m for m, _, _ in fake.requests].count("DELETE") == 1
     assert not fake.objects

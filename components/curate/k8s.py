@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
 from components.common.errors import GreenfmError
 from components.common.images import SPARK_IMAGE
 from components.common.k8s_jobs import CustomResource, create_custom_object, custom_objects_api
@@ -43,12 +43,11 @@ RESTRICTED_CONTAINER_SECURITY = {
     "runAsNonRoot": True,
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-SPARK_UID = 185  # the apache/spark images' spark user
+SPARK_UID = 10001  # images/spark.Dockerfile's user, the driver's: both write the same output folder
 
 
 # SparkK8sConfig field -> environment variable (the deployment's ConfigMap greenfm-spark sets them).
 _ENV_FIELDS = {
-    "namespace": "GREENFM_SPARK_NAMESPACE",
     "image": "GREENFM_SPARK_IMAGE",
     "service_account": "GREENFM_SPARK_SERVICE_ACCOUNT",
     "executors": "GREENFM_SPARK_EXECUTORS",
@@ -65,7 +64,7 @@ SPARK_ENV = ("GREENFM_SPARK_MASTER", "GREENFM_SPARK_BACKEND", "GREENFM_NODE_SELE
 class SparkK8sConfig:
     backend: str = "local"
     master: str = "k8s://https://kubernetes.default.svc:443"  # client mode: the in-cluster API server
-    namespace: str = "greenfm"
+    namespace: str = field(default_factory=pod_namespace)  # the step's own: the only one its account may use
     image: str = SPARK_IMAGE
     service_account: str = "greenfm-spark"  # may create executor pods (manifests/base/rbac-spark.yaml)
     executors: int = 2
@@ -96,7 +95,7 @@ class SparkK8sConfig:
         env = os.environ if env is None else env
         master = env.get("GREENFM_SPARK_MASTER", "")
         backend = env.get("GREENFM_SPARK_BACKEND") or ("client" if master.startswith("k8s://") else "local")
-        values: dict = {"backend": backend}
+        values: dict = {"backend": backend, "namespace": pod_namespace(env)}
         if master:
             values["master"] = master
         defaults = cls.__dataclass_fields__

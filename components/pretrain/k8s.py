@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
 from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError
 from components.common.images import TRAINER_IMAGE
@@ -45,7 +45,7 @@ NCCL_ENV = {"NCCL_SOCKET_IFNAME": "eth0", "NCCL_DEBUG": "WARN", "TORCH_NCCL_ASYN
 
 @dataclass
 class PyTorchJobConfig:
-    namespace: str = "greenfm"
+    namespace: str = field(default_factory=pod_namespace)  # the step's own: the only one its account may use
     image: str = TRAINER_IMAGE
     nodes: int = 1
     gpus_per_node: int = 1
@@ -54,7 +54,7 @@ class PyTorchJobConfig:
     node_selector: dict = field(
         default_factory=dict
     )  # region placement, e.g. {"topology.kubernetes.io/region": "europe-north1"}
-    service_account: str = "greenfm-pipeline"
+    service_account: str = "default"  # workers call no API (no token is mounted)
     workspace_pvc: str = WORKSPACE_PVC  # ReadWriteMany: every node reads the shards and writes checkpoints
     workspace_mount: str = WORKSPACE_MOUNT
     cpu: str = "8"
@@ -75,9 +75,9 @@ class PyTorchJobConfig:
             "max_restarts": launch.max_restarts,
             "node_selector": dict(launch.node_selector),
             "energy_location": launch.energy_location,
+            "namespace": pod_namespace(env),
         }
         for attr, var in {
-            "namespace": "GREENFM_NAMESPACE",
             "image": "GREENFM_TRAINER_IMAGE",
             "workspace_pvc": "GREENFM_WORKSPACE_PVC",
             "workspace_mount": "GREENFM_WORKSPACE_MOUNT",
