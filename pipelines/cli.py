@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import sys
 import tempfile
 import traceback
 from datetime import UTC, datetime
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from components.common.errors import GateFailed, GreenfmError
 from pipelines.carbon_cli import carbon_app
@@ -106,7 +105,7 @@ def run(
     )
     with supervised(run_dir):  # RUN_STATUS, and no process of the run outlives it
         with Progress(*columns, console=console, transient=False) as progress:
-            rows: dict[str, int] = {}
+            rows: dict[str, TaskID] = {}
 
             def on_event(task: str, status: str) -> None:
                 stage = STAGES.get(task, task)
@@ -446,4 +445,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -71,10 +71,8 @@ def crfm_value(total_kwh: float, total_kg: float, assumptions: CostAssumptions) 
     tonnes = total_kg / 1000.0
     energy_cost = total_kwh * assumptions.energy_usd_per_kwh
     carbon_cost = tonnes * assumptions.social_cost_usd_per_t
-    known = assumptions.social_benefit_usd is not None and assumptions.other_costs_usd is not None
-    value = (
-        (assumptions.social_benefit_usd - energy_cost - carbon_cost - assumptions.other_costs_usd) if known else None
-    )
+    benefit, other = assumptions.social_benefit_usd, assumptions.other_costs_usd
+    value = benefit - energy_cost - carbon_cost - other if benefit is not None and other is not None else None
     return {
         "energy_kwh": total_kwh,
         "energy_usd_per_kwh": assumptions.energy_usd_per_kwh,

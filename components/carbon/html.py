@@ -31,13 +31,14 @@ def bar_chart(title: str, rows: list[tuple[str, dict[str, float]]], unit: str, c
     ]
     names = [n for n in dict.fromkeys(k for _, v in rows for k in v) if n != "bar"]
     for j, name in enumerate(names):  # legend, for stacked series only
-        x = width - 70 * (len(names) - j)
+        legend_x = width - 70 * (len(names) - j)
         parts.append(
-            f'<rect x="{x}" y="6" width="10" height="10" fill="{_COLORS.get(name, _COLORS["bar"])}"/>'
-            f'<text x="{x + 14}" y="15" font-size="11">{escape(name.upper())}</text>'
+            f'<rect x="{legend_x}" y="6" width="10" height="10" fill="{_COLORS.get(name, _COLORS["bar"])}"/>'
+            f'<text x="{legend_x + 14}" y="15" font-size="11">{escape(name.upper())}</text>'
         )
     for i, (label, series) in enumerate(rows):
-        y, x = 28 + i * row_h, label_w
+        y = 28 + i * row_h
+        x: float = label_w
         parts.append(f'<text x="0" y="{y + 15}" font-size="12">{escape(label)}</text>')
         for name, value in series.items():
             w = (width - label_w - 110) * value / peak

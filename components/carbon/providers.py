@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from components.carbon.catalog import Region
 from components.common.errors import GreenfmError
@@ -102,7 +102,7 @@ def _minutes(duration) -> float:
     return hours * 60 + minutes + seconds / 60
 
 
-def _get_json(url: str, headers: dict[str, str] | None = None, body: object = None) -> object:
+def _get_json(url: str, headers: dict[str, str] | None = None, body: object = None) -> Any:
     """GET (or POST with a JSON body) and parse the JSON answer."""
     data = None if body is None else json.dumps(body).encode()
     content = {"Content-Type": "application/json"} if data is not None else {}

@@ -137,7 +137,9 @@ def measure(
         result = work()
     except BaseException as error:
         tracker.stop()
-        error.energy_record = energy_record(stage, location, tracker, sampler.stop(), time.perf_counter() - wall, True)
+        error.energy_record = energy_record(  # type: ignore[attr-defined]  # read by the caller that catches it
+            stage, location, tracker, sampler.stop(), time.perf_counter() - wall, True
+        )
         raise
     tracker.stop()
     return result, energy_record(stage, location, tracker, sampler.stop(), time.perf_counter() - wall, False)
