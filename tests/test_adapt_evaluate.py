@@ -222,7 +222,7 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(evaluated, pretrained, 
     assert result.method == "lora" and result.parent_sha256 == pretrained.checkpoint_sha256
     lineage = json.loads((out / LINEAGE).read_text())
     assert lineage["trainable_parameters"] == result.trainable_parameters < result.total_parameters / 10
-    assert lineage["energy"]["energy_kwh"] == energy["energy_kwh"] and lineage["data_fingerprint"] == data_fingerprint(
+    assert lineage["energy"]["energy_kwh"] == energy.energy_kwh and lineage["data_fingerprint"] == data_fingerprint(
         task
     )
     assert lineage["device"] == result.details["device"]

@@ -62,4 +62,4 @@ def evaluate_op(
     for name, value in result.metrics().items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("EvaluateOutputs", [("energy", str)])
-    return outputs(json.dumps(energy))
+    return outputs(energy.dumps())

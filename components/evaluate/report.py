@@ -254,9 +254,9 @@ def _efficiency(classifier: Classifier, test: TestSet, cfg: EvalConfig, location
         "predictions_per_second": round(predictions / seconds, 1),
         "tokens_per_second": round(real_tokens / seconds, 1),
         "latency_ms_median": round(1000 * statistics.median(timings), 3),
-        "energy_kwh": energy["energy_kwh"],
-        "energy_kwh_per_1k_predictions": energy["energy_kwh"] / predictions * 1000,
-        "cpu_power_method": energy["cpu_power_method"],
+        "energy_kwh": energy.energy_kwh,
+        "energy_kwh_per_1k_predictions": energy.energy_kwh / predictions * 1000,
+        "cpu_power_method": energy.cpu_power_method,
         "device": str(next(classifier.parameters()).device),
     }
 
