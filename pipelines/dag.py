@@ -4,7 +4,7 @@ least-emitting feasible region (node selector topology.kubernetes.io/region)."""
 
 from kfp import dsl, kubernetes
 
-from components.adapt.component import adapt_op
+from components.adapt.component import adapt_from_scratch_op, adapt_op
 from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
 from components.carbon.providers import SECRET_KEYS, SECRET_NAME
@@ -67,6 +67,7 @@ def greenfm_pipeline(
     residency_tags: str = D.residency_tags,
     deadline_hours: float = D.deadline_hours,
     max_wait_hours: float = D.max_wait_hours,
+    intensity_fail_closed: bool = D.intensity_fail_closed,
     job_estimates: str = D.job_estimates,
     social_cost_usd_per_t: float = D.social_cost_usd_per_t,
     energy_usd_per_kwh: float = D.energy_usd_per_kwh,
@@ -104,6 +105,7 @@ def greenfm_pipeline(
             deadline_hours=deadline_hours,
             max_wait_hours=max_wait_hours,
             job_estimates=job_estimates,
+            intensity_fail_closed=intensity_fail_closed,
         ).set_display_name(f"select-region-{stage}")
         task.set_caching_options(False)  # grid intensity changes: never reuse yesterday's pick
         # Live-provider credentials (optional: without them the static provider's data is used).
@@ -141,6 +143,7 @@ def greenfm_pipeline(
         drift_mode=drift_mode,
         profile_store=profile_store,
     ).set_display_name("validate")
+    placed(validate, select_curate)  # measured on curation's grid, so it runs there
     on_workspace(validate)  # the profile store may live there
     validate.set_caching_options(False)  # the verdict depends on the profile store, which changes between runs
 
@@ -188,15 +191,29 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("adapt")
         placed(adapt, select_adapt)
+        # The pretraining ablation: the same adaptation from a random init of the same size, on the same nodes.
+        scratch = adapt_from_scratch_op(
+            base_model=pretrain.outputs["model"],
+            location=select_adapt.outputs["location"],
+            method=adapt_method,
+            adapt_steps=adapt_steps,
+            lora_rank=lora_rank,
+            budget_flops=adapt_budget_flops,
+            seed=seed,
+        ).set_display_name("adapt-from-scratch")
+        placed(scratch, select_adapt)
         evaluate = evaluate_op(
             base_model=pretrain.outputs["model"],
             adapted_model=adapt.outputs["adapted"],
             curated=curate.outputs["curated"],
+            scratch_model=scratch.outputs["scratch"],
+            scratch_energy=scratch.outputs["energy"],
             location=select_adapt.outputs["location"],
             pretrain_energy=pretrain.outputs["energy"],
             adapt_energy=adapt.outputs["energy"],
             seed=seed,
         ).set_display_name("evaluate")
+        placed(evaluate, select_adapt)  # measured on adaptation's grid, so it runs there
         statement_op(
             data_fingerprint=data_fingerprint,
             outcome="completed",

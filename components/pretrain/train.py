@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from components.carbon.records import EnergyRecord
 from components.common.contracts import (
     ENERGY_DIR,
     HF_DIR,
@@ -412,8 +413,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def measure_node(model_dir: str | Path, location_json: str, work: Callable[[], TrainResult]) -> None:
-    """One tracker per node (its local rank 0): codecarbon measures the whole machine, so one per node counts
-    every GPU and core once. Each attempt (torchrun restarts the workers after a failure) writes its own
+    """One tracker per node (its local rank 0) in machine mode: the node's GPUs are the job's, and one tracker
+    per node counts every GPU and core once. Each attempt (torchrun restarts the workers after a failure) writes its own
     record, also when it fails, so the energy of lost work is counted too."""
     from components.carbon.tracking import Location, measure
 
@@ -422,27 +423,37 @@ def measure_node(model_dir: str | Path, location_json: str, work: Callable[[], T
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"node{node}-attempt{attempt}.json"
     try:
-        _, record = measure(f"pretrain-node{node}", Location(**json.loads(location_json)), work)
+        _, record = measure(f"pretrain-node{node}", Location(**json.loads(location_json)), work, "machine")
     except Exception as error:
-        target.write_text(json.dumps(getattr(error, "energy_record", None) or {}))
+        failed = getattr(error, "energy_record", None)
+        target.write_text(failed.dumps() if failed else "{}")
         raise
-    target.write_text(json.dumps(record))
+    target.write_text(record.dumps())
 
 
-def node_energy_records(model_dir: str | Path) -> list[dict]:
-    """The per-node (per-attempt) records the workers wrote; empty when the workers did not measure."""
+def node_energy_records(model_dir: str | Path) -> list[EnergyRecord]:
+    """The per-node (per-attempt) records the workers wrote; empty when the workers did not measure. An empty
+    file is an attempt killed before its tracker stopped (nothing to count)."""
     folder = Path(model_dir) / ENERGY_DIR
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("node*-attempt*.json"))] if folder.is_dir() else []
-    return [r for r in records if r]
+    paths = sorted(folder.glob("node*-attempt*.json")) if folder.is_dir() else []
+    texts = [(p, p.read_text()) for p in paths]
+    return [EnergyRecord.from_json(text, str(p)) for p, text in texts if text.strip() not in ("", "{}")]
 
 
-def with_node_energy(energy: dict, model_dir: str | Path) -> dict:
-    """The stage's energy: the launching pod's record plus every worker node's, when the workers measured
-    themselves (a PyTorchJob on other nodes); the launching pod's alone otherwise."""
+def with_node_energy(energy: EnergyRecord, model_dir: str | Path) -> EnergyRecord:
+    """The stage's energy: the sum of the worker nodes' records when the workers measured themselves (a
+    PyTorchJob on other nodes; one machine-mode tracker per node), else the launching pod's own. The launching
+    pod only waits and may share a node with a worker, so its (process-mode) record is left out of the sum and
+    kept as a note: no node is counted twice."""
     from components.carbon.tracking import aggregate_ranks
 
     nodes = node_energy_records(model_dir)
-    return aggregate_ranks([energy, *nodes]) if nodes else energy  # keeps the first record's stage
+    if not nodes:
+        return energy
+    total = aggregate_ranks(nodes)
+    total.stage = energy.stage
+    total.notes["launcher_process_kwh_not_counted"] = energy.energy_kwh
+    return total
 
 
 if __name__ == "__main__":
