@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 from components.carbon.catalog import Region
 from components.carbon.providers import FAILURES, ForecastPoint, intensity_source, make_provider, piecewise_mean
@@ -68,9 +69,8 @@ def attribute(record: EnergyRecord, decision: PlacementDecision | None) -> Attri
     spans = _spans(record)
     warnings: list[str] = []
     signal = decision.signal_of(decision.chosen.region) if decision else None
-    live = decision is not None and decision.provider != "static" and signal is not None and not signal["fallback"]
-    if live:
-        provider = make_provider(decision.provider, decision.provider_url, fallback=False)
+    if decision is not None and signal is not None and decision.provider != "static" and not signal["fallback"]:
+        provider: Any = make_provider(decision.provider, decision.provider_url, fallback=False)  # a live one
         try:
             means = provider.interval_means(Region(**decision.region), [(a, b) for a, b, _ in spans])
             source = f"{decision.provider}: {signal['source']}, measured over the stage's {len(spans)} interval(s)"

@@ -514,7 +514,7 @@ def _markdown_context(statement: dict) -> list[str]:
 
 
 def write_statement(
-    records: list[dict], out_dir: str | Path, run: dict | None = None, inputs: StatementInputs | None = None
+    records: list[EnergyRecord], out_dir: str | Path, run: dict | None = None, inputs: StatementInputs | None = None
 ) -> dict:
     from components.carbon.html import render_html
 
