@@ -291,6 +291,11 @@ def _problem(name: str, value: Any) -> tuple[Any, str]:
         value = _number_from_text(value, int)  # `--param k=3`; YAML 1.1 reads 1e3 as text
         if isinstance(value, bool) or not isinstance(value, int):
             return value, f"must be an integer, got {value!r}"
+    elif kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):  # `--param k=true`
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            return value, f"must be true or false, got {value!r}"
     elif kind is float:
         value = _number_from_text(value, float)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):

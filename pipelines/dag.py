@@ -230,6 +230,7 @@ def greenfm_pipeline(
             train_steps=train_steps,
             adapt_steps=adapt_steps,
             scratch_task_kwh=scratch_task_kwh,
+            scratch_energy=scratch.outputs["energy"],  # the measured from-scratch arm of the amortization
             **cost_inputs,
         ).set_display_name("carbon-statement")
 

@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Input, Markdown, Output
+from kfp.dsl import HTML, Artifact, Markdown, Output
 
 from components.common.images import BASE_IMAGE
 
@@ -82,11 +82,11 @@ def statement_op(
     social_benefit_usd: str = "",
     other_costs_usd: str = "",
     scratch_task_kwh: str = "",
-    scratch_energy: Input[Artifact] = None,
+    scratch_energy: str = "",
 ):
     """Gather every stage's energy record and placement into the carbon impact statement (Markdown and HTML
     shown in the UI, JSON for machines). Optional money inputs are strings: empty means not given.
-    `scratch_energy`, when given, is the energy record (JSON file) of a task model trained from random
+    `scratch_energy`, when given, is the energy record (JSON) of a task model trained from random
     initialization: the measured "from scratch" arm of the amortization (else it is estimated from FLOPs)."""
     import tempfile
     from pathlib import Path
@@ -111,8 +111,8 @@ def statement_op(
     }
     records = [EnergyRecord.from_json(e, f"{stage} energy record") for stage, e in energies.items() if e]
     scratch = None
-    if scratch_energy is not None and Path(scratch_energy.path).is_file():
-        scratch = EnergyRecord.from_json(Path(scratch_energy.path).read_text(), "scratch_energy record")
+    if scratch_energy:
+        scratch = EnergyRecord.from_json(scratch_energy, "scratch_energy record")
     run = {"outcome": outcome, "input data fingerprint": data_fingerprint or "not given"}
     if total_training_flops:
         run["pretraining compute"] = f"{total_training_flops:.3e} FLOPs"

@@ -424,6 +424,8 @@ PROVIDERS = {
     "watttime": WattTimeProvider,
     "carbon-aware-sdk": CarbonAwareProvider,
 }
+# The names a run may choose: each provider, and the SDK deployment that reports average (Electricity Maps) data.
+PROVIDER_NAMES = (*PROVIDERS, "carbon-aware-sdk/average")
 
 
 def make_provider(name: str, base_url: str = "", fallback: bool = True) -> IntensityProvider:
@@ -431,7 +433,7 @@ def make_provider(name: str, base_url: str = "", fallback: bool = True) -> Inten
     wrapped in the static fallback unless `fallback` is False."""
     base, _, basis = name.partition("/")
     if base not in PROVIDERS or (basis and (base != "carbon-aware-sdk" or basis not in ("average", "marginal"))):
-        choices = ", ".join([*PROVIDERS, "carbon-aware-sdk/average"])
+        choices = ", ".join(PROVIDER_NAMES)
         raise GreenfmError(f"unknown intensity provider {name!r}; choose one of {choices}")
     if base == "static":
         return StaticProvider()
