@@ -176,10 +176,10 @@ def test_two_nodes_fsdp_match_one_process(shards, tmp_path):
     assert multi.val_loss == pytest.approx(single.val_loss, abs=2e-3)
     # Each node measured itself once; the stage's energy is their sum.
     records = node_energy_records(tmp_path / "multi")
-    assert sorted(r["stage"] for r in records) == ["pretrain-node0", "pretrain-node1"]
-    assert all(r["energy_kwh"] > 0 and r["location"] == "FRA" for r in records)
+    assert sorted(r.stage for r in records) == ["pretrain-node0", "pretrain-node1"]
+    assert all(r.energy_kwh > 0 and r.location == "FRA" for r in records)
     total = aggregate_ranks(records)
-    assert total["energy_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in records)) and total["ranks"] == 2
+    assert total.energy_kwh == pytest.approx(sum(r.energy_kwh for r in records)) and total.ranks == 2
 
 
 @pytest.mark.slow
