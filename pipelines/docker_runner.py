@@ -7,10 +7,13 @@ container, as a PVC is mounted in every pod of a run.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from components.common import images
+from components.common.errors import GreenfmError
 from pipelines.config import RunConfig
+from pipelines.reaper import CONTAINER_LABEL, TOKEN_ENV
 
 IMAGE_UID = 10001  # images/*.Dockerfile's USER
 _patched = False
@@ -27,9 +30,11 @@ def docker_runner(config: RunConfig, run_dir: Path):
     _run_without_auto_remove()
     out_root = Path(run_dir).resolve().parent
     mounts = [Mount(str(out_root), str(out_root), type="bind")]  # run dirs, input copy, profile store
-    for path in _host_paths(config):
-        if out_root not in (path, *path.parents):
-            mounts.append(Mount(str(path), str(path), type="bind", read_only=True))
+    for read_path in _host_paths(config):
+        require_readable_by_image_user(read_path)
+        folder = read_path if read_path.is_dir() else read_path.parent
+        if out_root not in (folder, *folder.parents):
+            mounts.append(Mount(str(folder), str(folder), type="bind", read_only=True))
     for folder in (run_dir, run_dir / "artifacts", run_dir / "workspace"):  # run_local's pipeline and workspace roots
         writable_by_image_user(folder)
     if config.profile_store and not config.profile_store.startswith(("s3://", "gs://")):
@@ -42,9 +47,33 @@ def _host_paths(config: RunConfig) -> list[Path]:
     paths = []
     for value in (config.input_uri, config.warm_start_model, config.model_store, config.adapt_warm_start):
         if value and "://" not in value:
-            path = Path(value).resolve()
-            paths.append(path if path.is_dir() else path.parent)
+            paths.append(Path(value).resolve())
     return paths
+
+
+def _readable_by_image_user(path: Path, info: os.stat_result) -> bool:
+    """Whether uid IMAGE_UID (group 0, as the images run it) may read `path` (and enter it, for a folder)."""
+    need = (stat.S_IROTH | stat.S_IXOTH) if stat.S_ISDIR(info.st_mode) else stat.S_IROTH
+    if info.st_uid == IMAGE_UID:
+        need <<= 6
+    elif info.st_gid == 0:
+        need <<= 3
+    return info.st_mode & need == need
+
+
+def require_readable_by_image_user(path: Path) -> None:
+    """Fail in one line, before any container starts, when the images' user cannot read a host folder a step
+    reads (a step would otherwise fail inside its container with "Permission denied"): the folder is mounted
+    as it is, the way a cluster mounts a volume, and nothing is copied or re-permissioned behind the user's back."""
+    if not path.exists():
+        return  # nothing there yet (a model store before its first model): nothing to read
+    items = (Path(f, name) for f, _, names in os.walk(path) for name in ("", *names)) if path.is_dir() else [path]
+    for item in items:
+        if not _readable_by_image_user(item, item.stat()):
+            raise GreenfmError(
+                f"{item}: the images' user (uid {IMAGE_UID}, group 0) cannot read it (mode "
+                f"{stat.filemode(item.stat().st_mode)}); make it readable (chmod -R o+rX {path}) for --runner docker"
+            )
 
 
 def writable_by_image_user(folder: Path) -> None:
@@ -73,14 +102,24 @@ def _run_without_auto_remove() -> None:
 
 
 def run_docker_container(client, image: str, command: list[str], volumes: dict, **container_run_args) -> int:
-    """kfp.local.docker_task_handler.run_docker_container without auto_remove: stream the logs, wait, remove."""
+    """kfp.local.docker_task_handler.run_docker_container without auto_remove: stream the logs, wait, remove.
+    The container carries the run's token as a label, so the run's watchdog removes it if the run is killed."""
     from kfp.local.docker_task_handler import add_latest_tag_if_not_present
 
     image = add_latest_tag_if_not_present(image)
     if not any(image in (found.tags + found.attrs.get("RepoDigests", [])) for found in client.images.list()):
         client.images.pull(image)
+    token = os.environ.get(TOKEN_ENV)
+    labels = {CONTAINER_LABEL: token} if token else {}
     container = client.containers.run(
-        image=image, command=command, detach=True, stdout=True, stderr=True, volumes=volumes, **container_run_args
+        image=image,
+        command=command,
+        detach=True,
+        stdout=True,
+        stderr=True,
+        volumes=volumes,
+        labels=labels,
+        **container_run_args,
     )
     try:
         for line in container.logs(stream=True):

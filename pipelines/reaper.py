@@ -7,7 +7,8 @@ cannot clean up. So `greenfm run` puts a token in the environment its children i
 watchdog in a session of its own, holding the read end of a pipe whose write end only the run holds. When
 the run ends the pipe reads EOF; the watchdog then SIGKILLs every process carrying the token (until none is
 left, so a child forked meanwhile is caught too) and, when RUN_STATUS still says running, marks the run
-interrupted.
+interrupted. A step of `--runner docker` runs in a container, which the engine starts and no process of the
+run owns: those containers carry the token as a label, and the watchdog removes them too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import psutil
 from components.common.run_status import FAILED, INTERRUPTED, RUNNING, recorded_status, write_record, write_status
 
 TOKEN_ENV = "GREENFM_RUN_TOKEN"
+CONTAINER_LABEL = "org.greenfm.run-token"  # on each step container of `--runner docker` (pipelines/docker_runner.py)
 _SWEEPS = 50  # a process tree forks faster than one sweep kills only in a pathological case
 
 
@@ -54,6 +56,24 @@ def kill_all(token: str) -> int:
                 killed += 1
         psutil.wait_procs(alive, timeout=2)
     return killed
+
+
+def remove_containers_of(token: str) -> int:
+    """Force-remove every container labelled with the run's token; return how many. Without a reachable
+    container engine there are none."""
+    try:
+        import docker
+
+        client = docker.from_env()
+        found = client.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}={token}"})
+    except Exception:  # no engine, no SDK, no socket: no container of this run can exist
+        return 0
+    removed = 0
+    for container in found:
+        with contextlib.suppress(Exception):  # already gone
+            container.remove(force=True)
+            removed += 1
+    return removed
 
 
 @contextlib.contextmanager
@@ -106,12 +126,12 @@ def watch(token: str, run_dir: Path, read_end: int, owner: int) -> int:
     """Block until the owner's end of the pipe closes, then end its processes and settle its status."""
     while os.read(read_end, 1):
         pass
-    killed = kill_all(token)
+    killed = kill_all(token) + remove_containers_of(token)
     record = recorded_status(run_dir)
     if record is not None and record.status == RUNNING and record.pid == owner:
         write_record(run_dir, replace(record, status=INTERRUPTED, error="the run ended without a verdict"))
     if killed:
-        print(f"reaper: ended {killed} processes of the run in {run_dir}", file=sys.stderr)
+        print(f"reaper: ended {killed} processes and containers of the run in {run_dir}", file=sys.stderr)
     return 0
 
 

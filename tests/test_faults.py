@@ -297,12 +297,12 @@ def test_a_failed_task_reports_its_own_error_and_repeated_tracebacks_collapse(tm
 # ---------------------------------------------------------------- whole runs
 
 
-def _greenfm_run(tmp_path: Path, corpus: Path, config: dict, out: Path, **popen) -> subprocess.Popen:
+def _greenfm_run(tmp_path: Path, corpus: Path, config: dict, out: Path, *options: str, **popen) -> subprocess.Popen:
     config_file = tmp_path / f"{out.name}.yaml"
     config_file.write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "pipelines.cli", "run", "--input", str(corpus), "--config", str(config_file)]
     return subprocess.Popen(
-        [*command, "--out", str(out), "--zone", "FIN"],
+        [*command, "--out", str(out), "--zone", "FIN", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
