@@ -137,11 +137,15 @@ def _collect_reports(result) -> dict[str, Path]:
 @user_errors
 def compile_command(
     out: Path = typer.Option(Path("greenfm-pipeline.yaml"), "--out", help="Where to write the IR YAML."),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML run config: parameter defaults and compile-time cluster settings."
+    ),
 ) -> None:
     """Write the KFP v2 pipeline (IR YAML) to upload in the Kubeflow UI."""
     from pipelines.compile import compile_pipeline
+    from pipelines.config import load_config
 
-    path = compile_pipeline(out)
+    path = compile_pipeline(out, load_config(config) if config else None)
     console.print(f"compiled pipeline: {path}", highlight=False)
 
 
@@ -322,9 +326,7 @@ def watch(
     out: Path = typer.Option(Path("greenfm-runs"), "--out", help="Local runs: folder for run directories."),
     experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    namespace: str | None = typer.Option(
-        None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."
-    ),
+    namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace

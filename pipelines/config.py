@@ -4,7 +4,7 @@ form all speak the same names. A YAML config file holds any subset of these keys
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
@@ -19,6 +19,8 @@ DEFAULT_JOB_ESTIMATES = json.dumps(
         "adapt": {"kwh": 2.0, "hours": 0.5},
     }
 )
+# GPU node pools are commonly tainted so that only pods asking for GPUs land there (GKE, AKS, EKS GPU AMIs).
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
 @dataclass
@@ -77,11 +79,30 @@ class RunConfig:
     language_share_bounds: str = ""  # per-language share bounds, e.g. "en=0.8:1,fr=0:0.1"
     drift_mode: str = "warn"  # fail | warn | off: drift from the last accepted dataset profile
     profile_store: str = ""  # folder/URI of the accepted profile; empty: `greenfm run` uses its --out folder
+    # Kubernetes resources per step class (pipelines/cluster_tasks.py; kfp.local ignores them). Requests equal
+    # limits: steps get what they asked for and are never evicted for overcommit.
+    control_cpu: str = "500m"  # select-region, carbon statement, gate-failed
+    control_memory: str = "1Gi"
+    data_cpu: str = "4"  # curate (the Spark driver, or all of Spark in local mode) and validate
+    data_memory: str = "16Gi"
+    train_cpu: str = "8"  # pretrain, adapt, evaluate; also each PyTorchJob / TrainJob replica
+    train_memory: str = "32Gi"
+    gpu_resource: str = "nvidia.com/gpu"  # extended resource pretrain and adapt request gpus_per_node of
+    gpu_tolerations: list = field(default_factory=lambda: [dict(GPU_TOLERATION)])  # tolerations of GPU pods
+    # Compile-time Kubernetes settings (`greenfm compile --config FILE`): KFP accepts only constants for these,
+    # so they are baked into the compiled pipeline and are not run parameters.
+    control_timeout_hours: float = 25.0  # covers select-region waiting up to max_wait_hours for a cleaner hour
+    data_timeout_hours: float = 12.0  # curate, validate
+    train_timeout_hours: float = 72.0  # pretrain, adapt, evaluate
+    step_retries: int = 2  # KFP retries of a failed step (transient: evicted node, API hiccup); backoff 1 min ×2
+    shm_size: str = "8Gi"  # /dev/shm (memory-backed) of torch steps and replicas: DataLoader workers, NCCL
 
     def pipeline_arguments(self) -> dict:
-        return asdict(self)
+        """The run parameters (what the compiled pipeline takes): everything but the compile-time settings."""
+        return {key: value for key, value in asdict(self).items() if key not in COMPILE_TIME}
 
 
+COMPILE_TIME = ("control_timeout_hours", "data_timeout_hours", "train_timeout_hours", "step_retries", "shm_size")
 DEFAULTS = RunConfig()
 
 
@@ -107,6 +128,8 @@ def load_config(path: str | Path | None, **overrides) -> RunConfig:
     config = RunConfig()
     for key, value in values.items():
         expected = type(getattr(DEFAULTS, key))
+        if expected is list and not isinstance(value, list):
+            raise GreenfmError(f"{path or 'config'}: {key} must be a list, got {value!r}")
         try:
             setattr(config, key, expected(value) if not isinstance(value, bool) or expected is bool else value)
         except (TypeError, ValueError):

@@ -14,9 +14,11 @@ from components.curate.k8s import SPARK_ENV
 from components.evaluate.component import evaluate_op
 from components.pretrain.component import pretrain_op
 from components.validate.component import gate_failed_op, validate_op
+from pipelines import cluster_tasks
 from pipelines.config import DEFAULTS as D
 
 PIPELINE_NAME = "greenfm"
+PIPELINE_DESCRIPTION = "Curate, validate, pretrain, adapt, evaluate, and state the carbon cost."
 REGIONS_CONFIG_MAP = "greenfm-regions"
 SPARK_CONFIG_MAP = "greenfm-spark"  # manifests/base/spark-config.yaml
 
@@ -31,7 +33,7 @@ def placed(task, select):
     return kubernetes.add_node_selector_json(task, select.outputs["node_selector"])
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Curate, validate, pretrain, adapt, evaluate, and state the carbon cost.")
+@dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
 def greenfm_pipeline(
     input_uri: str = D.input_uri,
     data_fingerprint: str = D.data_fingerprint,
@@ -81,6 +83,14 @@ def greenfm_pipeline(
     language_share_bounds: str = D.language_share_bounds,
     drift_mode: str = D.drift_mode,
     profile_store: str = D.profile_store,
+    control_cpu: str = D.control_cpu,
+    control_memory: str = D.control_memory,
+    data_cpu: str = D.data_cpu,
+    data_memory: str = D.data_memory,
+    train_cpu: str = D.train_cpu,
+    train_memory: str = D.train_memory,
+    gpu_resource: str = D.gpu_resource,
+    gpu_tolerations: list = D.gpu_tolerations,
 ):
     """greenfm foundation-model pipeline.
 
@@ -133,7 +143,26 @@ def greenfm_pipeline(
         language_share_bounds: Per-language share bounds the gate enforces, e.g. en=0.8:1,fr=0:0.1; empty: none.
         drift_mode: fail, warn or off: what the gate does when the data drifted from the last accepted profile.
         profile_store: Folder or URI (s3://, gs://) keeping the last accepted dataset profile, e.g. /workspace/profiles; empty: no drift check.
+        control_cpu: CPU request and limit of select-region, carbon-statement and gate-failed (Kubernetes quantity).
+        control_memory: Memory request and limit of those steps, e.g. 1Gi.
+        data_cpu: CPU request and limit of curate (the Spark driver, or all of Spark in local mode) and validate.
+        data_memory: Memory request and limit of curate and validate.
+        train_cpu: CPU request and limit of pretrain, adapt and evaluate, and of each training replica.
+        train_memory: Memory request and limit of pretrain, adapt and evaluate, and of each training replica.
+        gpu_resource: Extended resource name of the GPUs pretrain and adapt request (gpus_per_node of them).
+        gpu_tolerations: Tolerations (JSON list) of the GPU steps and training replicas, for tainted GPU nodes.
     """
+    cluster = dict(
+        control_cpu=control_cpu,
+        control_memory=control_memory,
+        data_cpu=data_cpu,
+        data_memory=data_memory,
+        train_cpu=train_cpu,
+        train_memory=train_memory,
+        gpu_resource=gpu_resource,
+        gpu_tolerations=gpu_tolerations,
+        gpus_per_node=gpus_per_node,
+    )
 
     def select(stage: str, gpus: bool):
         task = select_region_op(
@@ -149,6 +178,7 @@ def greenfm_pipeline(
             job_estimates=job_estimates,
         ).set_display_name(f"select-region-{stage}")
         task.set_caching_options(False)  # grid intensity changes: never reuse yesterday's pick
+        cluster_tasks.control_task(task, cluster)
         # Live-provider credentials (optional: without them the static provider's data is used).
         kubernetes.use_secret_as_env(task, SECRET_NAME, {key: env for env, key in SECRET_KEYS.items()}, optional=True)
         # The deployment's catalog (multi-region overlay), used when region_catalog is empty.
@@ -169,6 +199,7 @@ def greenfm_pipeline(
         quality_preset=quality_preset,
     ).set_display_name("curate")
     placed(curate, select_curate)
+    cluster_tasks.curate_task(curate, cluster)
     on_workspace(curate)  # input data (and Spark operator output) live there
     kubernetes.use_config_map_as_env(curate, SPARK_CONFIG_MAP, {var: var for var in SPARK_ENV}, optional=True)
     validate = validate_op(
@@ -183,6 +214,7 @@ def greenfm_pipeline(
         profile_store=profile_store,
     ).set_display_name("validate")
     on_workspace(validate)  # the profile store may live there
+    cluster_tasks.validate_task(validate, cluster)
     validate.set_caching_options(False)  # the verdict depends on the profile store, which changes between runs
 
     # The statement's money assumptions, the same whichever way the gate goes.
@@ -215,6 +247,7 @@ def greenfm_pipeline(
             node_selector=select_pretrain.outputs["node_selector"],
         ).set_display_name("pretrain")
         placed(pretrain, select_pretrain)
+        cluster_tasks.pretrain_task(pretrain, cluster)
         on_workspace(pretrain)  # the model store and warm-start models live there
         select_adapt = select("adapt", gpus=True)
         adapt = adapt_op(
@@ -228,6 +261,7 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("adapt")
         placed(adapt, select_adapt)
+        cluster_tasks.gpu_task(adapt, cluster)
         evaluate = evaluate_op(
             base_model=pretrain.outputs["model"],
             adapted_model=adapt.outputs["adapted"],
@@ -237,7 +271,8 @@ def greenfm_pipeline(
             adapt_energy=adapt.outputs["energy"],
             seed=seed,
         ).set_display_name("evaluate")
-        statement_op(
+        cluster_tasks.evaluate_task(evaluate, cluster)
+        statement = statement_op(
             data_fingerprint=data_fingerprint,
             outcome="completed",
             curate_energy=curate.outputs["energy"],
@@ -255,6 +290,7 @@ def greenfm_pipeline(
             scratch_task_kwh=scratch_task_kwh,
             **cost_inputs,
         ).set_display_name("carbon-statement")
+        cluster_tasks.control_task(statement, cluster)
 
     with dsl.Else(name="gate-failed"):
         failed_statement = statement_op(
@@ -265,4 +301,7 @@ def greenfm_pipeline(
             curate_placement=select_curate.outputs["decision"],
             **cost_inputs,
         ).set_display_name("carbon-statement")
-        gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement).set_display_name("gate-failed")
+        cluster_tasks.control_task(failed_statement, cluster)
+        gate_failed = gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement)
+        gate_failed.set_display_name("gate-failed")
+        cluster_tasks.control_task(gate_failed, cluster, retries=False)  # it fails on purpose

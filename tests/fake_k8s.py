@@ -75,7 +75,24 @@ class FakeApiServer:
                 )
             self.objects[key] = self._bump(body)
             return 200, body
+        if method == "PATCH":  # JSON merge patch (RFC 7386), what the client sends for a dict body
+            self.objects[key] = self._bump(_merge(self.objects[key], body))
+            return 200, self.objects[key]
+        if method == "DELETE":
+            return 200, self.objects.pop(key)
         return 405, _status(405, "MethodNotAllowed", method)
+
+
+def _merge(target, patch):
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge(merged.get(key), value)
+    return merged
 
 
 def _handler(fake: FakeApiServer) -> http_fake.Handle:

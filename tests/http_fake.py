@@ -27,7 +27,7 @@ def serve(handle: Handle) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = _do
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _do
 
         def log_message(self, *args):  # keep test output clean
             pass

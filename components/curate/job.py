@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from components.common.errors import InputError
@@ -49,7 +49,6 @@ class CurateConfig:
     vocab_size: int = 4096
     val_fraction: float = 0.05
     shard_tokens: int = 1 << 24
-    spark_master: str | None = None  # None: $GREENFM_SPARK_MASTER or local[*]
 
     @classmethod
     def from_dict(cls, values: dict) -> CurateConfig:
@@ -161,12 +160,15 @@ def _markdown_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None = None) -> CurateResult:
+def curate(
+    input_uri: str, output_dir: str | Path, config: CurateConfig | None = None, spark: SparkSession | None = None
+) -> CurateResult:
+    """Curate `input_uri` into `output_dir` with `spark` (default: the process's local session)."""
     config = config or CurateConfig()
     files = discover_inputs(input_uri)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    spark = get_spark(config.spark_master)
+    spark = spark or get_spark()
 
     docs, quarantined = read_documents(spark, files, config.default_license)
     docs = with_transforms(docs).cache()
