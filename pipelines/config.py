@@ -63,7 +63,9 @@ class RunConfig:
     grad_accum: int = 1  # micro-batches per optimizer step
     parallelism: str = "ddp"  # ddp | fsdp
     checkpoint_every: int = 0  # DCP checkpoint every N steps; 0: only at the end
-    launch_backend: str = "local"  # local (torchrun here) | kubernetes (a PyTorchJob)
+    launch_backend: str = (
+        "local"  # local (torchrun here) | kubernetes (a PyTorchJob) | trainjob (a Trainer v2 TrainJob)
+    )
     train_nodes: int = 1
     gpus_per_node: int = 0  # training processes per node, one per GPU; 0: every visible GPU (one on CPU)
     # Adaptation (components/adapt).

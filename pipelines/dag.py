@@ -130,7 +130,7 @@ def greenfm_pipeline(
         grad_accum: Micro-batches accumulated per optimizer step (global batch = batch_size × grad_accum × processes).
         parallelism: Data parallelism across training processes: ddp (replicated) or fsdp (sharded, FSDP2).
         checkpoint_every: Save a resumable checkpoint every N steps (0: only at the end); a restart loses < N steps.
-        launch_backend: Where pretraining runs: local (torchrun in the step's pod) or kubernetes (a PyTorchJob).
+        launch_backend: Where pretraining runs: local (torchrun in the step's pod), kubernetes (a Training Operator PyTorchJob) or trainjob (a Kubeflow Trainer v2 TrainJob).
         train_nodes: Nodes (pods) for pretraining; more than one needs launch_backend kubernetes.
         gpus_per_node: Training processes per node, one per GPU; 0 uses every visible GPU (one process on CPU).
         lora_rank: Rank of the LoRA adapters; 0 with adapt_method auto chooses it from the task's data size.
@@ -244,6 +244,10 @@ def greenfm_pipeline(
             launch_backend=launch_backend,
             train_nodes=train_nodes,
             gpus_per_node=gpus_per_node,
+            replica_cpu=train_cpu,
+            replica_memory=train_memory,
+            gpu_resource=gpu_resource,
+            gpu_tolerations=gpu_tolerations,
             node_selector=select_pretrain.outputs["node_selector"],
         ).set_display_name("pretrain")
         placed(pretrain, select_pretrain)

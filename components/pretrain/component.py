@@ -30,9 +30,13 @@ def pretrain_op(
     launch_backend: str = "local",
     train_nodes: int = 1,
     gpus_per_node: int = 0,
+    replica_cpu: str = "8",
+    replica_memory: str = "32Gi",
+    gpu_resource: str = "nvidia.com/gpu",
+    gpu_tolerations: list = [],
 ) -> NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)]):
-    """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob on the
-    nodes `node_selector` picks); publish it to `model_store` if given."""
+    """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob / TrainJob
+    on the nodes `node_selector` picks, each replica with the given resources); publish it to `model_store`."""
     import json
     import shutil
     from pathlib import Path
@@ -61,13 +65,17 @@ def pretrain_op(
     )
     # This step's tracker measures this machine. On Kubernetes the workers run on other nodes: each node
     # measures itself at the same location, and the stage's energy is their sum plus this waiting pod's.
-    on_cluster = launch_backend == "kubernetes"
+    on_cluster = launch_backend != "local"
     launch_config = LaunchConfig(
         backend=launch_backend,
         nodes=train_nodes,
         procs_per_node=gpus_per_node,
         node_selector=dict(node_selector),
         energy_location=location if on_cluster else "",
+        cpu=replica_cpu,
+        memory=replica_memory,
+        gpu_resource=gpu_resource,
+        tolerations=list(gpu_tolerations),
     )
     tokens = Path(curated.path) / TOKENS_DIR
     place = Location(**json.loads(location))
