@@ -15,6 +15,7 @@ from components.adapt.lineage import adapt_and_record
 from components.adapt.task import load_default_task
 from components.carbon.tracking import Location
 from components.evaluate.report import evaluate
+from pipelines.tasks import task_key
 
 
 def _stage_dir(run_dir: Path, task: str, artifact: str) -> Path:
@@ -29,8 +30,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    base = _stage_dir(args.run_dir, "pretrain-op", "model")
-    curated = _stage_dir(args.run_dir, "curate-op", "curated")
+    base = _stage_dir(args.run_dir, task_key("pretrain"), "model")
+    curated = _stage_dir(args.run_dir, task_key("curate"), "curated")
     work = args.out / "adapt_methods_models"
     task = load_default_task()
     rows = []

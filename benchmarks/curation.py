@@ -1,7 +1,7 @@
 """Curation throughput: greenfm's Spark steps against datatrove's, same corpus, same steps, same machine.
 
 Steps on both sides: Gopher repetition + Gopher quality (published thresholds), exact dedup, MinHash dedup
-(5-grams, 14 bands x 8 rows). Corpus: components.curate.synthetic (labelled messy documents, no malformed
+(5-grams, 14 bands x 8 rows). Corpus: tests/synthetic.py (labelled messy documents, no malformed
 lines: datatrove's reader is not the subject). datatrove runs from PyPI in its own venv
 (benchmarks/.venv-datatrove, created here on first use) with its local multi-process executor.
 
@@ -79,7 +79,7 @@ def run_greenfm(corpus: Path, out: Path, workers: int) -> dict:
     from components.curate.steps import exact_dedup
 
     spark = get_spark(f"local[{workers}]", shuffle_partitions=2 * workers)
-    quality, minhash = QualityConfig(), MinHashConfig()
+    quality, minhash = QualityConfig(), MinHashConfig(bands=14, rows=8)  # datatrove side: 14 x 8
     plan = [
         lambda df: gopher_repetition(df, quality),
         lambda df: gopher_quality(df, quality),
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--sides", default="greenfm,datatrove")
     args = parser.parse_args()
     from components.curate.spark_session import get_spark
-    from components.curate.synthetic import generate
+    from tests.synthetic import generate
 
     sides = args.sides.split(",")
     python = datatrove_python() if "datatrove" in sides else None

@@ -81,8 +81,13 @@ def main() -> None:
         "final",
     )
     seconds = time.perf_counter() - started
-    kept = sum(1 for path in (work / "final").glob("*.jsonl") for _ in open(path, encoding="utf-8"))
+    kept = sum(_line_count(path) for path in (work / "final").glob("*.jsonl"))
     print(json.dumps({"seconds": seconds, "kept": kept}))
+
+
+def _line_count(path: Path) -> int:
+    with open(path, encoding="utf-8") as handle:
+        return sum(1 for _ in handle)
 
 
 if __name__ == "__main__":

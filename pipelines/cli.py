@@ -57,6 +57,7 @@ def run(
     from pipelines.config import load_config
     from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
+    from pipelines.tasks import task_key
 
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
@@ -103,29 +104,31 @@ def run(
     if statement:
         print(statement)  # stdout: the one path a script wants
     if not result.succeeded:
-        gate = manifest["stages"].get("validate-op", {}).get("parameters", {})
+        gate = manifest["stages"].get(task_key("validate"), {}).get("parameters", {})
         if gate.get("passed") is False:
-            details = result.task_dir("validate-op")
+            details = result.task_dir(task_key("validate"))
             raise GateFailed(gate.get("failures", "").replace("\n", "; ") + f" (details: {details})")
         raise GreenfmError(f"run failed: {result.error}; see {result.log_file}")
 
 
 def _collect_reports(result) -> dict[str, Path]:
     """Copy each stage's human-readable report to the top of the run directory."""
+    from pipelines.tasks import task_keys
+
     wanted = {
-        "carbon statement": (("statement-op", "statement-op-2"), "statement", "carbon_statement.md"),
-        "carbon statement (HTML)": (("statement-op", "statement-op-2"), "statement_html", "carbon_statement.html"),
-        "validation summary": (("validate-op",), "summary", "validation_summary.md"),
-        "datasheet": (("validate-op",), "datasheet", "datasheet.md"),
-        "curation report": (("curate-op",), "report", "curation_report.md"),
-        "training report": (("pretrain-op",), "report", "training_report.md"),
-        "evaluation report": (("evaluate-op",), "report", "evaluation_report.md"),
-        "evaluation report (HTML)": (("evaluate-op",), "report_html", "evaluation_report.html"),
-        "model cards": (("evaluate-op",), "model_cards", "model_cards.md"),
+        "carbon statement": ("carbon-statement", "statement", "carbon_statement.md"),
+        "carbon statement (HTML)": ("carbon-statement", "statement_html", "carbon_statement.html"),
+        "validation summary": ("validate", "summary", "validation_summary.md"),
+        "datasheet": ("validate", "datasheet", "datasheet.md"),
+        "curation report": ("curate", "report", "curation_report.md"),
+        "training report": ("pretrain", "report", "training_report.md"),
+        "evaluation report": ("evaluate", "report", "evaluation_report.md"),
+        "evaluation report (HTML)": ("evaluate", "report_html", "evaluation_report.html"),
+        "model cards": ("evaluate", "model_cards", "model_cards.md"),
     }
     collected = {}
-    for name, (tasks, artifact, target) in wanted.items():
-        for task in tasks:
+    for name, (stage, artifact, target) in wanted.items():
+        for task in task_keys()[stage]:
             source = result.task_dir(task) / artifact
             if source.is_file():
                 shutil.copyfile(source, result.run_dir / target)
@@ -149,25 +152,42 @@ def compile_command(
     console.print(f"compiled pipeline: {path}", highlight=False)
 
 
+def run_option(name: str):
+    """A stage command's option for run parameter `name`: RunConfig's description; unset means the run's value
+    (the --config file's, else the default), so the command does what the pipeline's step does."""
+    from pipelines.config import describe
+
+    about = describe(name)
+    return typer.Option(None, help=f"{about['description']} Run default: {about['default']}.", show_default=False)
+
+
 @app.command()
 @user_errors
 def curate(
     input: str = typer.Option(..., "--input", help="JSONL/Parquet/.txt file, folder or s3a:// URI."),
     output: Path = typer.Option(..., "--output", help="Folder for the curated dataset."),
-    min_words: int = typer.Option(5, help="Drop documents with fewer words."),
-    vocab_size: int = typer.Option(4096, help="BPE vocabulary size."),
-    languages: str = typer.Option("en", help="Comma-separated ISO 639-1 codes to keep; empty keeps every language."),
-    quality_preset: str = typer.Option("published", help="Quality thresholds: published (Gopher/C4) or docstrings."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file of pipeline parameters (as `greenfm run`)."),
+    min_words: int | None = run_option("min_words"),
+    vocab_size: int | None = run_option("vocab_size"),
+    languages: str | None = run_option("languages"),
+    quality_preset: str | None = run_option("quality_preset"),
+    strict_inputs: bool = typer.Option(False, help="Fail when a file under the input is skipped (unsupported format)."),
 ) -> None:
-    """Curate a corpus (same function as the pipeline's curate step)."""
+    """Curate a corpus (same function and configuration as the pipeline's curate step)."""
     from components.curate.inputs import discover_inputs
-    from components.curate.job import REPORT_MD, pipeline_config
+    from components.curate.job import REPORT_MD
     from components.curate.job import curate as curate_job
+    from pipelines.config import load_config
+    from pipelines.stage_configs import curate_config
 
-    discover_inputs(input)  # fail in seconds on bad input, before Spark starts
-    config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=False)
+    run_config = load_config(
+        config, min_words=min_words, vocab_size=vocab_size, languages=languages, quality_preset=quality_preset
+    )
+    discover_inputs(input, strict=strict_inputs)  # fail in seconds on bad input, before Spark starts
+    curation = curate_config(run_config, builtin_corpus=False)
+    curation.strict_inputs = strict_inputs
     with console.status("curating with Spark…"):
-        result = curate_job(input, output, config)
+        result = curate_job(input, output, curation)
     console.print((Path(result.output_dir) / REPORT_MD).read_text(), highlight=False)
     console.print(f"curated dataset: {result.output_dir}", highlight=False)
 
@@ -176,35 +196,40 @@ def curate(
 @user_errors
 def validate(
     input: Path = typer.Option(..., "--input", help="A curated dataset folder (output of `greenfm curate`)."),
-    min_documents: int = typer.Option(100, help="Fail with fewer documents."),
-    license_allowlist: str = typer.Option("", help="Comma-separated accepted licenses; empty accepts any."),
-    allowed_languages: str = typer.Option("", help="Comma-separated accepted language codes; empty: no check."),
-    min_language_share: float = typer.Option(0.95, help="Share of documents that must be in allowed languages."),
-    language_share_bounds: str = typer.Option("", help="Per-language share bounds, e.g. en=0.8:1,fr=0:0.1."),
-    drift_mode: str = typer.Option("warn", help="fail | warn | off: drift from the accepted profile."),
-    profile_store: str = typer.Option("", help="Folder/URI of the accepted profile; empty: no drift check."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file of pipeline parameters (as `greenfm run`)."),
+    min_documents: int | None = run_option("min_documents"),
+    min_words: int | None = run_option("min_words"),
+    license_allowlist: str | None = run_option("license_allowlist"),
+    allowed_languages: str | None = run_option("allowed_languages"),
+    min_language_share: float | None = run_option("min_language_share"),
+    language_share_bounds: str | None = run_option("language_share_bounds"),
+    drift_mode: str | None = run_option("drift_mode"),
+    profile_store: str | None = run_option("profile_store"),
     docs: Path | None = typer.Option(None, "--docs", help="Folder for Data Docs (default: INPUT/validation)."),
 ) -> None:
     """Run the validation gate on a curated dataset; exit 1 when it fails."""
     from components.common.errors import InputError
-    from components.validate.config import from_params
     from components.validate.datasheet import DATASHEET_MD
     from components.validate.gate import validate as validate_gate
+    from pipelines.config import load_config
+    from pipelines.stage_configs import gate_config
 
+    run_config = load_config(
+        config,
+        min_documents=min_documents,
+        min_words=min_words,
+        license_allowlist=license_allowlist,
+        allowed_languages=allowed_languages,
+        min_language_share=min_language_share,
+        language_share_bounds=language_share_bounds,
+        drift_mode=drift_mode,
+        profile_store=profile_store,
+    )
     if not input.is_dir():
         raise InputError(f"{input}: no such directory")
-    config = from_params(
-        min_documents,
-        license_allowlist,
-        allowed_languages,
-        min_language_share,
-        language_share_bounds,
-        drift_mode,
-        profile_store,
-    )
     docs_dir = docs or input / "validation"
     with console.status("validating…"):
-        gate = validate_gate(input, docs_dir, config)
+        gate = validate_gate(input, docs_dir, gate_config(run_config))
     print(gate.summary_markdown())
     console.print(f"Data Docs: {docs_dir / 'index.html'}\ndatasheet: {docs_dir / DATASHEET_MD}", highlight=False)
     if not gate.passed:

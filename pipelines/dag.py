@@ -16,6 +16,7 @@ from components.pretrain.component import pretrain_op
 from components.validate.component import gate_failed_op, validate_op
 from pipelines import cluster_tasks
 from pipelines.config import DEFAULTS as D
+from pipelines.config import documented_by_run_config
 
 PIPELINE_NAME = "greenfm"
 PIPELINE_DESCRIPTION = "Curate, validate, pretrain, adapt, evaluate, and state the carbon cost."
@@ -34,6 +35,7 @@ def placed(task, select):
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
+@documented_by_run_config  # the Kubeflow UI form's descriptions: RunConfig's
 def greenfm_pipeline(
     input_uri: str = D.input_uri,
     data_fingerprint: str = D.data_fingerprint,
@@ -92,66 +94,7 @@ def greenfm_pipeline(
     gpu_resource: str = D.gpu_resource,
     gpu_tolerations: list = D.gpu_tolerations,
 ):
-    """greenfm foundation-model pipeline.
-
-    Args:
-        input_uri: JSONL, Parquet or .txt files (a file, folder, or s3a:// / gs:// URI). Empty: the built-in corpus.
-        data_fingerprint: Content hash of the input; keys the step cache so changed data reruns curation.
-        seed: Seed for every random choice (data order, initialization, adaptation).
-        min_words: Documents with fewer words are dropped during curation.
-        vocab_size: Size of the BPE vocabulary trained on the curated corpus.
-        min_documents: The validation gate fails with fewer curated documents than this.
-        license_allowlist: Comma-separated licenses the gate accepts; empty accepts any.
-        model_size: Named model size (tiny, small, gpt2-124m, 350m, 1b).
-        seq_len: Training context length in tokens.
-        batch_size: Sequences per optimizer step per data-parallel rank.
-        train_steps: Optimizer steps of pretraining.
-        learning_rate: Peak learning rate (warmup, then cosine decay).
-        adapt_method: Adaptation method: lora (low-rank adapters, the default), full, last-layer, head (linear probe), or auto (chosen from data size and adapt_budget_flops).
-        adapt_steps: Optimizer steps of adaptation.
-        warm_start_model: Model directory or model store of an earlier run to start pretraining from (set by `greenfm watch`).
-        spark_backend: Where curation's Spark runs: local (inside the step), client (executor pods from a k8s:// master), operator (a SparkApplication); cluster details come from ConfigMap greenfm-spark.
-        spark_executors: Executor pods for the client and operator Spark backends.
-        model_store: Folder where a successful pretraining publishes its model under data_fingerprint (LATEST names the newest), e.g. /workspace/models; empty: not published.
-        region_catalog: Region catalog YAML text (format: components/carbon/regions.yaml); empty: the cluster's ConfigMap greenfm-regions, else the shipped default.
-        intensity_provider: static, electricitymaps, watttime or carbon-aware-sdk (live ones fall back to static).
-        intensity_provider_url: Base URL of the intensity provider's API; empty: its public default.
-        gpu_type: GPU type pretraining and adaptation need (a key of the catalog's gpus); empty: none.
-        gpu_count: GPUs of that type one training job needs.
-        residency_tags: Comma-separated tags every chosen region must carry, e.g. residency-eu.
-        deadline_hours: Each heavy stage must finish within this many hours of its placement; 0: no deadline.
-        max_wait_hours: How long a heavy stage may wait for a cleaner forecast hour; 0: start now.
-        job_estimates: JSON of expected IT kWh and hours per heavy stage (curate, pretrain, adapt).
-        social_cost_usd_per_t: Social cost of carbon in the statement (CRFM default $105/t).
-        energy_usd_per_kwh: Energy price in the statement (CRFM default $0.1376/kWh).
-        social_benefit_usd: S of V(M) = S − C − E − O, a user estimate; empty: not given.
-        other_costs_usd: O of V(M), a user estimate; empty: not given.
-        scratch_task_kwh: Energy to train one task model from scratch; empty: estimated from measured energy.
-        grad_accum: Micro-batches accumulated per optimizer step (global batch = batch_size × grad_accum × processes).
-        parallelism: Data parallelism across training processes: ddp (replicated) or fsdp (sharded, FSDP2).
-        checkpoint_every: Save a resumable checkpoint every N steps (0: only at the end); a restart loses < N steps.
-        launch_backend: Where pretraining runs: local (torchrun in the step's pod), kubernetes (a Training Operator PyTorchJob) or trainjob (a Kubeflow Trainer v2 TrainJob).
-        train_nodes: Nodes (pods) for pretraining; more than one needs launch_backend kubernetes.
-        gpus_per_node: Training processes per node, one per GPU; 0 uses every visible GPU (one process on CPU).
-        lora_rank: Rank of the LoRA adapters; 0 with adapt_method auto chooses it from the task's data size.
-        adapt_budget_flops: Compute budget (FLOPs) that adapt_method auto must respect; 0 means no budget.
-        adapt_warm_start: An earlier adapted model directory, or a run directory holding one, to start adaptation from.
-        languages: Comma-separated ISO 639-1 codes curation keeps (language id); empty keeps every language.
-        quality_preset: Curation quality thresholds: published (Gopher/C4 papers), docstrings, or auto (docstrings for the built-in corpus).
-        allowed_languages: Comma-separated ISO 639-1 codes the gate accepts (needs the lang column); empty: any.
-        min_language_share: Share of documents that must be in allowed_languages for the gate to pass.
-        language_share_bounds: Per-language share bounds the gate enforces, e.g. en=0.8:1,fr=0:0.1; empty: none.
-        drift_mode: fail, warn or off: what the gate does when the data drifted from the last accepted profile.
-        profile_store: Folder or URI (s3://, gs://) keeping the last accepted dataset profile, e.g. /workspace/profiles; empty: no drift check.
-        control_cpu: CPU request and limit of select-region, carbon-statement and gate-failed (Kubernetes quantity).
-        control_memory: Memory request and limit of those steps, e.g. 1Gi.
-        data_cpu: CPU request and limit of curate (the Spark driver, or all of Spark in local mode) and validate.
-        data_memory: Memory request and limit of curate and validate.
-        train_cpu: CPU request and limit of pretrain, adapt and evaluate, and of each training replica.
-        train_memory: Memory request and limit of pretrain, adapt and evaluate, and of each training replica.
-        gpu_resource: Extended resource name of the GPUs pretrain and adapt request (gpus_per_node of them).
-        gpu_tolerations: Tolerations (JSON list) of the GPU steps and training replicas, for tainted GPU nodes.
-    """
+    """greenfm foundation-model pipeline (parameters: pipelines/config.py)."""
     cluster = dict(
         control_cpu=control_cpu,
         control_memory=control_memory,
@@ -206,6 +149,7 @@ def greenfm_pipeline(
         curated=curate.outputs["curated"],
         location=select_curate.outputs["location"],  # next to its data, on the curation region's grid
         min_documents=min_documents,
+        min_words=min_words,  # the gate checks curation's word floor
         license_allowlist=license_allowlist,
         allowed_languages=allowed_languages,
         min_language_share=min_language_share,

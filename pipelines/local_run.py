@@ -17,25 +17,13 @@ from components.common.default_data import write_default_corpus
 from components.curate.inputs import discover_inputs, input_fingerprint
 from pipelines.config import RunConfig
 from pipelines.dag import PIPELINE_NAME, greenfm_pipeline
+from pipelines.tasks import stage_of_task
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 
-# Task name in the DAG -> stage name shown to users.
-STAGES = {
-    "select-region-op": "placement (curate)",
-    "select-region-op-2": "placement (pretrain)",
-    "select-region-op-3": "placement (adapt)",
-    "curate-op": "curate",
-    "validate-op": "validate",
-    "pretrain-op": "pretrain",
-    "adapt-op": "adapt",
-    "evaluate-op": "evaluate",
-    "statement-op": "carbon statement",
-    "statement-op-2": "carbon statement",
-    "gate-failed-op": "gate failed",
-}
+STAGES = stage_of_task()  # task key -> stage name shown to users
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 from components.common.fingerprint import tree_sha256
 from pipelines.config import RunConfig
 from pipelines.local_run import LocalRun
+from pipelines.tasks import task_key
 
 MANIFEST = "manifest.json"
 PACKAGES = (
@@ -75,8 +76,8 @@ def stage_outputs(run: LocalRun) -> dict[str, dict]:
 
 def build_manifest(config: RunConfig, run: LocalRun, started_at: str, finished_at: str, repo: Path) -> dict:
     stages = stage_outputs(run)
-    curate = stages.get("curate-op", {}).get("parameters", {})
-    pretrain = stages.get("pretrain-op", {}).get("parameters", {})
+    curate = stages.get(task_key("curate"), {}).get("parameters", {})
+    pretrain = stages.get(task_key("pretrain"), {}).get("parameters", {})
     return {
         "greenfm_manifest": 1,
         "run_dir": str(run.run_dir),

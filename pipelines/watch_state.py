@@ -54,7 +54,8 @@ class FileStateStore:
     def begin(self) -> _FileTransaction:
         self.path = Path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        # The lock file stays open (and locked) until the transaction ends in commit/abort: no `with` here.
+        handle = open(self.path.with_name(self.path.name + ".lock"), "a+")  # noqa: SIM115
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -14,6 +14,7 @@ import yaml
 from components.common.errors import GreenfmError
 from pipelines.config import DEFAULTS, RunConfig
 from pipelines.submit import SubmitTarget, submit_run
+from pipelines.tasks import task_key
 from pipelines.watch import SubmittedRun
 
 
@@ -50,7 +51,7 @@ class LocalSubmitter:
             tail = (completed.stderr or completed.stdout).strip().splitlines()[-1:] or ["no output"]
             raise GreenfmError(f"local run failed (exit {completed.returncode}): {tail[0]}")
         run_dir = run_dirs[-1]
-        models = sorted(run_dir.glob("artifacts/*/pretrain-op/model"))
+        models = sorted(run_dir.glob(f"artifacts/*/{task_key('pretrain')}/model"))
         return SubmittedRun(run_id=run_dir.name, model_uri=str(models[-1]) if models else "")
 
 

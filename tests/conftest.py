@@ -15,6 +15,22 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
+@pytest.fixture
+def api_server():
+    """(FakeApiServer, base URL): a Kubernetes API server for one test (tests/fake_k8s.py)."""
+    from tests import fake_k8s
+
+    yield from fake_k8s.serve()
+
+
+@pytest.fixture
+def kfp_server():
+    """(FakeKfp, base URL): a Kubeflow Pipelines API server for one test (tests/fake_kfp.py)."""
+    from tests import fake_kfp
+
+    yield from fake_kfp.serve()
+
+
 @pytest.fixture(scope="session")
 def spark():
     from components.curate.spark_session import get_spark

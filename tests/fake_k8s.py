@@ -8,8 +8,6 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-import pytest
-
 from tests import http_fake
 
 _CM = re.compile(r"^/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?$")
@@ -107,8 +105,7 @@ def api_client(url: str):
     return client.ApiClient(configuration)
 
 
-@pytest.fixture
-def api_server():
-    """(FakeApiServer, base URL) for one test; import this fixture into a test module to use it."""
+def serve():
+    """Yield (FakeApiServer, base URL) while it runs: the `api_server` fixture (tests/conftest.py)."""
     fake = FakeApiServer()
     yield from http_fake.running(fake, _handler(fake))

@@ -8,8 +8,6 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-import pytest
-
 from tests import http_fake
 
 API = "/apis/v2beta1"
@@ -116,8 +114,7 @@ def _handler(fake: FakeKfp) -> http_fake.Handle:
     return lambda method, path, query, body: fake.handle(Request(method, path, query, body))
 
 
-@pytest.fixture
-def kfp_server():
-    """(FakeKfp, base URL) for one test; import this fixture into a test module to use it."""
+def serve():
+    """Yield (FakeKfp, base URL) while it runs: the `kfp_server` fixture (tests/conftest.py)."""
     fake = FakeKfp()
     yield from http_fake.running(fake, _handler(fake))

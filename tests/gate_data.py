@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import unicodedata
 import json
 import shutil
 from pathlib import Path
@@ -17,7 +18,6 @@ from components.common.default_data import default_corpus_records
 from components.common.pii import redact
 from components.curate.job import DOCUMENTS_DIR, REPORT_JSON, TOKENS_DIR
 from components.curate.shards import pack_shards, train_tokenizer
-from components.curate.steps import normalize_text
 from components.validate import frames
 from components.validate.frames import dedup_key
 
@@ -43,7 +43,7 @@ def _lang(doc_id: str) -> str:
 def clean_frame(documents: int = 300) -> pd.DataFrame:
     rows, seen = [], set()
     for record in itertools.islice(default_corpus_records(), documents * 2):
-        text, _ = redact(normalize_text(record["text"]))
+        text, _ = redact(unicodedata.normalize("NFC", record["text"]).strip())  # curation-like text, no Spark
         key = dedup_key(text)
         if len(text.split()) < 5 or key in seen:
             continue
@@ -78,7 +78,9 @@ def build_dataset(curated_dir: Path, documents: int = 300, vocab_size: int = 400
     frame = clean_frame(documents)
     write_documents(curated_dir, frame)
     tokenizer = train_tokenizer(frame["text"], vocab_size)
-    index = pack_shards(tokenizer, zip(frame["id"], frame["text"]), Path(curated_dir) / TOKENS_DIR, 0.1, 1 << 24)
+    index = pack_shards(
+        tokenizer, zip(frame["id"], frame["text"], strict=True), Path(curated_dir) / TOKENS_DIR, 0.1, 1 << 24
+    )
     report = {  # the shape curation writes
         "input": "docs.jsonl",
         "input_files": 1,

@@ -119,7 +119,7 @@ def test_lora_starts_at_the_base_model_and_merges_exactly():
     adapted = model(tokens)
     assert merge_lora(model) == 4 and not any(isinstance(m, LoraLinear) for m in model.modules())
     assert torch.allclose(model(tokens), adapted, atol=1e-5)
-    with pytest.raises(ValueError, match="no nn.Linear or nn.Embedding named"):
+    with pytest.raises(ValueError, match=r"no nn\.Linear or nn\.Embedding named"):
         apply_lora(model, LoraConfig(targets=("nope",)))
 
 

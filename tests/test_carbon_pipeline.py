@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from components.carbon.catalog import REGION_LABEL
 from pipelines.cli import app
+from pipelines.tasks import task_key
 
 
 def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
@@ -33,7 +34,7 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
     stage_of = {
         name: task["inputs"]["parameters"]["stage"]["runtimeValue"]["constant"]
         for name, task in tasks.items()
-        if name.startswith("select-region-op")
+        if name in {task_key(f"select-region-{s}") for s in ("curate", "pretrain", "adapt")}
     }
     assert {producers[f"exec-{s}-op"]: s for s in ("curate", "pretrain", "adapt")} == stage_of
     # The selection steps read live-provider tokens from an optional Secret.

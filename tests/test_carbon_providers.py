@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -57,8 +58,8 @@ ROUTES = {
 
 
 class Replay(BaseHTTPRequestHandler):
-    failing: set[str] = set()
-    seen: list[str] = []
+    failing: ClassVar[set[str]] = set()
+    seen: ClassVar[list[str]] = []
 
     def do_GET(self):
         url = urlparse(self.path)

@@ -10,7 +10,7 @@ runner = CliRunner()
 
 
 def test_curate_command(spark, tmp_path):
-    from components.curate.synthetic import Generator
+    from tests.synthetic import Generator
 
     source = tmp_path / "in.jsonl"
     prose = Generator(seed=0)
@@ -28,7 +28,8 @@ def test_validate_command_passes_and_fails(tmp_path):
     from tests.gate_data import build_dataset
 
     data = str(build_dataset(tmp_path / "curated"))
-    store = ["--profile-store", str(tmp_path / "store")]
+    # The data is 20% German; the run's default (`allowed_languages: en`) would fail it.
+    store = ["--profile-store", str(tmp_path / "store"), "--allowed-languages", ""]
     ok = runner.invoke(app, ["validate", "--input", data, "--docs", str(tmp_path / "a"), *store])
     assert ok.exit_code == 0, ok.output
     assert "Validation gate: PASSED" in ok.output and "no accepted snapshot" in ok.output
@@ -44,7 +45,7 @@ def test_validate_command_takes_a_relative_path(tmp_path, monkeypatch):
 
     build_dataset(tmp_path / "curated")
     monkeypatch.chdir(tmp_path)  # Data Docs go to curated/validation, relative to here
-    result = runner.invoke(app, ["validate", "--input", "curated"])
+    result = runner.invoke(app, ["validate", "--input", "curated", "--allowed-languages", "en,de"])
     assert result.exit_code == 0, result.output
     assert any((tmp_path / "curated" / "validation").rglob("index.html"))  # the Data Docs site
 

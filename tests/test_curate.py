@@ -7,11 +7,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from components.common.contracts import REMOVED_DIR, load_index, read_split
 from components.curate.job import DOCUMENTS_DIR, QUARANTINE_FILE, TOKENS_DIR, CurateConfig, curate, pipeline_config
+from components.curate.marks import with_transforms
 from components.curate.quality import quality_preset
-from components.curate.shards import load_index, read_split
-from components.curate.steps import normalize_text
-from components.curate.synthetic import Generator
+from components.curate.steps import normalize
+from tests.synthetic import Generator
 
 
 def _light(**changes) -> CurateConfig:
@@ -21,10 +22,22 @@ def _light(**changes) -> CurateConfig:
     return config
 
 
-def test_normalize_text():
-    assert normalize_text("Cafe\u0301\r\nline\x00 two  \n\n\n\nend\u00a0x") == "Caf\u00e9\nline two\n\nend x"
-    assert normalize_text("    indented code\n") == "indented code"
-    assert normalize_text("a\n    indented") == "a\n    indented"
+def test_normalize_runs_in_spark(spark):
+    """The Spark step itself: NFC, line endings (U+2028/U+2029 too), controls, spaces, blank lines, indentation."""
+    cases = {
+        "mixed": ("Cafe\u0301\r\nline\x00 two  \n\n\n\nend\u00a0x", "Caf\u00e9\nline two\n\nend x"),
+        "leading": ("    indented code\n", "indented code"),
+        "indented": ("a\n    indented", "a\n    indented"),
+        "separators": (
+            "first line\u2028second line  \u2029\u2029\u2029third\u2028",
+            "first line\nsecond line\n\nthird",
+        ),
+        "empty": (" \u2028\t\ufeff", ""),
+    }
+    frame = spark.createDataFrame([(k, v[0]) for k, v in cases.items()], "id string, text string")
+    marked = normalize(with_transforms(frame)).frame.select("id", "text", "_reason").collect()
+    assert {row.id: row.text for row in marked} == {k: v[1] for k, v in cases.items()}
+    assert {row.id: row._reason for row in marked}["empty"] == "normalize.empty"
 
 
 def test_malformed_records_are_quarantined_with_line_numbers(spark, tmp_path):
@@ -47,18 +60,29 @@ def test_malformed_records_are_quarantined_with_line_numbers(spark, tmp_path):
     result = curate(str(tmp_path / "in"), tmp_path / "out", _light(minhash=_no_minhash()))
 
     quarantine = [json.loads(line) for line in (tmp_path / "out" / QUARANTINE_FILE).read_text().splitlines()]
-    assert [(q["line"], q["reason"].split(":")[0]) for q in quarantine] == [
-        (2, "bad JSON"),
-        (3, "text is BIGINT, not a string"),
-        (4, "not a JSON object (ARRAY<STRING>)"),
-        (5, "missing text"),
-        (10, "invalid UTF-8"),
+    assert [(q["line"], q["code"], q["reason"].split(":")[0]) for q in quarantine] == [
+        (2, "bad_json", "bad JSON"),
+        (3, "text_not_a_string", "text is BIGINT, not a string"),
+        (4, "not_an_object", "not a JSON object (ARRAY<STRING>)"),
+        (5, "missing_text", "missing text"),
+        (10, "invalid_utf8", "invalid UTF-8"),
     ]
     assert all(q["file"].endswith("part.jsonl") for q in quarantine)
     assert result.quarantined == 5
     steps = {s["step"]: s for s in result.report["steps"]}
-    assert steps["length"]["removed"] == {"fewer than 5 words": 1}
-    assert steps["exact_dedup"]["removed"] == {"exact duplicate": 1}
+    assert steps["length"]["removed"] == {"length.short_doc": 1}
+    assert steps["exact_dedup"]["removed"] == {"exact_dedup.duplicate": 1}
+    assert result.report["quarantine_reasons"] == {
+        "bad_json": 1,
+        "invalid_utf8": 1,
+        "missing_text": 1,
+        "not_an_object": 1,
+        "text_not_a_string": 1,
+    }
+    assert result.report["input_files"] == {"found": 2, "read": 2, "skipped": []}
+    removed = pq.read_table(tmp_path / "out" / REMOVED_DIR).to_pandas().set_index("id")
+    assert removed.loc["d", ["step", "reason", "value"]].tolist() == ["length", "length.short_doc", 2.0]
+    assert removed.loc["c", ["reason", "detail"]].tolist() == ["exact_dedup.duplicate", "b"]
 
     docs = pq.read_table(tmp_path / "out" / DOCUMENTS_DIR).to_pandas().set_index("id")
     assert sorted(docs.index) == ["a", "b"]
@@ -130,7 +154,7 @@ def test_decontamination_drops_documents_sharing_a_13_gram(spark, tmp_path):
     result = curate(str(tmp_path / "in.jsonl"), tmp_path / "out", config)
     assert pq.read_table(tmp_path / "out" / DOCUMENTS_DIR).column("id").to_pylist() == ["ok"]
     (step,) = [s for s in result.report["steps"] if s["step"] == "decontam"]
-    assert step["removed"] == {"shares a 13-gram with an evaluation set": 1}
+    assert step["removed"] == {"decontam.shared_ngram": 1}
 
 
 def test_pipeline_config_resolves_presets_and_languages():
@@ -138,7 +162,7 @@ def test_pipeline_config_resolves_presets_and_languages():
 
     builtin = pipeline_config(5, 512, "en, fr", "auto", builtin_corpus=True)
     assert builtin.languages == ("en", "fr") and builtin.quality.min_doc_words == 5
-    assert pipeline_config(5, 512, "", "auto", builtin_corpus=False).quality == quality_preset("published")
+    assert pipeline_config(5, 512, "", "auto", builtin_corpus=False).quality == quality_preset("fineweb")
     assert pipeline_config(5, 512, "", "auto", builtin_corpus=False).languages == ()
     with pytest.raises(InputError, match="unknown quality preset 'web'"):
         pipeline_config(5, 512, "en", "web", builtin_corpus=False)
@@ -160,7 +184,7 @@ def test_shards_hold_every_document_once(curated):
     docs_in_shards = int((train == eos).sum() + (val == eos).sum())
     assert docs_in_shards == curated.documents
     dedup = next(s for s in curated.report["steps"] if s["step"] == "exact_dedup")
-    assert dedup["removed"]["exact duplicate"] >= 2  # at least the two injected copies
+    assert dedup["removed"]["exact_dedup.duplicate"] >= 2  # at least the two injected copies
     assert curated.documents == curated.report["steps"][-1]["output_docs"]
     assert int(np.max(train)) < index["vocab_size"]
 
@@ -182,5 +206,33 @@ def test_parquet_without_text_column_names_the_file(spark, tmp_path):
     from components.common.errors import InputError
 
     pd.DataFrame({"body": ["x"]}).to_parquet(tmp_path / "t.parquet")
-    with pytest.raises(InputError, match="t.parquet: no text column"):
+    with pytest.raises(InputError, match=r"t\.parquet: no text column"):
         curate(str(tmp_path / "t.parquet"), tmp_path / "out")
+
+
+def test_compressed_and_mixed_inputs_are_read_with_their_origin(spark, tmp_path):
+    import gzip
+
+    import pandas as pd
+    import zstandard
+
+    prose = Generator(seed=21)
+    texts = {name: prose.prose() for name in ("gz", "zst", "txt", "pq")}
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jsonl.gz").write_bytes(gzip.compress((json.dumps({"id": "gz", "text": texts["gz"]}) + "\n").encode()))
+    zst_lines = json.dumps({"id": "zst", "text": texts["zst"]}) + "\n{broken\n"
+    (folder / "b.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(zst_lines.encode()))
+    (folder / "c.txt").write_text(texts["txt"])
+    pd.DataFrame({"id": ["pq"], "text": [texts["pq"]]}).to_parquet(folder / "d.parquet")
+    (folder / "notes.md").write_text("# not an input format")
+    result = curate(str(folder), tmp_path / "out", _light(minhash=_no_minhash()))
+    docs = pq.read_table(tmp_path / "out" / DOCUMENTS_DIR).to_pandas()
+    origins = {row.id.split(":")[0]: Path(row.origin.removeprefix("file://")).name for row in docs.itertuples()}
+    assert origins == {"gz": "a.jsonl.gz", "zst": "b.jsonl.zst", "c": "c.txt", "pq": "d.parquet"}
+    quarantine = [json.loads(line) for line in (tmp_path / "out" / QUARANTINE_FILE).read_text().splitlines()]
+    assert [(Path(q["file"]).name, q["line"], q["code"]) for q in quarantine] == [("b.jsonl.zst", 2, "bad_json")]
+    files = result.report["input_files"]
+    assert (files["found"], files["read"]) == (5, 4) and files["skipped"][0]["reason"] == "unsupported format .md"
+    assert "1 skipped" in (tmp_path / "out" / "report.md").read_text()
+    assert not (tmp_path / "out" / "_staging").exists()

@@ -67,7 +67,7 @@ def test_dockerfile_rules(dockerfile):
     args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
     for base in re.findall(r"^FROM (\S+)", text, re.M):
         base = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], base)
-        name, _, tag = base.partition(":")
+        _, _, tag = base.partition(":")
         assert tag and tag != "latest" and re.search(r"\d+\.\d+", tag), f"unpinned base {base}"
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1].isdigit() and users[-1] != "0", "must end as a numeric non-root user"

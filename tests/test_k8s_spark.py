@@ -36,7 +36,6 @@ from components.curate.k8s import (
     run_spark_application,
 )
 from tests import fake_k8s
-from tests.fake_k8s import api_server  # noqa: F401 (fixture)
 from tests.pod_security import assert_restricted
 
 ROOT = Path(__file__).resolve().parent.parent

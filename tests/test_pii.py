@@ -2,7 +2,8 @@
 
 import pytest
 
-from components.common.pii import PII_KINDS, find_pii, luhn_valid, pii_count_column, redact, redact_column
+from components.common.pii import PII_KINDS, find_pii, luhn_valid, redact
+from components.curate.pii_columns import pii_count_column, redact_column
 
 CASES = [
     ("Write to jane.doe+news@mail.example.co.uk today.", "Write to <EMAIL> today.", {"EMAIL": 1}),

@@ -17,8 +17,9 @@ import pytest
 import torch
 
 from components.carbon.tracking import aggregate_ranks
+from components.common.contracts import read_split
 from components.common.errors import GreenfmError
-from components.curate.shards import pack_shards, read_split, train_tokenizer
+from components.curate.shards import pack_shards, train_tokenizer
 from components.pretrain import resume
 from components.pretrain.data import GlobalBatches
 from components.pretrain.launch import LaunchConfig, run_local, torchrun_command

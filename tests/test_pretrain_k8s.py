@@ -320,9 +320,8 @@ def test_trainjob_runs_and_returns_the_model(operator, shards, tmp_path):
     )
     assert fake.trainings == 1 and (tmp_path / "model" / "model.safetensors").is_file()
     (posted,) = [body for method, _, body in fake.requests if method == "POST"]
-    assert (
-        posted["kind"] == "TrainJob"
-        and f"/namespaces/{NS}/trainjobs" in [p for m, p, _ in fake.requests if m == "POST"][0]
+    assert posted["kind"] == "TrainJob" and f"/namespaces/{NS}/trainjobs" in next(
+        p for m, p, _ in fake.requests if m == "POST"
     )
     assert result.report["checkpoint_dir"].startswith(str(tmp_path / "workspace"))
 

@@ -11,7 +11,7 @@ from components.common.errors import GreenfmError
 from pipelines.cli import app
 from pipelines.compile import compile_pipeline
 from pipelines.submit import SubmitTarget, parse_params, schedule_run, submit_run, validate_cron
-from tests.fake_kfp import API, kfp_server  # noqa: F401 (fixture)
+from tests.fake_kfp import API
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def test_params_are_typed_and_checked():
     }
     with pytest.raises(GreenfmError, match="unknown parameter"):
         parse_params(["trian_steps=5"])
-    with pytest.raises(GreenfmError, match="must be int"):
+    with pytest.raises(GreenfmError, match="must be an integer"):
         parse_params(["train_steps=many"])
     with pytest.raises(GreenfmError, match="NAME=VALUE"):
         parse_params(["train_steps"])

@@ -20,8 +20,6 @@ from pipelines.watch import SubmittedRun, WatchState, fingerprint_input, watch_o
 from pipelines.watch_state import ConfigMapStateStore, FileStateStore
 from pipelines.watch_submitters import KfpSubmitter, changed_parameters
 from tests import fake_k8s
-from tests.fake_k8s import api_server  # noqa: F401 (fixture)
-from tests.fake_kfp import kfp_server  # noqa: F401 (fixture)
 
 
 def write_corpus(folder: Path, text: str) -> Path:

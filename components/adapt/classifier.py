@@ -10,14 +10,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from components.common.contracts import ADAPT_REPORT, HEAD_WEIGHTS, LINEAGE, TASK_CONFIG
 from components.common.fingerprint import tree_sha256
 from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.model import Transformer
 
-HEAD_WEIGHTS = "head.safetensors"
-TASK_CONFIG = "task.json"
-ADAPT_REPORT = "adapt_report.json"
-LINEAGE = "lineage.json"
 # Records written beside the weights; the model's identity (its hash) is the weights, config and tokenizer.
 RECORDS = (ADAPT_REPORT, LINEAGE)
 

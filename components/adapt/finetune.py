@@ -25,9 +25,11 @@ from components.adapt.classifier import (
 from components.adapt.lora import DEFAULT_TARGETS, LoraConfig, lora_state_dict, merge_lora
 from components.adapt.methods import METHODS, choose_method, estimated_flops, set_trainable
 from components.adapt.task import TaskData, data_fingerprint, encode, load_default_task
+from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
+from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
+from components.common.contracts import PAD
 from components.common.fingerprint import file_sha256
-from components.curate.shards import PAD
-from components.pretrain.checkpoint import TOKENIZER, WEIGHTS, load_model
+from components.pretrain.checkpoint import load_model
 
 LORA_WEIGHTS = "lora.safetensors"
 # Peak learning rate per method: adapters and a fresh head tolerate larger steps than the whole network.

@@ -15,8 +15,11 @@ from components.adapt.classifier import LINEAGE, is_classifier
 from components.adapt.finetune import AdaptConfig, AdaptResult, adapt
 from components.adapt.task import TaskData
 from components.carbon.tracking import Location, measure
+from components.common.contracts import MODEL_CONFIG as CONFIG
+from components.common.contracts import MODEL_FORMAT as FORMAT
+from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
+from components.common.contracts import PARENT_SHA256, ModelDir
 from components.common.fingerprint import file_sha256
-from components.pretrain.checkpoint import CONFIG, FORMAT, WEIGHTS, read_train_report
 
 _ENERGY_KEYS = ("energy_kwh", "emissions_kg", "wall_seconds", "location", "cpu_power_method")
 
@@ -64,12 +67,8 @@ class Node:
 
 def _base_node(model_dir: Path) -> Node:
     sha = file_sha256(model_dir / WEIGHTS)
-    report = read_train_report(model_dir)
-    parent = None
-    warm = str(report.get("warm_start", ""))
-    if warm.startswith("loaded from "):
-        previous = Path(warm.removeprefix("loaded from ")) / WEIGHTS
-        parent = file_sha256(previous) if previous.is_file() else None
+    report = ModelDir(model_dir).train_report()
+    parent = report.get(PARENT_SHA256)  # the weights pretraining warm-started from
     facts = [
         f"{report['parameters']:,} params" if "parameters" in report else "",
         f"val loss {report['val_loss']}" if "val_loss" in report else "",

@@ -1,6 +1,5 @@
 """KFP wrappers: where heavy stages run, and the run's carbon impact statement."""
 
-from datetime import UTC
 from typing import NamedTuple
 
 from kfp import dsl
@@ -25,12 +24,11 @@ def select_region_op(
     """Choose the (region, start) with the least expected emissions for one heavy stage, wait for the start
     (never longer than max_wait_hours), and hand the stage its node selector and measurement location."""
     import json
-    import time
     from dataclasses import asdict
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     from components.carbon.catalog import load_catalog
-    from components.carbon.placement import Constraints, Job, select_region
+    from components.carbon.placement import Constraints, Job, select_region, wait_for_start
     from components.carbon.providers import make_provider
 
     estimate = json.loads(job_estimates)[stage]
@@ -45,9 +43,7 @@ def select_region_op(
         now,
     )
     print(decision.reason)
-    wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(UTC)).total_seconds()
-    if wait_s > 0:
-        time.sleep(min(wait_s, max_wait_hours * 3600))
+    wait_for_start(decision, max_wait_hours)
     location = catalog.get(decision.chosen.region).location()
     outputs = NamedTuple("Placement", [("location", str), ("node_selector", dict), ("decision", str)])
     return outputs(json.dumps(asdict(location)), decision.node_selector, json.dumps(decision.to_json()))
@@ -62,6 +58,8 @@ def statement_op(
     statement: Output[Markdown],
     statement_json: Output[Artifact],
     statement_html: Output[HTML],
+    social_cost_usd_per_t: float,
+    energy_usd_per_kwh: float,
     pretrain_energy: str = "",
     adapt_energy: str = "",
     evaluate_energy: str = "",
@@ -72,8 +70,6 @@ def statement_op(
     adapt_method: str = "",
     train_steps: int = 0,
     adapt_steps: int = 0,
-    social_cost_usd_per_t: float = 105.0,
-    energy_usd_per_kwh: float = 0.1376,
     social_benefit_usd: str = "",
     other_costs_usd: str = "",
     scratch_task_kwh: str = "",
@@ -81,7 +77,6 @@ def statement_op(
     """Gather every stage's energy record and placement into the carbon impact statement (Markdown and HTML
     shown in the UI, JSON for machines). Optional money inputs are strings: empty means not given."""
     import json
-    import shutil
     import tempfile
     from pathlib import Path
 
@@ -93,9 +88,7 @@ def statement_op(
         StatementInputs,
         write_statement,
     )
-
-    def optional(text: str) -> float | None:
-        return float(text) if text.strip() else None
+    from components.common.component_io import copy_outputs
 
     energies = [curate_energy, validate_energy, pretrain_energy, adapt_energy, evaluate_energy]
     records = [json.loads(e) for e in energies if e]
@@ -104,12 +97,8 @@ def statement_op(
         run["pretraining compute"] = f"{total_training_flops:.3e} FLOPs"
     inputs = StatementInputs(
         placements=[json.loads(p) for p in (curate_placement, pretrain_placement, adapt_placement) if p],
-        assumptions=CostAssumptions(
-            social_cost_usd_per_t,
-            energy_usd_per_kwh,
-            optional(social_benefit_usd),
-            optional(other_costs_usd),
-            optional(scratch_task_kwh),
+        assumptions=CostAssumptions.from_params(
+            social_cost_usd_per_t, energy_usd_per_kwh, social_benefit_usd, other_costs_usd, scratch_task_kwh
         ),
         total_training_flops=total_training_flops,
         adapt_method=adapt_method,
@@ -118,6 +107,10 @@ def statement_op(
     )
     out = Path(tempfile.mkdtemp(prefix="greenfm-carbon-"))
     write_statement(records, out, run, inputs)
-    shutil.copyfile(out / STATEMENT_MD, statement.path)
-    shutil.copyfile(out / STATEMENT_JSON, statement_json.path)
-    shutil.copyfile(out / STATEMENT_HTML, statement_html.path)
+    copy_outputs(
+        [
+            (out / STATEMENT_MD, statement.path),
+            (out / STATEMENT_JSON, statement_json.path),
+            (out / STATEMENT_HTML, statement_html.path),
+        ]
+    )

@@ -20,6 +20,28 @@ class CostAssumptions:
     # Energy to train one task model from scratch, for the amortization; None: estimated (see break_even).
     scratch_task_kwh: float | None = None
 
+    @classmethod
+    def from_params(
+        cls,
+        social_cost_usd_per_t: float,
+        energy_usd_per_kwh: float,
+        social_benefit_usd: str = "",
+        other_costs_usd: str = "",
+        scratch_task_kwh: str = "",
+    ) -> CostAssumptions:
+        """From the pipeline's parameters: the user estimates are text, empty meaning not given."""
+
+        def optional(text: str) -> float | None:
+            return float(text) if text.strip() else None
+
+        return cls(
+            social_cost_usd_per_t,
+            energy_usd_per_kwh,
+            optional(social_benefit_usd),
+            optional(other_costs_usd),
+            optional(scratch_task_kwh),
+        )
+
 
 @dataclass
 class Equivalent:

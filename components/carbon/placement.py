@@ -11,8 +11,11 @@ Checking those candidates is therefore exact, not a heuristic (tests check it ag
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from components.carbon.catalog import REGION_LABEL, Catalog, Region
 from components.carbon.providers import IntensityProvider, Signal
@@ -76,6 +79,16 @@ class Decision:
         return {**asdict(self), "node_selector": self.node_selector}
 
 
+def wait_for_start(decision: Decision, max_wait_hours: float, sleep: Callable[[float], None] = time.sleep) -> float:
+    """Sleep until the chosen start (a cleaner forecast hour), never longer than max_wait_hours; return the
+    seconds waited."""
+    wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(UTC)).total_seconds()
+    waited = max(0.0, min(wait_s, max_wait_hours * 3600))
+    if waited:
+        sleep(waited)
+    return waited
+
+
 def why_infeasible(region: Region, constraints: Constraints, job: Job) -> str:
     """'' when the region can run the job, else the first constraint it misses."""
     if constraints.gpu_type and region.gpus.get(constraints.gpu_type, 0) < max(1, constraints.gpu_count):
@@ -102,7 +115,7 @@ def window_mean(signal: Signal, start: datetime, hours: float) -> float:
         return intensity_at(signal, start)
     end = start + timedelta(hours=hours)
     cuts = sorted({start, end} | {t for p in signal.forecast for t in (p.start, p.end) if start < t < end})
-    total = sum(intensity_at(signal, a) * (b - a).total_seconds() for a, b in zip(cuts, cuts[1:]))
+    total = sum(intensity_at(signal, a) * (b - a).total_seconds() for a, b in pairwise(cuts))
     return total / (end - start).total_seconds()
 
 

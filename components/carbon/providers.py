@@ -16,6 +16,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Protocol
 
@@ -171,9 +172,10 @@ class ElectricityMapsProvider:
             body = _get_json(f"{self.base_url}/carbon-intensity/forecast?zone={zone}", headers)
             times = [_parse_time(p["datetime"]) for p in body["forecast"]]
             # Points are hourly in practice; take each point's length from the spacing (last one: 60 min).
-            steps = [(b - a).total_seconds() / 60 for a, b in zip(times, times[1:])] + [60.0]
+            steps = [(b - a).total_seconds() / 60 for a, b in pairwise(times)] + [60.0]
             forecast = [
-                ForecastPoint(t, m, float(p["carbonIntensity"])) for t, m, p in zip(times, steps, body["forecast"])
+                ForecastPoint(t, m, float(p["carbonIntensity"]))
+                for t, m, p in zip(times, steps, body["forecast"], strict=True)
             ]
         kind = latest.get("emissionFactorType", "lifecycle")
         return Signal(

@@ -25,11 +25,10 @@ def curate_op(
 ) -> NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)]):
     """Curate raw text into deduplicated Parquet and token shards. `data_fingerprint` only keys the cache."""
     import json
-    import shutil
     import tempfile
     from pathlib import Path
 
-    from components.carbon.tracking import Location, measure
+    from components.common.component_io import copy_outputs, measured
     from components.common.default_data import write_default_corpus
     from components.curate.job import REPORT_MD, pipeline_config
     from components.curate.k8s import curate_with_backend, from_pipeline  # local[*], k8s:// client, SparkApplication
@@ -40,15 +39,9 @@ def curate_op(
         config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=not input_uri)
         return curate_with_backend(source, curated.path, config, spark)
 
-    result, energy = measure("curate", Location(**json.loads(location)), work)
-    # For the carbon statement's mitigations: tokens deduplication kept out of training.
-    energy["notes"] = {
-        "dedup_removed_documents": sum(
-            sum(s["removed"].values()) for s in result.report["steps"] if "dedup" in s["step"]
-        ),
-        "tokens_per_document": result.train_tokens / max(1, result.documents),
-    }
-    shutil.copyfile(Path(curated.path) / REPORT_MD, report.path)
+    result, energy = measured("curate", location, work)
+    energy["notes"] = result.mitigation_notes()
+    copy_outputs([(Path(curated.path) / REPORT_MD, report.path)])
     curated.metadata.update({"fingerprint": result.fingerprint, "documents": result.documents})
     outputs = NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)])
     return outputs(json.dumps(energy), result.fingerprint, result.documents)

@@ -87,5 +87,5 @@ def decontaminate(df: DataFrame, cfg: DecontamConfig) -> Marked:
     if len(eval_keys) == 0:
         return Marked("decontam", mark("decontam", df))  # nothing to compare with: every document passes
     shared = _overlap_udf(eval_keys, cfg.ngram)(shingle_words())
-    reason = F.when(shared, F.lit(f"shares a {cfg.ngram}-gram with an evaluation set"))
+    reason = F.when(shared, F.lit("decontam.shared_ngram"))
     return Marked("decontam", mark("decontam", df, reason))

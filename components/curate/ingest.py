@@ -1,21 +1,28 @@
 """Read JSONL, Parquet and plain-text inputs into one document table; bad records go to quarantine.
 
+gzip files are read by Spark itself (Hadoop's codec); zstd files, which Spark reads only with native Hadoop
+libraries, are decompressed to a staging folder first and keep their own name as `origin`.
+
 Document columns: id, text, source, license, metadata (JSON text of any other fields), origin (the file).
-Quarantine columns: file, line (JSONL only; 0 where unknown), reason, raw (first 500 characters).
+Quarantine columns: file, line (JSONL only; 0 where unknown), code (stable: `bad_json`, `invalid_utf8`, ...),
+reason (the details), raw (first 500 characters).
 """
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 from collections import defaultdict, deque
 from pathlib import Path
+from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from components.common.errors import InputError
-from components.curate.inputs import FORMATS, InputFile, is_remote
+from components.curate.inputs import InputFile, classify, is_remote, open_binary
 
 DOCUMENT_SCHEMA = T.StructType(
     [
@@ -57,7 +64,14 @@ def _read_jsonl(spark: SparkSession, paths: list[str], default_license: str) -> 
         .when(text_type.isNull() | (text_type == "VOID"), F.lit("missing text"))
         .when(text_type != "STRING", F.concat(F.lit("text is "), text_type, F.lit(", not a string")))
     )
-    checked = lines.withColumn("reason", reason)
+    code = (
+        F.when(_invalid_utf8(), F.lit("invalid_utf8"))
+        .when(F.col("v").isNull(), F.lit("bad_json"))
+        .when(~shape.startswith("OBJECT"), F.lit("not_an_object"))
+        .when(text_type.isNull() | (text_type == "VOID"), F.lit("missing_text"))
+        .when(text_type != "STRING", F.lit("text_not_a_string"))
+    )
+    checked = lines.withColumn("reason", reason).withColumn("code", code)
 
     def field(name: str) -> F.Column:
         return F.expr(f"try_variant_get(v, '$.{name}', 'string')")
@@ -73,7 +87,7 @@ def _read_jsonl(spark: SparkSession, paths: list[str], default_license: str) -> 
         "origin",
     )
     bad = checked.filter(F.col("reason").isNotNull()).select(
-        F.col("origin").alias("file"), "reason", F.col("value").alias("raw")
+        F.col("origin").alias("file"), "code", "reason", F.col("value").alias("raw")
     )
     return good, bad
 
@@ -81,11 +95,7 @@ def _read_jsonl(spark: SparkSession, paths: list[str], default_license: str) -> 
 def _read_parquet(spark: SparkSession, paths: list[str], default_license: str) -> tuple[DataFrame, DataFrame]:
     frames = []
     for path in paths:
-        df = spark.read.parquet(path)
-        text_type = dict(df.dtypes).get("text")
-        if text_type != "string":
-            found = "no text column" if text_type is None else f"text column is {text_type}"
-            raise InputError(f"{path}: {found}; expected a string column named text")
+        df = spark.read.parquet(path)  # inputs.scan_inputs has checked the footer and the text column
         cols = set(df.columns)
         extra = sorted(cols - _RESERVED)
         frames.append(
@@ -105,7 +115,10 @@ def _read_parquet(spark: SparkSession, paths: list[str], default_license: str) -
     for other in frames[1:]:
         df = df.unionByName(other)
     bad = df.filter(F.col("text").isNull()).select(
-        F.col("origin").alias("file"), F.lit("text is null").alias("reason"), F.to_json(F.struct("*")).alias("raw")
+        F.col("origin").alias("file"),
+        F.lit("null_text").alias("code"),
+        F.lit("text is null").alias("reason"),
+        F.to_json(F.struct("*")).alias("raw"),
     )
     return df.filter(F.col("text").isNotNull()), bad
 
@@ -122,7 +135,10 @@ def _read_text(spark: SparkSession, paths: list[str], default_license: str) -> t
         "origin",
     )
     bad = docs.filter(_invalid_utf8()).select(
-        F.col("origin").alias("file"), F.lit("invalid UTF-8").alias("reason"), F.col("value").alias("raw")
+        F.col("origin").alias("file"),
+        F.lit("invalid_utf8").alias("code"),
+        F.lit("invalid UTF-8").alias("reason"),
+        F.col("value").alias("raw"),
     )
     return good, bad
 
@@ -130,18 +146,50 @@ def _read_text(spark: SparkSession, paths: list[str], default_license: str) -> t
 _READERS = {"jsonl": _read_jsonl, "parquet": _read_parquet, "text": _read_text}
 
 
-def read_documents(spark: SparkSession, files: list[InputFile], default_license: str) -> tuple[DataFrame, DataFrame]:
-    """(documents, quarantined) over every input file, whatever its format."""
+def _uri(path: str) -> str:
+    return path if is_remote(path) else Path(path).resolve().as_uri()
+
+
+def stage_zstd(files: list[InputFile], staging: Path) -> tuple[list[InputFile], dict[str, str]]:
+    """Decompress zstd files into `staging` (streamed); returns the files to read and staged URI -> original."""
+    out, origins = [], {}
+    for index, item in enumerate(files):
+        if item.compression != "zstd":
+            out.append(item)
+            continue
+        staging.mkdir(parents=True, exist_ok=True)
+        name = Path(item.path).name.removesuffix(Path(item.path).suffix)
+        target = staging / f"{index:05d}-{name}"
+        with open_binary(item.path, "zstd") as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
+        out.append(InputFile(str(target), item.format))
+        origins[_uri(str(target))] = _uri(item.path)
+    return out, origins
+
+
+def read_documents(
+    spark: SparkSession, files: list[InputFile], default_license: str, staging: Path | None = None
+) -> tuple[DataFrame, DataFrame]:
+    """(documents, quarantined) over every input file, whatever its format; zstd files are staged in `staging`."""
+    origins: dict[str, str] = {}
+    if any(f.compression == "zstd" for f in files):
+        if staging is None:
+            raise InputError("zstd inputs need a staging folder")
+        files, origins = stage_zstd(files, staging)
     goods, bads = [], []
     for fmt, reader in _READERS.items():
-        paths = [f.path if is_remote(f.path) else Path(f.path).resolve().as_uri() for f in files if f.format == fmt]
+        paths = [_uri(f.path) for f in files if f.format == fmt]
         if paths:
             good, bad = reader(spark, paths, default_license)
             goods.append(good)
             bads.append(bad)
     docs, quarantined = goods[0], bads[0]
-    for good, bad in zip(goods[1:], bads[1:]):
+    for good, bad in zip(goods[1:], bads[1:], strict=True):
         docs, quarantined = docs.unionByName(good), quarantined.unionByName(bad)
+    if origins:
+        mapping = F.create_map(*[F.lit(x) for pair in origins.items() for x in pair])
+        docs = docs.withColumn("origin", F.coalesce(F.element_at(mapping, F.col("origin")), F.col("origin")))
+        quarantined = quarantined.withColumn("file", F.coalesce(F.element_at(mapping, F.col("file")), F.col("file")))
     return _with_defaults(docs).select(*DOCUMENT_SCHEMA.fieldNames()), quarantined
 
 
@@ -161,13 +209,14 @@ def locate_quarantined(rows: list[dict]) -> list[dict]:
     """
     pending: dict[str, dict[str, deque]] = defaultdict(lambda: defaultdict(deque))
     for row in rows:
-        row["file"] = row["file"].removeprefix("file://")
+        row["file"] = unquote(row["file"].removeprefix("file://"))
         row["line"] = 0
         pending[row["file"]][row["raw"]].append(row)
     for path, queues in pending.items():
-        if FORMATS.get(Path(path).suffix.lower()) != "jsonl" or not Path(path).is_file():
+        fmt, compression = classify(Path(path).name)
+        if fmt != "jsonl" or not Path(path).is_file():
             continue
-        with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        with io.TextIOWrapper(open_binary(path, compression), encoding="utf-8", errors="replace", newline="") as handle:
             for number, line in enumerate(handle, start=1):
                 queue = queues.get(line.rstrip("\r\n"))
                 if queue:

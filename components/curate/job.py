@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -11,27 +12,32 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from components.common.contracts import CURATION_REPORT_JSON as REPORT_JSON
+from components.common.contracts import CURATION_REPORT_MD as REPORT_MD
+from components.common.contracts import (
+    DOCUMENTS_DIR,
+    OUTPUT_COLUMNS,
+    QUARANTINE_FILE,
+    REMOVED_COLUMNS,
+    REMOVED_DIR,
+    TOKENS_DIR,
+)
 from components.common.errors import InputError
 from components.common.fingerprint import sorted_digest
 from components.common.params import split_list
 from components.curate import steps
 from components.curate.decontam import DecontamConfig, decontaminate
 from components.curate.ingest import locate_quarantined, read_documents
-from components.curate.inputs import discover_inputs
+from components.curate.inputs import scan_inputs
 from components.curate.langid import language_filter
 from components.curate.marks import Marked, StepReport, run_step, with_transforms
 from components.curate.minhash import MinHashConfig, fuzzy_dedup
-from components.curate.quality import QualityConfig, quality_steps
+from components.curate.quality import DEFAULT_PRESET, QualityConfig, quality_steps
 from components.curate.quality import quality_preset as preset
 from components.curate.shards import pack_shards, train_tokenizer
 from components.curate.spark_session import get_spark
 
-DOCUMENTS_DIR = "documents"
-TOKENS_DIR = "tokens"
-QUARANTINE_FILE = "quarantine.jsonl"
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
-OUTPUT_COLUMNS = ("id", "text", "source", "license", "metadata", "origin", "transforms", "lang", "lang_score")
+STAGING_DIR = "_staging"  # decompressed zstd inputs, deleted at the end
 
 
 @dataclass
@@ -41,7 +47,7 @@ class CurateConfig:
     default_license: str = "unknown"
     languages: tuple[str, ...] = ("en",)  # keep these ISO 639-1 codes; empty keeps every language
     min_lang_score: float = 0.0
-    quality: QualityConfig = field(default_factory=QualityConfig)  # Gopher + C4, published thresholds
+    quality: QualityConfig = field(default_factory=lambda: preset(DEFAULT_PRESET))  # FineWeb's recipe
     exact_dedup: bool = True
     minhash: MinHashConfig = field(default_factory=MinHashConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
@@ -49,6 +55,7 @@ class CurateConfig:
     vocab_size: int = 4096
     val_fraction: float = 0.05
     shard_tokens: int = 1 << 24
+    strict_inputs: bool = False  # a file skipped under the input (unsupported format, hidden) is an error
 
     @classmethod
     def from_dict(cls, values: dict) -> CurateConfig:
@@ -73,16 +80,19 @@ def pipeline_config(
     """The CurateConfig behind the pipeline's parameters (shared by the KFP component and the CLI).
 
     `languages` is comma-separated (empty keeps every language). `quality_preset` "auto" means "docstrings" for
-    the built-in corpus and "published" (the papers' thresholds) for any other input.
+    the built-in corpus and "fineweb" (FineWeb's recipe) for any other input.
     """
     if quality_preset == "auto":
-        quality_preset = "docstrings" if builtin_corpus else "published"
+        quality_preset = "docstrings" if builtin_corpus else DEFAULT_PRESET
     try:
         quality = preset(quality_preset)
     except ValueError as error:
         raise InputError(str(error)) from None
     codes = tuple(split_list(languages))
     return CurateConfig(min_words=min_words, vocab_size=vocab_size, languages=codes, quality=quality)
+
+
+DEDUP_STEPS = ("exact_dedup", "fuzzy_dedup")
 
 
 @dataclass
@@ -94,6 +104,12 @@ class CurateResult:
     train_tokens: int
     val_tokens: int
     report: dict
+
+    def mitigation_notes(self) -> dict:
+        """For the carbon statement's mitigations: the documents deduplication kept out of training, and the
+        tokens a document holds on average (so the statement can say how many tokens that saved)."""
+        removed = sum(sum(s["removed"].values()) for s in self.report["steps"] if s["step"] in DEDUP_STEPS)
+        return {"dedup_removed_documents": removed, "tokens_per_document": self.train_tokens / max(1, self.documents)}
 
 
 def dataset_fingerprint(df) -> str:
@@ -121,13 +137,22 @@ def planned_steps(config: CurateConfig) -> list[Callable[[DataFrame], Marked]]:
     return plan
 
 
-def run_steps(docs: DataFrame, plan: list[Callable[[DataFrame], Marked]]) -> tuple[DataFrame, list[StepReport]]:
-    """Run the steps in order; each materializes once (cached) and frees the step before it."""
+def run_steps(
+    docs: DataFrame,
+    plan: list[Callable[[DataFrame], Marked]],
+    removed_dir: Path | None = None,
+) -> tuple[DataFrame, list[StepReport]]:
+    """Run the steps in order; each materializes once (cached) and frees the step before it.
+
+    With `removed_dir`, each step's removed documents are appended there (Parquet, `REMOVED_COLUMNS`).
+    """
     reports: list[StepReport] = []
     previous: DataFrame | None = None
     for step in plan:
         marked = step(docs)
-        docs, report = run_step(marked)
+        docs, removed, report = run_step(marked)
+        if removed_dir is not None and sum(report.removed.values()):
+            removed.select(*REMOVED_COLUMNS).write.mode("append").parquet(str(removed_dir))
         reports.append(report)
         if previous is not None:
             previous.unpersist()
@@ -136,10 +161,12 @@ def run_steps(docs: DataFrame, plan: list[Callable[[DataFrame], Marked]]) -> tup
 
 
 def _markdown_report(report: dict) -> str:
+    files = report["input_files"]
     lines = [
         "# Curation report",
         "",
-        f"- Input: `{report['input']}` ({report['input_files']} files)",
+        f"- Input: `{report['input']}`: {files['found']} files found, {files['read']} read, "
+        f"{len(files['skipped'])} skipped",
         f"- Documents read: {report['documents_read']}; quarantined records: {report['quarantined']}",
         f"- Documents kept: {report['documents']}; fingerprint `{report['fingerprint'][:16]}…`",
         f"- Tokens: {report['train_tokens']} train, {report['val_tokens']} validation (vocabulary {report['vocab_size']})",
@@ -157,6 +184,10 @@ def _markdown_report(report: dict) -> str:
     if report["quarantine_reasons"]:
         lines += ["", "Quarantine by reason:", ""]
         lines += [f"- {reason}: {count}" for reason, count in report["quarantine_reasons"].items()]
+    if files["skipped"]:
+        lines += ["", "Skipped input files:", ""]
+        lines += [f"- `{item['path']}`: {item['reason']}" for item in files["skipped"]]
+    lines += ["", f"Removed documents, with reason code and measured value: `{REMOVED_DIR}/`."]
     return "\n".join(lines) + "\n"
 
 
@@ -165,12 +196,13 @@ def curate(
 ) -> CurateResult:
     """Curate `input_uri` into `output_dir` with `spark` (default: the process's local session)."""
     config = config or CurateConfig()
-    files = discover_inputs(input_uri)
+    listing = scan_inputs(input_uri, strict=config.strict_inputs)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / REMOVED_DIR, ignore_errors=True)
     spark = spark or get_spark()
 
-    docs, quarantined = read_documents(spark, files, config.default_license)
+    docs, quarantined = read_documents(spark, listing.files, config.default_license, out / STAGING_DIR)
     docs = with_transforms(docs).cache()
     documents_read = docs.count()
 
@@ -179,8 +211,10 @@ def curate(
         for row in quarantine_rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
-    curated, reports = run_steps(docs, planned_steps(config))
+    curated, reports = run_steps(docs, planned_steps(config), out / REMOVED_DIR)
     docs.unpersist()
+    if "minhash_cluster_size" not in curated.columns:
+        curated = curated.withColumn("minhash_cluster_size", F.lit(None).cast("int"))
     docs = curated.select(*OUTPUT_COLUMNS).orderBy("id").cache()
     docs.write.mode("overwrite").parquet(str(out / DOCUMENTS_DIR))
     kept = docs.count()
@@ -201,10 +235,10 @@ def curate(
 
     quarantine_reasons: dict[str, int] = {}
     for row in quarantine_rows:
-        quarantine_reasons[row["reason"]] = quarantine_reasons.get(row["reason"], 0) + 1
+        quarantine_reasons[row["code"]] = quarantine_reasons.get(row["code"], 0) + 1
     summary = {
         "input": str(input_uri),
-        "input_files": len(files),
+        "input_files": listing.summary(),
         "config": asdict(config),
         "documents_read": documents_read,
         "quarantined": len(quarantine_rows),
@@ -222,6 +256,7 @@ def curate(
     (out / REPORT_JSON).write_text(json.dumps(summary, indent=2))
     (out / REPORT_MD).write_text(_markdown_report(summary))
     docs.unpersist()
+    shutil.rmtree(out / STAGING_DIR, ignore_errors=True)
     return CurateResult(
         output_dir=str(out),
         documents=kept,

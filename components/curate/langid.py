@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from components.curate.marks import Marked, mark
+from components.curate.marks import Marked, first_failing, mark
 
 PREFIX_CHARS = 2000  # the first characters decide; the model's accuracy saturates long before this
 
@@ -47,7 +47,11 @@ def language_filter(df: DataFrame, languages: tuple[str, ...], min_score: float)
         .withColumn("lang_score", F.col("_found")[1].cast("double"))
     )
     other = ~F.col("lang").isin(*languages) if languages else F.lit(False)
-    reason = F.when(other, F.concat(F.lit("language "), F.col("lang"))).when(
-        F.col("lang_score") < min_score, F.lit(f"language score < {min_score}")
+    reason, value = first_failing(
+        "langid",
+        [
+            ("other_language", other, F.col("lang_score")),
+            ("low_score", F.col("lang_score") < min_score, F.col("lang_score")),
+        ],
     )
-    return Marked("langid", mark("langid", out, reason))
+    return Marked("langid", mark("langid", out, reason, value=value, detail=F.col("lang")))

@@ -1,9 +1,11 @@
 """What every curation step shares: the per-step report, and a runner that turns a marked frame into one.
 
-A step returns a `Marked` frame: the documents with `_reason` (null: keep; otherwise why it is removed) and
-`_modified` (whether the step changed the document; other `_`-prefixed helper columns are dropped), plus optional extra counters summed over the kept
-documents (PII found per kind, for instance). `run_step` materializes it once, counts everything in a single
-aggregation, and returns the kept documents with the step's report.
+A step returns a `Marked` frame: the documents with `_reason` (null: keep; otherwise the stable reason code
+`<step>.<rule>`, e.g. `gopher_quality.short_doc`), `_value` (the rule's measured value: a ratio, a count),
+`_detail` (free text such as the kept duplicate's id) and `_modified` (whether the step changed the document;
+other `_`-prefixed helper columns are dropped), plus optional extra counters summed over the kept documents (PII
+found per kind, for instance). `run_step` materializes it once, counts everything in a single aggregation, and
+returns the kept documents, the removed ones (for the `removed/` dataset) and the step's report.
 """
 
 from __future__ import annotations
@@ -41,10 +43,33 @@ def with_transforms(df: DataFrame) -> DataFrame:
     return df.withColumn("transforms", F.array().cast("array<string>"))
 
 
+REMOVED_COLUMNS = ("step", "reason", "value", "detail")
+
+
+def first_failing(step: str, rules: list[tuple[str, Column, Column]]) -> tuple[Column, Column]:
+    """(reason code, measured value) of the first rule whose condition holds, from (rule, condition, value).
+
+    A condition that is null (a ratio over zero lines, say) does not hold.
+    """
+    reason = value = None
+    for rule, failed, measured in rules:
+        holds = F.coalesce(failed, F.lit(False))
+        code, number = F.lit(f"{step}.{rule}"), measured.cast("double")
+        reason = F.when(holds, code) if reason is None else reason.when(holds, code)
+        value = F.when(holds, number) if value is None else value.when(holds, number)
+    return reason, value
+
+
 def mark(
-    step: str, df: DataFrame, reason: Column | None = None, modified: Column | None = None, checked: bool = True
+    step: str,
+    df: DataFrame,
+    reason: Column | None = None,
+    modified: Column | None = None,
+    checked: bool = True,
+    value: Column | None = None,
+    detail: Column | None = None,
 ) -> DataFrame:
-    """Add `_reason` / `_modified` and record the step in `transforms`.
+    """Add `_reason` / `_value` / `_detail` / `_modified` and record the step in `transforms`.
 
     A checking step (a filter) is recorded on every document it keeps; a modifying step only on the documents it
     changed.
@@ -54,6 +79,8 @@ def mark(
     record = F.lit(True) if checked else modified
     return (
         df.withColumn("_reason", reason)
+        .withColumn("_value", value.cast("double") if value is not None else F.lit(None).cast("double"))
+        .withColumn("_detail", detail.cast("string") if detail is not None else F.lit(None).cast("string"))
         .withColumn("_modified", F.coalesce(modified, F.lit(False)))
         .withColumn(
             "transforms", F.when(record, F.array_append("transforms", F.lit(step))).otherwise(F.col("transforms"))
@@ -61,8 +88,12 @@ def mark(
     )
 
 
-def run_step(marked: Marked) -> tuple[DataFrame, StepReport]:
-    """Materialize the marked frame (cached), count removals by reason, modifications and extra counters."""
+def run_step(marked: Marked) -> tuple[DataFrame, DataFrame, StepReport]:
+    """Materialize the marked frame (cached), count removals by reason, modifications and extra counters.
+
+    Returns (kept documents, removed documents with step/reason/value/detail, report); both frames read the
+    cached one, so use them before it is unpersisted.
+    """
     started = time.perf_counter()
     frame = marked.frame.cache()
     kept_only = lambda column: F.sum(F.when(F.col("_reason").isNull(), column).otherwise(0))  # noqa: E731
@@ -87,4 +118,11 @@ def run_step(marked: Marked) -> tuple[DataFrame, StepReport]:
         seconds=round(time.perf_counter() - started, 3),
     )
     kept_docs = frame.filter(F.col("_reason").isNull())
-    return kept_docs.drop(*[c for c in kept_docs.columns if c.startswith("_")]), report
+    removed = frame.filter(F.col("_reason").isNotNull()).select(
+        *[c for c in frame.columns if not c.startswith("_")],
+        F.lit(marked.step).alias("step"),
+        F.col("_reason").alias("reason"),
+        F.col("_value").alias("value"),
+        F.col("_detail").alias("detail"),
+    )
+    return kept_docs.drop(*[c for c in kept_docs.columns if c.startswith("_")]), removed, report

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-EOS = "<|endoftext|>"
-PAD = "<|pad|>"
-INDEX_FORMAT = "greenfm-tokens-v1"
+from components.common.contracts import EOS, INDEX_FILE, INDEX_FORMAT, PAD, token_dtype_name
+
 _ENCODE_BATCH = 1024
 
 
@@ -71,8 +70,7 @@ class _ShardWriter:
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
-    """The shard element type: uint16 while every id fits, else uint32 (the gate checks shards against this)."""
-    return np.dtype("<u2") if vocab_size <= 2**16 - 1 else np.dtype("<u4")
+    return np.dtype(token_dtype_name(vocab_size)).newbyteorder("<")
 
 
 def pack_shards(
@@ -91,8 +89,8 @@ def pack_shards(
     writers = {split: _ShardWriter(out, split, dtype, shard_tokens) for split in ("train", "val")}
 
     def flush_batch(batch: list[tuple[str, str]]) -> None:
-        for (doc_id, _), encoding in zip(batch, tokenizer.encode_batch([text for _, text in batch])):
-            writers["val" if is_validation(doc_id, val_fraction) else "train"].add(encoding.ids + [eos_id])
+        for (doc_id, _), encoding in zip(batch, tokenizer.encode_batch([text for _, text in batch]), strict=True):
+            writers["val" if is_validation(doc_id, val_fraction) else "train"].add([*encoding.ids, eos_id])
 
     batch: list[tuple[str, str]] = []
     for item in documents:
@@ -113,19 +111,5 @@ def pack_shards(
         "tokenizer": "tokenizer.json",
         "splits": {split: writer.shards for split, writer in writers.items()},
     }
-    (out / "index.json").write_text(json.dumps(index, indent=2))
+    (out / INDEX_FILE).write_text(json.dumps(index, indent=2))
     return index
-
-
-def load_index(tokens_dir: str | Path) -> dict:
-    return json.loads((Path(tokens_dir) / "index.json").read_text())
-
-
-def read_split(tokens_dir: str | Path, split: str) -> np.ndarray:
-    """All tokens of one split, memory-mapped and concatenated in shard order."""
-    tokens_dir = Path(tokens_dir)
-    index = load_index(tokens_dir)
-    arrays = [np.memmap(tokens_dir / s["file"], dtype=index["dtype"], mode="r") for s in index["splits"][split]]
-    if not arrays:
-        return np.zeros(0, dtype=index["dtype"])
-    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)

@@ -5,7 +5,6 @@ Each returns a `Marked` frame (see marks.py); the job runs it and collects the s
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 import pandas as pd
@@ -13,31 +12,20 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from components.common.pii import redact_column
-from components.curate.marks import Marked, mark
+from components.curate.marks import Marked, first_failing, mark
+from components.curate.pii_columns import redact_column
 
-# (pattern, replacement), applied in order; each pattern is valid in both Python `re` and Java regex.
+# (pattern, replacement), applied in order as Java regexes (Spark's regexp_replace). Line separators (U+2028,
+# U+2029, NEL) become line breaks first, so no later rule (nor a Java `$`, which also matches before them) sees one.
 NORMALIZE_RULES: tuple[tuple[str, str], ...] = (
-    (r"\r\n?", "\n"),  # one line ending
+    (r"\r\n?|[\u0085\u2028\u2029]", "\n"),  # one line ending
     (r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]", ""),  # control and zero-width characters
     (r"[\u00a0\u2000-\u200a\u202f\u205f\u3000]", " "),  # Unicode spaces
     (r"[ \t]+\n", "\n"),  # trailing spaces
-    (r"[ \t]+$", ""),
+    (r"[ \t]+\z", ""),
     (r"\n{3,}", "\n\n"),  # at most one blank line
-    (r"^\s+|\s+$", ""),  # leading and trailing blank space of the document
+    (r"\A\s+|\s+\z", ""),  # leading and trailing blank space of the document
 )
-
-
-def normalize_text(text: str) -> str:
-    """NFC, one line ending, no control or zero-width characters, no trailing spaces, at most one blank line.
-
-    Leading indentation inside the text is kept: code examples and tables depend on it. The Spark step applies
-    the same rules as native expressions.
-    """
-    text = unicodedata.normalize("NFC", text)
-    for pattern, replacement in NORMALIZE_RULES:
-        text = re.sub(pattern, replacement, text)
-    return text
 
 
 @F.pandas_udf(T.StringType())
@@ -46,7 +34,11 @@ def _nfc(texts: pd.Series) -> pd.Series:
 
 
 def normalize(df: DataFrame) -> Marked:
-    """Unicode NFC (the one part Spark has no function for), then the rules above as native regex replaces."""
+    """NFC, one line ending, no control or zero-width characters, no trailing spaces, at most one blank line.
+
+    Unicode NFC is the one part Spark has no function for (a small pandas UDF); the rules above run as native
+    regex replaces. Leading indentation inside the text is kept: code examples and tables depend on it.
+    """
     text = _nfc("text")
     for pattern, replacement in NORMALIZE_RULES:
         text = F.regexp_replace(text, pattern, replacement)
@@ -54,9 +46,7 @@ def normalize(df: DataFrame) -> Marked:
     changed = F.col("_normalized") != F.col("text")
     out = mark("normalize", out, modified=changed, checked=False)
     out = out.withColumn("text", F.col("_normalized")).drop("_normalized")
-    return Marked(
-        "normalize", out.withColumn("_reason", F.when(F.col("text") == "", F.lit("empty after normalization")))
-    )
+    return Marked("normalize", out.withColumn("_reason", F.when(F.col("text") == "", F.lit("normalize.empty"))))
 
 
 def words_column(column: str = "text") -> F.Column:
@@ -70,10 +60,10 @@ def word_count(column: str = "text") -> F.Column:
 
 def length_filter(df: DataFrame, min_words: int, max_words: int) -> Marked:
     words = word_count()
-    reason = F.when(words < min_words, F.lit(f"fewer than {min_words} words")).when(
-        words > max_words, F.lit(f"more than {max_words} words")
+    reason, value = first_failing(
+        "length", [("short_doc", words < min_words, words), ("long_doc", words > max_words, words)]
     )
-    return Marked("length", mark("length", df, reason))
+    return Marked("length", mark("length", df, reason, value=value))
 
 
 def dedup_key(column: str = "text") -> F.Column:
@@ -83,9 +73,16 @@ def dedup_key(column: str = "text") -> F.Column:
 
 def exact_dedup(df: DataFrame) -> Marked:
     """One document per normalized-content hash: the one with the smallest id, so reruns keep the same one."""
-    rank = F.row_number().over(Window.partitionBy("_key").orderBy("id", "source"))
-    marked = df.withColumn("_key", dedup_key()).withColumn("_rank", rank)
-    marked = mark("exact_dedup", marked, F.when(F.col("_rank") > 1, F.lit("exact duplicate"))).drop("_key", "_rank")
+    group = Window.partitionBy("_key").orderBy("id", "source")
+    marked = df.withColumn("_key", dedup_key()).withColumn("_rank", F.row_number().over(group))
+    marked = marked.withColumn("_first", F.first("id").over(group))
+    duplicate = F.col("_rank") > 1
+    marked = mark(
+        "exact_dedup",
+        marked,
+        F.when(duplicate, F.lit("exact_dedup.duplicate")),
+        detail=F.when(duplicate, F.col("_first")),  # the id of the copy that stays
+    ).drop("_key", "_rank", "_first")
     return Marked("exact_dedup", marked)
 
 

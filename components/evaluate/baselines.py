@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
 from tokenizers import Tokenizer
 
-from components.curate.shards import EOS, PAD
+from components.common.contracts import EOS, PAD
 from components.pretrain.model import Transformer
 
 
 def _features(text: str) -> list[str]:
     words = text.lower().split()
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return words + [f"{a} {b}" for a, b in pairwise(words)]
 
 
 class BagOfWords:
@@ -88,8 +89,8 @@ def zero_shot_proba(model: Transformer, tokenizer: Tokenizer, texts: list[str], 
     eos = tokenizer.token_to_id(EOS)
     if eos is None or tokenizer.token_to_id(PAD) is None:
         raise ValueError("the tokenizer lacks the end-of-text or padding token the curation stage adds")
-    contexts = [[eos] + e.ids for e in tokenizer.encode_batch([t + "\n" for t in texts])]
-    empty = [[eos] + tokenizer.encode("\n").ids]
+    contexts = [[eos, *e.ids] for e in tokenizer.encode_batch([t + "\n" for t in texts])]
+    empty = [[eos, *tokenizer.encode("\n").ids]]
     columns = []
     for name in label_names:
         label_ids = tokenizer.encode(name).ids

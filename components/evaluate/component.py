@@ -26,26 +26,26 @@ def evaluate_op(
 ) -> NamedTuple("EvaluateOutputs", [("energy", str)]):
     """Multi-metric evaluation of the base and adapted models (HTML + Markdown report), and their model cards."""
     import json
-    import shutil
     import tempfile
     from pathlib import Path
 
-    from components.carbon.tracking import Location, measure
+    from components.carbon.tracking import Location
+    from components.common.component_io import copy_outputs, measured
     from components.evaluate.model_card import write_model_cards
     from components.evaluate.report import REPORT_HTML, REPORT_JSON, REPORT_MD, EvalConfig, evaluate
 
     out = Path(tempfile.mkdtemp(prefix="greenfm-eval-"))
     where = Location(**json.loads(location))
-    result, energy = measure(
+    result, energy = measured(
         "evaluate",
-        where,
+        location,
         lambda: evaluate(
             base_model.path, adapted_model.path, curated.path, out, cfg=EvalConfig(seed=seed), location=where
         ),
     )
-    shutil.copyfile(out / REPORT_MD, report.path)
-    shutil.copyfile(out / REPORT_HTML, report_html.path)
-    shutil.copyfile(out / REPORT_JSON, report_json.path)
+    copy_outputs(
+        [(out / REPORT_MD, report.path), (out / REPORT_HTML, report_html.path), (out / REPORT_JSON, report_json.path)]
+    )
     stage_energy = {"pretrain": json.loads(pretrain_energy), "adapt": json.loads(adapt_energy)}
     cards = write_model_cards(base_model.path, adapted_model.path, curated.path, result, out / "cards", stage_energy)
     Path(model_cards.path).write_text("\n\n---\n\n".join(card.read_text() for card in cards))

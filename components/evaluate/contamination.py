@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from components.adapt.task import TaskData, overlap_with
+from components.common.contracts import DOCUMENTS_DIR
 from components.common.default_data import text_key
-from components.curate.job import DOCUMENTS_DIR
 from components.evaluate.metrics import ngram_overlap, word_ngrams
 
 NGRAM = 13

@@ -16,7 +16,7 @@ def accuracy(predicted: Sequence, expected: Sequence) -> float:
         raise ValueError(f"{len(predicted)} predictions for {len(expected)} labels")
     if not expected:
         return float("nan")
-    return sum(p == e for p, e in zip(predicted, expected)) / len(expected)
+    return sum(p == e for p, e in zip(predicted, expected, strict=True)) / len(expected)
 
 
 def majority_label(train_labels: Sequence) -> str:
@@ -46,7 +46,7 @@ def calibration_bins(
 ) -> list[list[tuple[float, bool]]]:
     """(confidence, correct) pairs grouped into equal-width bins; bin i holds (i/n, (i+1)/n]."""
     bins: list[list[tuple[float, bool]]] = [[] for _ in range(n_bins)]
-    for confidence, ok in zip(confidences, correct):
+    for confidence, ok in zip(confidences, correct, strict=True):
         if not 0.0 <= confidence <= 1.0:
             raise ValueError(f"confidence {confidence} is outside [0, 1]")
         bins[max(0, math.ceil(confidence * n_bins) - 1)].append((confidence, bool(ok)))

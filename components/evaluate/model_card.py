@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import pyarrow.parquet as pq
 
 from components.adapt.classifier import ADAPT_REPORT, LINEAGE
+from components.common.contracts import DOCUMENTS_DIR, ModelDir
+from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.fingerprint import file_sha256
-from components.curate.job import DOCUMENTS_DIR
-from components.pretrain.checkpoint import WEIGHTS, read_train_report
 
 if TYPE_CHECKING:
     from components.evaluate.report import EvalResult
@@ -28,7 +28,7 @@ def data_sources(curated_dir: str | Path) -> list[tuple[str, str, int]]:
     table = pq.read_table(Path(curated_dir) / DOCUMENTS_DIR, columns=["source", "license"])
     counts = Counter(
         (s.split("/")[0], lic)
-        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist())
+        for s, lic in zip(table.column("source").to_pylist(), table.column("license").to_pylist(), strict=True)
     )
     return [(source, lic, n) for (source, lic), n in sorted(counts.items())]
 
@@ -64,7 +64,7 @@ def write_model_cards(
     energy = energy or {}
     base_dir, adapted_dir, out = Path(base_model_dir), Path(adapted_model_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    train = read_train_report(base_dir)
+    train = ModelDir(Path(base_dir)).train_report()
     adapt_path = adapted_dir / (LINEAGE if (adapted_dir / LINEAGE).is_file() else ADAPT_REPORT)
     adapt = json.loads(adapt_path.read_text())
     d = result.details

@@ -16,14 +16,14 @@ from components.adapt.classifier import Classifier, load_classifier
 from components.adapt.finetune import predict
 from components.adapt.task import TaskData, encode, load_default_task
 from components.carbon.tracking import Location, measure
-from components.curate.job import TOKENS_DIR
-from components.curate.shards import PAD, read_split
+from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
+from components.common.contracts import PAD, TOKENS_DIR, read_split
 from components.evaluate import metrics as M
 from components.evaluate.baselines import BagOfWords, zero_shot_proba
 from components.evaluate.contamination import contamination_report
 from components.evaluate.perturb import PERTURBATIONS, perturb
 from components.evaluate.render import write_reports
-from components.pretrain.checkpoint import TOKENIZER, load_model
+from components.pretrain.checkpoint import load_model
 from components.pretrain.train import mean_loss
 
 REPORT_JSON = "eval_report.json"
@@ -140,7 +140,7 @@ def evaluate(
     predicted = proba.argmax(-1).tolist()
     task_accuracy = _accuracy(proba, targets)
     confidence = proba.max(-1).values.tolist()
-    correct = [p == t for p, t in zip(predicted, targets.tolist())]
+    correct = [p == t for p, t in zip(predicted, targets.tolist(), strict=True)]
     bins = M.calibration_bins(confidence, correct, cfg.calibration_bins)
     ece = M.expected_calibration_error(confidence, correct, cfg.calibration_bins)
 
@@ -158,7 +158,7 @@ def evaluate(
 
     robustness = {"clean": task_accuracy}
     for kind in PERTURBATIONS:
-        rows = [{**x, "text": t} for x, t in zip(test, perturb(texts, kind, cfg.seed))]
+        rows = [{**x, "text": t} for x, t in zip(test, perturb(texts, kind, cfg.seed), strict=True)]
         p_tokens, p_lengths, _ = encode(rows, task.labels, tokenizer, seq_len, pad_id)
         robustness[kind] = _accuracy(predict(classifier, p_tokens, p_lengths), targets)
 

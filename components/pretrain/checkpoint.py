@@ -10,14 +10,12 @@ import torch
 from safetensors.torch import load_model as load_safetensors
 from safetensors.torch import save_model as save_safetensors
 
+from components.common.contracts import MODEL_CONFIG as CONFIG
+from components.common.contracts import MODEL_FORMAT as FORMAT
+from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
+from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.fingerprint import file_sha256
 from components.pretrain.model import ModelConfig, Transformer
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-TOKENIZER = "tokenizer.json"
-FORMAT = "greenfm-transformer-v1"
-REPORT_JSON, REPORT_MD = "train_report.json", "train_report.md"  # written beside the weights by pretraining
 
 
 def save_model(model: Transformer, model_dir: str | Path, tokenizer_path: str | Path, extra: dict | None = None) -> str:
@@ -30,12 +28,6 @@ def save_model(model: Transformer, model_dir: str | Path, tokenizer_path: str | 
     if Path(tokenizer_path).resolve() != (model_dir / TOKENIZER).resolve():
         shutil.copyfile(tokenizer_path, model_dir / TOKENIZER)
     return file_sha256(model_dir / WEIGHTS)
-
-
-def read_train_report(model_dir: str | Path) -> dict:
-    """The pretraining report beside a model's weights; {} when the model has none."""
-    path = Path(model_dir) / REPORT_JSON
-    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def read_config(model_dir: str | Path) -> dict:

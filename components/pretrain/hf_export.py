@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 from tokenizers import Tokenizer
 
-from components.curate.shards import EOS, PAD
+from components.common.contracts import EOS, PAD
 from components.pretrain.model import Transformer
 
 LAYER_NAMES = {

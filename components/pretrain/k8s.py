@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError
 from components.common.images import IMAGE_UID, image
 from components.common.k8s_jobs import (
@@ -40,7 +41,6 @@ from components.common.k8s_jobs import (
     step_namespace,
     watch_until,
 )
-from components.pretrain.checkpoint import REPORT_JSON
 from components.pretrain.train import TrainConfig, TrainResult
 from components.pretrain.worker import TORCHRUN_ENV, log_entry, worker_args
 
@@ -378,5 +378,5 @@ def run_training_job(
         shutil.copytree(shared_model, model_dir, dirs_exist_ok=True)
     result = TrainResult.load(model_dir)
     if result is None:
-        raise GreenfmError(f"{kind} {jcfg.namespace}/{name} succeeded but {shared_model} has no {REPORT_JSON}")
+        raise GreenfmError(f"{kind} {jcfg.namespace}/{name} succeeded but {shared_model} has no {TRAIN_REPORT_JSON}")
     return result

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError
-from components.pretrain.checkpoint import REPORT_JSON
 from components.pretrain.train import TrainConfig, TrainResult
 from components.pretrain.worker import TORCHRUN_ENV, log_entry, worker_args
 
@@ -161,5 +161,5 @@ def launch(
         return run_training_job(tokens_dir, model_dir, cfg, cluster_config(launch_cfg), on_log=on_log)
     result = run_local(tokens_dir, model_dir, cfg, launch_cfg, on_log)
     if result is None:
-        raise GreenfmError(f"{model_dir}: training finished but wrote no {REPORT_JSON} on this node")
+        raise GreenfmError(f"{model_dir}: training finished but wrote no {TRAIN_REPORT_JSON} on this node")
     return result

@@ -23,18 +23,26 @@ from pathlib import Path
 
 import torch
 
+from components.common.contracts import (
+    ENERGY_DIR,
+    HF_DIR,
+    PARENT_SHA256,
+    TRAIN_REPORT_JSON,
+    TRAIN_REPORT_MD,
+    ModelDir,
+    load_index,
+    read_split,
+)
+from components.common.fingerprint import file_sha256
 from components.common.model_store import resolve
-from components.curate.shards import load_index, read_split
 from components.pretrain import resume
-from components.pretrain.checkpoint import REPORT_JSON, REPORT_MD, load_model, read_train_report, save_model
+from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.data import GlobalBatches, consecutive_windows
 from components.pretrain.distributed import Dist, gradient_sync, mean_across_ranks, setup, teardown, wrap
 from components.pretrain.hf_export import export_llama
 from components.pretrain.mfu import mfu, peak_flops
 from components.pretrain.model import Transformer, flops_per_token, model_config
 
-ENERGY_DIR = "energy"  # per-node energy records of distributed workers (node<N>-attempt<K>.json)
-HF_DIR = "hf"  # the same weights as a Hugging Face LlamaForCausalLM checkpoint
 FLOPS_FORMULA = (
     "6·N_matmul + 12·L·d·T per token (N_matmul: all weights but the embedding table, plus the tied d×V output "
     "projection; 12·L·d·T: attention scores and weighted sum, causal mask not discounted)"
@@ -47,10 +55,10 @@ class TrainConfig:
     seq_len: int = 128
     batch_size: int = 16  # sequences per rank per micro-step
     grad_accum: int = 1  # micro-steps per optimizer step; global batch = batch_size × grad_accum × ranks
-    steps: int = 300
+    steps: int = 200
     lr: float = 3e-3
     min_lr_ratio: float = 0.1
-    warmup_steps: int = 30
+    warmup_steps: int = 20
     weight_decay: float = 0.1
     grad_clip: float = 1.0
     seed: int = 1234
@@ -63,6 +71,38 @@ class TrainConfig:
     checkpoint_every: int = 0  # DCP checkpoint every N steps (0: only at the end); a restart loses < N steps
     checkpoint_dir: str = ""  # empty: <model_dir>/checkpoints. A run finding a checkpoint there resumes from it
     keep_checkpoints: int = 2
+
+
+def pipeline_train_config(
+    *,
+    model_size: str,
+    seq_len: int,
+    batch_size: int,
+    train_steps: int,
+    learning_rate: float,
+    seed: int,
+    grad_accum: int,
+    parallelism: str,
+    checkpoint_every: int,
+    init_from: str = "",
+    checkpoint_dir: str = "",
+) -> TrainConfig:
+    """The TrainConfig behind the pipeline's parameters (the KFP component and RunConfig's builder use it). The
+    warmup policy: the first 10% of the optimizer steps, at least one."""
+    return TrainConfig(
+        model_size=model_size,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        steps=train_steps,
+        lr=learning_rate,
+        warmup_steps=max(1, train_steps // 10),
+        seed=seed,
+        init_from=init_from,
+        grad_accum=grad_accum,
+        parallelism=parallelism,
+        checkpoint_every=checkpoint_every,
+        checkpoint_dir=checkpoint_dir,
+    )
 
 
 @dataclass
@@ -92,7 +132,7 @@ class TrainResult:
     @classmethod
     def load(cls, model_dir: str | Path) -> TrainResult | None:
         """The result recorded beside a trained model; None when no report was written there."""
-        report = read_train_report(model_dir)
+        report = ModelDir(Path(model_dir)).train_report()
         return cls.from_report(model_dir, report) if report else None
 
 
@@ -194,7 +234,7 @@ def train(
     index = load_index(tokens_dir)
     train_tokens, val_tokens = read_split(tokens_dir, "train"), read_split(tokens_dir, "val")
     model = Transformer(model_config(cfg.model_size, vocab_size=index["vocab_size"], seq_len=cfg.seq_len)).to(d.device)
-    warm_start = _warm_start(model, cfg.init_from)
+    warm_start, parent_sha256 = _warm_start(model, cfg.init_from)
     compiled = cfg.compile if cfg.compile is not None else cuda
     step_model = wrap(model, cfg.parallelism, d, compiled)
     optimizer = build_optimizer(model, cfg, d.device)
@@ -276,6 +316,7 @@ def train(
         "val_perplexity": round(math.exp(val_loss), 3),
         "history": history,
         "warm_start": warm_start,
+        PARENT_SHA256: parent_sha256,
         "checkpoint_dir": str(checkpoint_dir),
     }
     if d.is_main:
@@ -300,27 +341,28 @@ def _full_state_dict(model: Transformer, parallelism: str, d: Dist) -> dict:
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
-def _warm_start(model: Transformer, model_dir: str) -> str:
-    """Copy weights from a previous run's model when the shapes match; say what happened, for the report.
+def _warm_start(model: Transformer, model_dir: str) -> tuple[str, str | None]:
+    """Copy weights from a previous run's model when the shapes match; return what happened, for the report,
+    and the sha256 of the weights loaded (None when none were).
 
     A retrained tokenizer can change the vocabulary size; then the old weights do not fit and training starts
     from random weights rather than failing the retraining run.
     """
     if not model_dir:
-        return "none"
+        return "none", None
     resolved = resolve(model_dir)
     if resolved is None:
-        return f"none: model store {model_dir} is empty"
+        return f"none: model store {model_dir} is empty", None
     model_dir = str(resolved)
     previous = load_model(model_dir)
     if previous.cfg.to_dict() != model.cfg.to_dict():
-        return f"skipped: {model_dir} has a different model config"
+        return f"skipped: {model_dir} has a different model config", None
     model.load_state_dict(previous.state_dict())
-    return f"loaded from {model_dir}"
+    return f"loaded from {model_dir}", file_sha256(ModelDir(Path(model_dir)).weights)
 
 
 def write_report(model_dir: Path, report: dict) -> None:
-    (model_dir / REPORT_JSON).write_text(json.dumps(report, indent=2))
+    (model_dir / TRAIN_REPORT_JSON).write_text(json.dumps(report, indent=2))
     mfu_text = "n/a (no peak for this device)" if report["mfu"] is None else f"{100 * report['mfu']:.1f}%"
     lines = [
         "# Pretraining report",
@@ -343,7 +385,7 @@ def write_report(model_dir: Path, report: dict) -> None:
     for h in report["history"]:
         mfu_cell = "n/a" if h["mfu"] is None else f"{100 * h['mfu']:.1f}%"
         lines.append(f"| {h['step']} | {h['loss']} | {h['grad_norm']} | {h['tokens_per_second']:,.0f} | {mfu_cell} |")
-    (model_dir / REPORT_MD).write_text("\n".join(lines) + "\n")
+    (model_dir / TRAIN_REPORT_MD).write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -392,6 +434,15 @@ def node_energy_records(model_dir: str | Path) -> list[dict]:
     folder = Path(model_dir) / ENERGY_DIR
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("node*-attempt*.json"))] if folder.is_dir() else []
     return [r for r in records if r]
+
+
+def with_node_energy(energy: dict, model_dir: str | Path) -> dict:
+    """The stage's energy: the launching pod's record plus every worker node's, when the workers measured
+    themselves (a PyTorchJob on other nodes); the launching pod's alone otherwise."""
+    from components.carbon.tracking import aggregate_ranks
+
+    nodes = node_energy_records(model_dir)
+    return aggregate_ranks([energy, *nodes]) if nodes else energy  # keeps the first record's stage
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ def validate_op(
     curated: Input[Dataset],
     location: str,
     min_documents: int,
+    min_words: int,
     license_allowlist: str,
     allowed_languages: str,
     min_language_share: float,
@@ -28,11 +29,10 @@ def validate_op(
     """Run the expectation suites; `passed` gates training. `data_docs` is the Data Docs index page,
     `data_docs_site` the whole site (validation pages included) to download and browse."""
     import json
-    import shutil
     import tempfile
     from pathlib import Path
 
-    from components.carbon.tracking import Location, measure
+    from components.common.component_io import copy_outputs, measured
     from components.validate.config import from_params
     from components.validate.datasheet import DATASHEET_MD
     from components.validate.gate import SUMMARY_MD, gate_metrics, validate
@@ -45,15 +45,18 @@ def validate_op(
         language_share_bounds,
         drift_mode,
         profile_store,
+        min_words=min_words,
     )
     docs_dir = Path(tempfile.mkdtemp(prefix="greenfm-datadocs-"))
-    gate, energy = measure(
-        "validate", Location(**json.loads(location)), lambda: validate(curated.path, docs_dir, config)
+    gate, energy = measured("validate", location, lambda: validate(curated.path, docs_dir, config))
+    copy_outputs(
+        [
+            (docs_dir / SUMMARY_MD, summary.path),
+            (docs_dir / DATASHEET_MD, datasheet.path),
+            (docs_dir / "index.html", data_docs.path),
+            (docs_dir, data_docs_site.path),
+        ]
     )
-    shutil.copyfile(docs_dir / SUMMARY_MD, summary.path)
-    shutil.copyfile(docs_dir / DATASHEET_MD, datasheet.path)
-    shutil.copyfile(docs_dir / "index.html", data_docs.path)
-    shutil.copytree(docs_dir, data_docs_site.path, dirs_exist_ok=True)
     for name, value in gate_metrics(gate).items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("ValidateOutputs", [("passed", bool), ("energy", str), ("failures", str)])

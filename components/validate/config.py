@@ -66,10 +66,13 @@ def from_params(
     language_share_bounds: str = "",
     drift_mode: str = ValidateConfig.drift_mode,
     profile_store: str = "",
+    min_words: int = ValidateConfig.min_words,
 ) -> ValidateConfig:
-    """A ValidateConfig from the pipeline parameters (comma-separated lists as strings)."""
+    """A ValidateConfig from the pipeline parameters (comma-separated lists as strings). `min_words` is curation's
+    word floor: the gate checks that no shorter document reached the curated data."""
     return ValidateConfig(
         min_documents=min_documents,
+        min_words=min_words,
         license_allowlist=split_list(license_allowlist),
         allowed_languages=split_list(allowed_languages),
         min_language_share=min_language_share,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.common.contracts import CURATION_REPORT_JSON as REPORT_JSON
 from components.common.pii import PII_KINDS
-from components.curate.job import REPORT_JSON
 from components.validate.frames import CONTRACT_COLUMNS
 from components.validate.profile import value_counts
 
@@ -43,9 +43,11 @@ def _table(title: str, counts: pd.Series, total: int) -> list[str]:
 def _preprocessing(report: dict | None) -> list[str]:
     if report is None:
         return [f"No curation report ({REPORT_JSON}) was found beside the data; the filters applied are unknown."]
+    files = report.get("input_files", {})
+    files = files.get("read", "?") if isinstance(files, dict) else files
     lines = [
         f"Curation read {report.get('documents_read', '?')} documents from `{report.get('input', '?')}` "
-        f"({report.get('input_files', '?')} files), quarantined {report.get('quarantined', 0)} malformed records "
+        f"({files} files), quarantined {report.get('quarantined', 0)} malformed records "
         f"and kept {report.get('documents', '?')}.",
         "",
         "| step | in | out | removed (by reason) | modified |",

@@ -14,10 +14,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from components.common.contracts import DOCUMENTS_DIR, INDEX_FILE, TOKENS_DIR, load_index, token_dtype_name
 from components.common.errors import InputError
 from components.common.pii import find_pii
-from components.curate.job import DOCUMENTS_DIR, TOKENS_DIR
-from components.curate.shards import load_index, token_dtype
 
 # The curated-dataset contract: column -> Arrow type. `lang` and `lang_score` are written by language
 # identification; the gate requires them only when language checks are configured.
@@ -113,11 +112,11 @@ def shard_stats(curated_dir: Path) -> pd.DataFrame:
     tokens and documents the index claims, tokens on disk, bytes beyond the last whole token, largest token id,
     vocabulary size."""
     tokens_dir = curated_dir / TOKENS_DIR
-    if not (tokens_dir / "index.json").is_file():
-        raise InputError(f"{curated_dir}: no {TOKENS_DIR}/index.json; is this a curated dataset?")
+    if not (tokens_dir / INDEX_FILE).is_file():
+        raise InputError(f"{curated_dir}: no {TOKENS_DIR}/{INDEX_FILE}; is this a curated dataset?")
     index = _load_index(tokens_dir)
     vocab_size = int(index["vocab_size"])
-    expected_dtype = token_dtype(vocab_size)
+    expected_dtype = np.dtype(token_dtype_name(vocab_size))
     dtype = np.dtype(index["dtype"])
     rows = []
     for split, shards in index["splits"].items():

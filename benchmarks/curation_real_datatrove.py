@@ -1,0 +1,97 @@
+"""datatrove's side of the real-text benchmark; runs inside benchmarks/.venv-datatrove (see curation_real.py).
+
+python curation_real_datatrove.py rules NORMALIZED.jsonl OUT.json
+    each FineWeb-recipe filter on its own over every document: {step: {id: reason or null}}
+python curation_real_datatrove.py pipeline CORPUS_DIR WORK_DIR WORKERS
+    FineWeb's recipe (examples/fineweb.py, without URL filter, extractor and language id) then MinHash
+    dedup (5-grams, 14 x 8), with the local multi-process executor; prints {"seconds", "kept"}.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from datatrove.data import Document
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.dedup import MinhashDedupCluster, MinhashDedupFilter, MinhashDedupSignature
+from datatrove.pipeline.dedup.minhash import MinhashConfig, MinhashDedupBuckets
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+)
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+
+
+def filters(stop_chars):
+    fineweb = FineWebQualityFilter() if stop_chars is None else FineWebQualityFilter(stop_chars=stop_chars)
+    return {
+        "gopher_repetition": GopherRepetitionFilter(),
+        "gopher_quality": GopherQualityFilter(),
+        "c4": C4QualityFilter(filter_no_terminal_punct=False),
+        "fineweb_quality": fineweb,
+    }
+
+
+def rules(source: str, out: str, stop_chars: str) -> None:
+    records = [json.loads(line) for line in Path(source).read_text(encoding="utf-8").splitlines()]
+    decisions = {}
+    for step, flt in filters(tuple(stop_chars)).items():
+        found = {}
+        for record in records:
+            verdict = flt.filter(Document(text=record["text"], id=record["id"]))
+            found[record["id"]] = None if verdict is True else (verdict[1] if isinstance(verdict, tuple) else "drop")
+        decisions[step] = found
+    Path(out).write_text(json.dumps(decisions))
+
+
+def pipeline(source: str, work: Path, workers: int, stop_chars: str) -> None:
+    minhash = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8)
+    tasks = workers
+
+    def run(steps, stage_tasks, name):
+        LocalPipelineExecutor(
+            pipeline=steps,
+            tasks=stage_tasks,
+            workers=min(workers, stage_tasks),
+            logging_dir=str(work / "logs" / name),
+            skip_completed=False,
+        ).run()
+
+    started = time.perf_counter()
+    run(
+        [
+            JsonlReader(source),
+            *filters(tuple(stop_chars)).values(),
+            JsonlWriter(str(work / "filtered"), compression=None),
+        ],
+        tasks,
+        "filter",
+    )
+    run([JsonlReader(str(work / "filtered")), MinhashDedupSignature(str(work / "sigs"), config=minhash)], tasks, "sigs")
+    run(
+        [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=minhash)], minhash.num_buckets, "buckets"
+    )
+    run([MinhashDedupCluster(str(work / "buckets"), str(work / "remove"), config=minhash)], 1, "cluster")
+    run(
+        [
+            JsonlReader(str(work / "filtered")),
+            MinhashDedupFilter(str(work / "remove")),
+            JsonlWriter(str(work / "final"), compression=None),
+        ],
+        tasks,
+        "final",
+    )
+    seconds = time.perf_counter() - started
+    kept = sum(len(path.read_text(encoding="utf-8").splitlines()) for path in (work / "final").glob("*.jsonl"))
+    print(json.dumps({"seconds": seconds, "kept": kept}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "rules":
+        rules(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        pipeline(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), sys.argv[5])

@@ -1,0 +1,93 @@
+"""The KFP components as KFP runs them, and the stage policies their wrappers call."""
+
+from __future__ import annotations
+
+import builtins
+import symtable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from components.adapt.component import adapt_op
+from components.carbon.component import select_region_op, statement_op
+from components.curate.component import curate_op
+from components.evaluate.component import evaluate_op
+from components.pretrain.component import pretrain_op
+from components.validate.component import gate_failed_op, validate_op
+
+COMPONENTS = [
+    select_region_op,
+    statement_op,
+    curate_op,
+    validate_op,
+    gate_failed_op,
+    pretrain_op,
+    adapt_op,
+    evaluate_op,
+]
+
+
+@pytest.mark.parametrize("component", COMPONENTS, ids=lambda c: c.name)
+def test_component_program_defines_every_name_it_uses(component):
+    """KFP runs the function's source alone (ephemeral_component.py: kfp's imports, then the function), not its
+    module: a name imported at the top of component.py is undefined there."""
+    program = component.component_spec.implementation.container.command[-1]
+    namespace: dict = {}
+    exec(compile(program, "ephemeral_component.py", "exec"), namespace)
+    function = next(
+        t for t in symtable.symtable(program, "ephemeral", "exec").get_children() if t.get_type() == "function"
+    )
+    used = set(function.get_globals())
+    undefined = sorted(name for name in used if name not in namespace and not hasattr(builtins, name))
+    assert undefined == []
+
+
+def test_wait_for_start_sleeps_until_the_chosen_hour_but_not_past_the_limit():
+    from components.carbon.placement import wait_for_start
+
+    class Chosen:
+        start = (datetime.now(UTC) + timedelta(hours=3)).isoformat()
+
+    class Decision:
+        chosen = Chosen()
+
+    slept: list[float] = []
+    assert wait_for_start(Decision(), max_wait_hours=1, sleep=slept.append) == 3600 and slept == [3600]
+    Chosen.start = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    assert wait_for_start(Decision(), max_wait_hours=1, sleep=slept.append) == 0 and slept == [3600]
+
+
+def test_mitigation_notes_count_the_deduplication_steps_only():
+    from components.curate.job import CurateResult
+
+    steps = [
+        {"step": "exact_dedup", "removed": {"duplicate": 3}},
+        {"step": "fuzzy_dedup", "removed": {"near duplicate": 2, "other": 1}},
+        {"step": "dedup_like_name", "removed": {"x": 100}},  # a name that merely contains "dedup"
+        {"step": "length", "removed": {"short": 7}},
+    ]
+    result = CurateResult(
+        "out", documents=10, quarantined=0, fingerprint="f", train_tokens=500, val_tokens=0, report={"steps": steps}
+    )
+    assert result.mitigation_notes() == {"dedup_removed_documents": 6, "tokens_per_document": 50.0}
+
+
+def test_pretrain_energy_adds_the_worker_nodes(tmp_path):
+    import json
+
+    from components.common.contracts import ENERGY_DIR
+    from components.pretrain.train import with_node_energy
+
+    def record(stage: str, kwh: float, seconds: float) -> dict:
+        parts = {"cpu_kwh": kwh / 2, "gpu_kwh": 0.0, "ram_kwh": kwh / 2, "cpu_count": 2, "gpu_count": 0}
+        times = {"wall_seconds": seconds, "failed": False, "started_at": "2026-01-01T00:00:00+00:00"}
+        return {"stage": stage, "energy_kwh": kwh, "emissions_kg": kwh / 10, **parts, **times}
+
+    pod = record("pretrain", 0.1, 10.0)
+    assert with_node_energy(pod, tmp_path) is pod  # workers did not measure: the pod's record alone
+    (tmp_path / ENERGY_DIR).mkdir()
+    node = record("pretrain-node0", 0.5, 30.0)
+    (tmp_path / ENERGY_DIR / "node0-attempt0.json").write_text(json.dumps(node))
+    total = with_node_energy(pod, tmp_path)
+    assert total["stage"] == "pretrain" and total["energy_kwh"] == pytest.approx(0.6) and total["ranks"] == 2
+    assert total["wall_seconds"] == 30.0
