@@ -124,7 +124,7 @@ def _env(jcfg: ClusterTrainConfig) -> list:
     from kubernetes import client as k
 
     env = [k.V1EnvVar(name=key, value=value) for key, value in sorted({**jcfg.nccl_env, **TORCHRUN_ENV}.items())]
-    return env + [k.V1EnvVar(name="HOME", value="/tmp"), k.V1EnvVar(name="PYTHONUNBUFFERED", value="1")]
+    return [*env, k.V1EnvVar(name="HOME", value="/tmp"), k.V1EnvVar(name="PYTHONUNBUFFERED", value="1")]
 
 
 def _volumes(jcfg: ClusterTrainConfig) -> tuple[list, list]:
