@@ -14,6 +14,7 @@ from components.adapt.finetune import AdaptConfig
 from components.adapt.lineage import adapt_and_record
 from components.adapt.task import load_default_task
 from components.carbon.tracking import Location
+from components.common.markdown import table
 from components.evaluate.report import evaluate
 from pipelines.tasks import task_key
 
@@ -69,11 +70,7 @@ def main() -> None:
     lines = [
         f"# Adaptation methods ({args.steps} steps, model from {args.run_dir.name})",
         "",
-        "| " + " | ".join(columns) + " |",
-        "|" + " --- |" * len(columns),
-    ]
-    lines += [
-        "| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in columns) + " |" for r in rows
+        *table(columns, [[f"{r[c]:.4g}" if isinstance(r[c], float) else r[c] for c in columns] for r in rows]),
     ]
     (args.out / "adapt_methods.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,23 +1,24 @@
 # syntax=docker/dockerfile:1
-# Spark executor image (and SparkApplication driver) for curation on Kubernetes. Spark's version must match
-# the driver's pyspark (pyproject.toml pins it; tests/test_k8s_images.py checks the two agree), and the
-# Python and greenfm here must match the driver's, because the curation steps run Python UDFs.
-ARG SPARK_VERSION=4.3.0
-FROM apache/spark:${SPARK_VERSION}-scala2.13-java17-python3-ubuntu
+# Spark image for curation on Kubernetes: executor pods (k8s:// client mode) and SparkApplication drivers. It is
+# the base image plus Spark's container entrypoint, so executors run exactly the driver's Python, greenfm and
+# Spark (the pyspark distribution, with its Kubernetes jars): the curation steps' Python UDFs behave the same
+# on every executor, and pyspark and Spark can never disagree on a version.
+#
+# Build argument: GREENFM_BASE_IMAGE, the base image built from images/base.Dockerfile (`greenfm images build`
+# builds it first and passes its tag).
+ARG GREENFM_BASE_IMAGE=ghcr.io/greenfm/greenfm-base:0.1.0
+FROM ${GREENFM_BASE_IMAGE}
+# Spark's own home inside pyspark; the SparkApplication runs local:///opt/greenfm/components/curate/k8s.py.
 USER root
-RUN apt-get update \
- && apt-get install -y --no-install-recommends python3-venv \
- && rm -rf /var/lib/apt/lists/*
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python3 -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH PYSPARK_PYTHON=/opt/venv/bin/python PYSPARK_DRIVER_PYTHON=/opt/venv/bin/python \
-    PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-WORKDIR /opt/greenfm
-COPY pyproject.toml README.md* ./
-RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
-# The SparkApplication runs local:///opt/greenfm/components/curate/k8s.py: keep the sources at that path.
-COPY components ./components
-COPY pipelines ./pipelines
-RUN pip install . && pip check
-# 185 is the apache/spark images' non-root spark user, which their entrypoint expects.
-USER 185
+RUN ln -s "$(python3 -c 'import pathlib, components; print(pathlib.Path(components.__file__).parent.parent)')" \
+      /opt/greenfm \
+ && ln -s "$(python3 -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent)')" /opt/spark
+COPY images/spark-entrypoint.sh /opt/entrypoint.sh
+ENV SPARK_HOME=/opt/spark PYSPARK_PYTHON=/opt/venv/bin/python3 PYSPARK_DRIVER_PYTHON=/opt/venv/bin/python3
+# The base image's uid 10001, not the apache/spark images' 185: the driver (the curate step, base image) and the
+# executors write into the same output folder on the shared volume, and the driver's job commit renames the
+# files the executors' tasks wrote; with two uids it may not (permission denied).
+USER 10001
+WORKDIR /tmp
+ENTRYPOINT ["tini", "--", "/opt/entrypoint.sh"]
+CMD ["python3", "-c", "import pyspark; print(pyspark.__version__)"]

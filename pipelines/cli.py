@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import shutil
 import sys
+import tempfile
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,10 +32,22 @@ def user_errors(command):
             console.print(f"[red]gate failed:[/] {error}", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from None
         except GreenfmError as error:
-            console.print(f"[red]error:[/] {error}", soft_wrap=True, highlight=False)
+            console.print(f"[red]error:[/] {error}{_trace_note(error)}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _trace_note(error: GreenfmError) -> str:
+    """Where the full trace of the failure behind `error` (a disk error, a Java exception) was written."""
+    if error.__cause__ is None:
+        return ""
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="greenfm-error-", suffix=".log", delete=False) as log:
+            log.write("".join(traceback.format_exception(error)))
+    except OSError:  # the temporary folder may be on the full disk too
+        return ""
+    return f" (full trace: {log.name})"
 
 
 def _now() -> str:
@@ -52,25 +66,33 @@ def run(
         "USA", "--zone", help="This machine's grid: ISO 3166 alpha-3 country, or USA/<state>, CAN/<province>, SWE/SE1…"
     ),
     pue: float = typer.Option(1.0, "--pue", help="This machine's power usage effectiveness (1.0 for a laptop)."),
+    runner: str = typer.Option(
+        "subprocess", "--runner", help="subprocess, or docker: every step in its image (Docker or podman)."
+    ),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
+    from components.common.run_status import FAILED, SUCCEEDED, write_status
     from pipelines.config import load_config
-    from pipelines.local_run import STAGES, new_run_dir, on_this_machine, prepare_input, run_local
+    from pipelines.local_run import RUNNERS, STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
+    from pipelines.reaper import supervised
     from pipelines.tasks import task_key
 
+    if runner not in RUNNERS:
+        raise GreenfmError(f"--runner {runner}: expected one of {', '.join(RUNNERS)}")
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
-    staging = Path(out).resolve() / ".staging"
+    Path(out).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out)).resolve()  # one per run: runs may overlap
     try:
         run_config = prepare_input(run_config, staging)
         run_dir = new_run_dir(out, run_config.data_fingerprint)
-        if staging.exists():
+        if (staging / "input").exists():
             shutil.move(str(staging / "input"), run_dir / "input")
             run_config.input_uri = str(next((run_dir / "input").glob("*.jsonl")))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    console.print(f"run directory: [bold]{run_dir}[/]", highlight=False)
+    console.print(f"run directory: [bold]{run_dir}[/]", highlight=False, soft_wrap=True)
 
     started = _now()
     columns = (
@@ -80,22 +102,24 @@ def run(
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        rows: dict[str, int] = {}
+    with supervised(run_dir):  # RUN_STATUS, and no process of the run outlives it
+        with Progress(*columns, console=console, transient=False) as progress:
+            rows: dict[str, int] = {}
 
-        def on_event(task: str, status: str) -> None:
-            stage = STAGES.get(task, task)
-            if stage not in rows:
-                rows[stage] = progress.add_task(stage, total=1, status="running")
-            done = status != "RUNNING"
-            progress.update(rows[stage], completed=1 if done else 0, status=status.lower())
-            if done:
-                progress.stop_task(rows[stage])
+            def on_event(task: str, status: str) -> None:
+                stage = STAGES.get(task, task)
+                if stage not in rows:
+                    rows[stage] = progress.add_task(stage, total=1, status="running")
+                done = status != "RUNNING"
+                progress.update(rows[stage], completed=1 if done else 0, status=status.lower())
+                if done:
+                    progress.stop_task(rows[stage])
 
-        result = run_local(run_config, run_dir, on_event)
-    manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
-    manifest_path = write_manifest(manifest, run_dir)
-    collected = _collect_reports(result)
+            result = run_local(run_config, run_dir, on_event, runner)
+        manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
+        manifest_path = write_manifest(manifest, run_dir)
+        collected = _collect_reports(result)
+        write_status(run_dir, SUCCEEDED if result.succeeded else FAILED, result.error)
 
     console.print(f"manifest: {manifest_path}", highlight=False)
     for name, path in collected.items():
@@ -310,13 +334,20 @@ def submit(
     package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
     run_name: str | None = typer.Option(None, "--run-name", help="Default: greenfm-<UTC time>."),
     namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    service_account: str | None = typer.Option(
+        None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
+    ),
+    token_path: str | None = typer.Option(
+        None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
+    ),
 ) -> None:
     """Upload the pipeline (a new version if it exists) and start a run on Kubeflow Pipelines."""
     from pipelines.submit import SubmitTarget, parse_params, submit_run
 
     params = parse_params(param)
     name = run_name or "greenfm-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    done = submit_run(SubmitTarget(host, experiment, namespace=namespace), params, name, package)
+    target = SubmitTarget(host, experiment, namespace=namespace, service_account=service_account, token_path=token_path)
+    done = submit_run(target, params, name, package)
     console.print(
         f"pipeline {done.pipeline_id} version {done.version_id}; experiment {done.experiment_id}", highlight=False
     )
@@ -333,12 +364,19 @@ def schedule(
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
     package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
     namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
+    service_account: str | None = typer.Option(
+        None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
+    ),
+    token_path: str | None = typer.Option(
+        None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
+    ),
 ) -> None:
     """Create a recurring run (KFP schedule; one run at a time, no catch-up)."""
     from pipelines.submit import SubmitTarget, parse_params, schedule_run
 
     params = parse_params(param)
-    done = schedule_run(SubmitTarget(host, experiment, namespace=namespace), params, name, cron, package)
+    target = SubmitTarget(host, experiment, namespace=namespace, service_account=service_account, token_path=token_path)
+    done = schedule_run(target, params, name, cron, package)
     print(done.recurring_run_id)
 
 
@@ -352,6 +390,8 @@ def watch(
     experiment: str = typer.Option("greenfm", "--experiment", help="KFP experiment."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
     namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
+    service_account: str | None = typer.Option(None, "--service-account", help="Account the runs' pods use."),
+    token_path: str | None = typer.Option(None, "--token-path", help="KFP service account token (multi-user)."),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace
@@ -363,11 +403,15 @@ def watch(
     from pipelines.watch_submitters import KfpSubmitter, LocalSubmitter
 
     base = replace(RunConfig(), **parse_params(param))
-    submitter = KfpSubmitter(SubmitTarget(host, experiment, namespace=namespace)) if host else LocalSubmitter(out)
+    target = SubmitTarget(
+        host or "", experiment, namespace=namespace, service_account=service_account, token_path=token_path
+    )
+    submitter = KfpSubmitter(target) if host else LocalSubmitter(out)
     result = watch_once(input, open_store(state, namespace), submitter, base)
     messages = {
         "unchanged": f"input unchanged (fingerprint {result.fingerprint[:12]}); nothing submitted",
         "busy": "another watcher is deciding; nothing submitted",
+        "running": f"the run of the last change ({result.run_id}) has not finished; nothing submitted",
         "submitted": f"input changed (fingerprint {result.fingerprint[:12]}); submitted run {result.run_id}",
     }
     console.print(messages[result.action], highlight=False)
@@ -387,6 +431,15 @@ def lineage(run_dir: Path = typer.Argument(..., help="A run directory (or a fold
         raise InputError(f"{run_dir}: no such run directory")
     root = run_dir.resolve()
     StdoutConsole().print(lineage_tree(root, lambda path: str(path.relative_to(root))))
+
+
+def _register_subcommands() -> None:
+    from pipelines.images import cli as images_cli
+
+    app.add_typer(images_cli(), name="images")
+
+
+_register_subcommands()
 
 
 def main() -> None:

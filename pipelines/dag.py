@@ -4,11 +4,11 @@ least-emitting feasible region (node selector topology.kubernetes.io/region)."""
 
 from kfp import dsl, kubernetes
 
-from components.adapt.component import adapt_op
+from components.adapt.component import adapt_from_scratch_op, adapt_op
 from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
 from components.carbon.providers import SECRET_KEYS, SECRET_NAME
-from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.common.cluster import NAMESPACE_ENV, WORKSPACE_MOUNT, WORKSPACE_PVC
 from components.curate.component import curate_op
 from components.curate.k8s import SPARK_ENV
 from components.evaluate.component import evaluate_op
@@ -27,6 +27,12 @@ SPARK_CONFIG_MAP = "greenfm-spark"  # manifests/base/spark-config.yaml
 def on_workspace(task):
     """Mount the workspace volume (manifests/base/workspace-pvc.yaml) where the step expects it; kfp.local ignores it."""
     return kubernetes.mount_pvc(task, WORKSPACE_PVC, WORKSPACE_MOUNT)
+
+
+def in_run_namespace(task):
+    """Tell the step its pod's namespace (downward API), where the jobs it creates must go: KFP runs the pods in
+    the run's namespace, and the run's account may create jobs there only."""
+    return kubernetes.use_field_path_as_env(task, NAMESPACE_ENV, "metadata.namespace")
 
 
 def placed(task, select):
@@ -144,6 +150,7 @@ def greenfm_pipeline(
     placed(curate, select_curate)
     cluster_tasks.curate_task(curate, cluster)
     on_workspace(curate)  # input data (and Spark operator output) live there
+    in_run_namespace(curate)  # Spark executors / the SparkApplication go there
     kubernetes.use_config_map_as_env(curate, SPARK_CONFIG_MAP, {var: var for var in SPARK_ENV}, optional=True)
     validate = validate_op(
         curated=curate.outputs["curated"],
@@ -197,6 +204,7 @@ def greenfm_pipeline(
         placed(pretrain, select_pretrain)
         cluster_tasks.pretrain_task(pretrain, cluster)
         on_workspace(pretrain)  # the model store and warm-start models live there
+        in_run_namespace(pretrain)  # the PyTorchJob goes there
         select_adapt = select("adapt", gpus=True)
         adapt = adapt_op(
             base_model=pretrain.outputs["model"],
@@ -210,10 +218,24 @@ def greenfm_pipeline(
         ).set_display_name("adapt")
         placed(adapt, select_adapt)
         cluster_tasks.gpu_task(adapt, cluster)
+        # The pretraining ablation: the same adaptation from a random init of the same size, on the same nodes.
+        scratch = adapt_from_scratch_op(
+            base_model=pretrain.outputs["model"],
+            location=select_adapt.outputs["location"],
+            method=adapt_method,
+            adapt_steps=adapt_steps,
+            lora_rank=lora_rank,
+            budget_flops=adapt_budget_flops,
+            seed=seed,
+        ).set_display_name("adapt-from-scratch")
+        placed(scratch, select_adapt)
+        cluster_tasks.gpu_task(scratch, cluster)
         evaluate = evaluate_op(
             base_model=pretrain.outputs["model"],
             adapted_model=adapt.outputs["adapted"],
             curated=curate.outputs["curated"],
+            scratch_model=scratch.outputs["scratch"],
+            scratch_energy=scratch.outputs["energy"],
             location=select_adapt.outputs["location"],
             pretrain_energy=pretrain.outputs["energy"],
             adapt_energy=adapt.outputs["energy"],

@@ -1,14 +1,18 @@
 """Submit the compiled pipeline to a Kubeflow Pipelines server: upload it (a new version when the pipeline
 already exists), then start a run or create a recurring run, all through kfp.Client.
 
-Parameters are checked against RunConfig before anything reaches the server, so a typo fails here in
-milliseconds instead of as a failed run in the UI.
+Parameters are checked against RunConfig, and the server's release against what the compiled IR needs
+(pipelines.kfp_versions), before anything is created, so a typo or an old backend fails here in seconds
+instead of as a failed run in the UI. Multi-user Kubeflow: the run goes to the profile namespace and the client
+authenticates with a projected service account token (audience pipelines.kubeflow.org) when one is mounted.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +22,7 @@ from components.common.errors import GreenfmError
 from pipelines.compile import compile_pipeline
 from pipelines.config import load_config
 from pipelines.dag import PIPELINE_NAME
+from pipelines.kfp_versions import check_backend, required_backend
 
 DEFAULT_EXPERIMENT = "greenfm"
 
@@ -29,8 +34,9 @@ class SubmitTarget:
     host: str
     experiment: str = DEFAULT_EXPERIMENT
     pipeline_name: str = PIPELINE_NAME
-    namespace: str | None = None  # multi-user Kubeflow: the profile namespace
-    service_account: str | None = None
+    namespace: str | None = None  # multi-user Kubeflow: the profile namespace (required there)
+    service_account: str | None = None  # the run's pods' account; None: the server's default for the namespace
+    token_path: str | None = None  # projected KFP token; None: $KF_PIPELINES_SA_TOKEN_PATH or kfp's default path
 
 
 @dataclass
@@ -56,10 +62,45 @@ def parse_params(pairs: list[str]) -> dict:
     return {key: getattr(config, key) for key in raw}
 
 
+def _token_path(target: SubmitTarget) -> str | None:
+    """The projected service account token to authenticate with, when there is one (in a pod)."""
+    from kfp.client import KF_PIPELINES_SA_TOKEN_ENV, KF_PIPELINES_SA_TOKEN_PATH
+
+    if target.token_path:
+        if not os.path.isfile(target.token_path):
+            raise GreenfmError(f"--token-path {target.token_path}: no such file")
+        return target.token_path
+    path = os.environ.get(KF_PIPELINES_SA_TOKEN_ENV) or KF_PIPELINES_SA_TOKEN_PATH
+    return path if os.path.isfile(path) else None
+
+
 def _client(target: SubmitTarget):
     import kfp
+    from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
 
-    return kfp.Client(host=target.host, namespace=target.namespace or "kubeflow")
+    token = _token_path(target)
+    credentials = ServiceAccountTokenVolumeCredentials(token) if token else None
+    return kfp.Client(host=target.host, namespace=target.namespace or "kubeflow", credentials=credentials)
+
+
+def server_health(client) -> dict:
+    """The server's healthz as it sent it: kfp_server_api's model drops `tag_name`, the release."""
+    response = client._healthz_api.healthz_service_get_healthz(_preload_content=False)
+    return json.loads(response.data or b"{}")
+
+
+def check_server(client, target: SubmitTarget, package: Path) -> None:
+    """Refuse what the server would fail later: a multi-user server without a namespace, an old backend."""
+    import yaml
+
+    health = server_health(client)
+    if health.get("multi_user") and not target.namespace:
+        raise GreenfmError(
+            f"{target.host}: Kubeflow Pipelines runs in multi-user mode; pass --namespace (your profile namespace)"
+        )
+    docs = [doc for doc in yaml.safe_load_all(Path(package).read_text()) if doc]
+    platforms = docs[1].get("platforms", {}) if len(docs) > 1 else {}
+    check_backend(target.host, health.get("tag_name", ""), *required_backend(platforms))
 
 
 def _version_name(package: Path) -> str:
@@ -70,7 +111,7 @@ def _version_name(package: Path) -> str:
 def upload(client, package: Path, target: SubmitTarget) -> tuple[str, str]:
     """(pipeline_id, version_id) for `package`, uploading only what the server does not have yet."""
     version_name = _version_name(package)
-    pipeline_id = client.get_pipeline_id(target.pipeline_name)
+    pipeline_id = _pipeline_id(client, target)
     if pipeline_id is None:
         pipeline = client.upload_pipeline(str(package), pipeline_name=target.pipeline_name, namespace=target.namespace)
         pipeline_id = pipeline.pipeline_id
@@ -88,6 +129,17 @@ def upload(client, package: Path, target: SubmitTarget) -> tuple[str, str]:
     if not versions:
         raise GreenfmError(f"{target.host}: pipeline {target.pipeline_name} was uploaded but has no version")
     return pipeline_id, versions[0].pipeline_version_id
+
+
+def _pipeline_id(client, target: SubmitTarget) -> str | None:
+    """The pipeline's id in the target's namespace (kfp.Client.get_pipeline_id sees only shared pipelines)."""
+    name_filter = json.dumps(
+        {"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": target.pipeline_name}]}
+    )
+    found = client.list_pipelines(filter=name_filter, namespace=target.namespace, page_size=2).pipelines or []
+    if len(found) > 1:
+        raise GreenfmError(f"{target.host}: {len(found)} pipelines named {target.pipeline_name}; names must be unique")
+    return found[0].pipeline_id if found else None
 
 
 @dataclass
@@ -133,6 +185,7 @@ def _prepared(target: SubmitTarget, package: Path | None):
     ):
         client = _client(target)
         package = package or compile_pipeline(Path(tmp) / "greenfm-pipeline.yaml")
+        check_server(client, target, Path(package))
         pipeline_id, version_id = upload(client, Path(package), target)
         experiment = client.create_experiment(target.experiment, namespace=target.namespace)  # get-or-create
         yield _Prepared(client, pipeline_id, version_id, experiment.experiment_id)
@@ -143,6 +196,12 @@ def submit_run(target: SubmitTarget, params: dict, run_name: str, package: Path 
     with _prepared(target, package) as ready:
         run = ready.client.run_pipeline(ready.experiment_id, run_name, **ready.template(target, params))
     return Submitted(ready.pipeline_id, ready.version_id, ready.experiment_id, run_id=run.run_id, parameters=params)
+
+
+def run_state(target: SubmitTarget, run_id: str) -> str:
+    """The server's state of a run (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, ...)."""
+    with contextlib.redirect_stdout(sys.stderr), _server_errors(target.host):
+        return str(_client(target).get_run(run_id).state or "")
 
 
 def validate_cron(cron: str) -> str:

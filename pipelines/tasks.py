@@ -16,6 +16,7 @@ STAGE_LABELS = {
     "validate": "validate",
     "pretrain": "pretrain",
     "adapt": "adapt",
+    "adapt-from-scratch": "adapt (from scratch)",
     "evaluate": "evaluate",
     "carbon-statement": "carbon statement",
     "gate-failed": "gate failed",

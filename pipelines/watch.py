@@ -1,6 +1,10 @@
 """Retrain on data change: fingerprint the input, and when it differs from the last accepted run's, submit
 exactly one run with the fingerprint as a parameter and a warm start from the last model.
 
+A change counts as handled only when its run succeeded. A run that is still going (KFP runs are not waited
+for) is recorded as pending: later watches ask its state, accept it once it succeeded, and submit the change
+again when it failed or was cancelled; while it runs, nothing else is submitted.
+
 KFP has no data-change trigger (kubeflow/pipelines#651), so a CronJob runs `greenfm watch` on a schedule.
 Two watchers may overlap (a slow run, a manual run beside the CronJob): the state store makes the
 check-submit-record sequence exclusive, so at most one of them submits for a given fingerprint.
@@ -8,7 +12,6 @@ check-submit-record sequence exclusive, so at most one of them submits for a giv
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
@@ -31,6 +34,24 @@ class WatchState:
     run_id: str = ""
     model_uri: str = ""  # where that run's model is; the next run warm-starts from it
     submitted_at: str = ""
+    # A submitted run not known to have finished: accepted (moved into the fields above) when it succeeds.
+    pending_fingerprint: str = ""
+    pending_run_id: str = ""
+    pending_model_uri: str = ""
+    last_failed_run_id: str = ""  # the newest run that failed; its change was submitted again
+
+    def settled(self, succeeded: bool) -> WatchState:
+        """The state once the pending run ended: accepted if it succeeded, else dropped (to be retried)."""
+        cleared = {"pending_fingerprint": "", "pending_run_id": "", "pending_model_uri": ""}
+        if not succeeded:
+            return replace(self, last_failed_run_id=self.pending_run_id, **cleared)
+        return replace(
+            self,
+            fingerprint=self.pending_fingerprint,
+            run_id=self.pending_run_id,
+            model_uri=self.pending_model_uri or self.model_uri,
+            **cleared,
+        )
 
     @classmethod
     def from_dict(cls, data: dict) -> WatchState:
@@ -44,9 +65,18 @@ class WatchState:
 class SubmittedRun:
     run_id: str
     model_uri: str = ""  # empty when the run is asynchronous (KFP) and its model is not known yet
+    finished: bool = True  # False: started, not waited for (the submitter's run_state tells how it ended)
 
 
-Submitter = Callable[[RunConfig], SubmittedRun]
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+
+
+class Submitter(Protocol):
+    def __call__(self, config: RunConfig) -> SubmittedRun: ...
+
+    def run_state(self, run_id: str) -> str:
+        """RUNNING, SUCCEEDED or FAILED (cancelled counts as failed) for a run this submitter started."""
+        ...
 
 
 class Transaction(Protocol):
@@ -67,7 +97,7 @@ class StateStore(Protocol):
 
 @dataclass(frozen=True)
 class WatchResult:
-    action: str  # unchanged | submitted | busy
+    action: str  # unchanged | submitted | busy | running (the last change's run has not finished)
     fingerprint: str
     run_id: str = ""
     previous: WatchState | None = None
@@ -90,8 +120,21 @@ def watch_once(input_uri: str, store: StateStore, submit: Submitter, base: RunCo
     except WatcherBusy:
         return WatchResult("busy", fingerprint)
     previous = txn.current
+    if previous is not None and previous.pending_run_id:
+        try:
+            outcome = submit.run_state(previous.pending_run_id)
+        except BaseException:
+            txn.abort()
+            raise
+        if outcome == RUNNING:
+            txn.abort()  # one run at a time: the next watch looks again
+            return WatchResult("running", fingerprint, previous.pending_run_id, previous)
+        previous = previous.settled(outcome == SUCCEEDED)
     if previous is not None and previous.fingerprint == fingerprint:
-        txn.abort()
+        if previous == txn.current:
+            txn.abort()
+        else:
+            txn.commit(previous)  # the pending run ended: record how
         return WatchResult("unchanged", fingerprint, previous.run_id, previous)
     config = replace(
         base or RunConfig(),
@@ -102,11 +145,23 @@ def watch_once(input_uri: str, store: StateStore, submit: Submitter, base: RunCo
     try:
         run = submit(config)
     except BaseException:
-        txn.abort()  # not accepted: the next watch retries this fingerprint
+        if previous is not None and previous != txn.current:
+            txn.commit(previous)  # keep what was learned about the last run; this change is retried
+        else:
+            txn.abort()  # not accepted: the next watch retries this fingerprint
         raise
-    txn.commit(
-        WatchState(
-            fingerprint, input_uri, run.run_id, run.model_uri or (previous.model_uri if previous else ""), _now()
+    model_uri = run.model_uri or (previous.model_uri if previous else "")
+    if run.finished:
+        state = replace(previous or WatchState(), fingerprint=fingerprint, input_uri=input_uri, run_id=run.run_id)
+        state = replace(state, model_uri=model_uri, submitted_at=_now())
+    else:
+        state = replace(
+            previous or WatchState(),
+            pending_fingerprint=fingerprint,
+            pending_run_id=run.run_id,
+            pending_model_uri=model_uri,
+            input_uri=input_uri,
+            submitted_at=_now(),
         )
-    )
+    txn.commit(state)
     return WatchResult("submitted", fingerprint, run.run_id, previous)

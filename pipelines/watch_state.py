@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from components.common.cluster import pod_namespace
 from components.common.errors import GreenfmError
 from components.common.k8s_jobs import default_api_client
 from pipelines.watch import WatcherBusy, WatchState
@@ -163,10 +164,5 @@ def open_store(spec: str, namespace: str | None = None) -> FileStateStore | Conf
     """`configmap:NAME` (or `configmap` for greenfm-watch-state) → ConfigMap store; anything else is a file path."""
     if spec == "configmap" or spec.startswith("configmap:"):
         name = spec.partition(":")[2] or "greenfm-watch-state"
-        return ConfigMapStateStore(name, namespace or _pod_namespace())
+        return ConfigMapStateStore(name, namespace or pod_namespace())
     return FileStateStore(Path(spec))
-
-
-def _pod_namespace() -> str:
-    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-    return path.read_text().strip() if path.is_file() else os.environ.get("GREENFM_NAMESPACE", "greenfm")

@@ -31,6 +31,15 @@ def kfp_server():
     yield from fake_kfp.serve()
 
 
+@pytest.fixture
+def kfp_multi_user():
+    """(FakeKfp, base URL): a multi-user KFP server where token `profile-token` is the default-editor of
+    kubeflow-user-example-com (the example profile of kubeflow/manifests)."""
+    from tests import fake_kfp
+
+    yield from fake_kfp.serve(fake_kfp.FakeKfp(multi_user=True, tokens={"profile-token": "kubeflow-user-example-com"}))
+
+
 @pytest.fixture(scope="session")
 def spark():
     from components.curate.spark_session import get_spark

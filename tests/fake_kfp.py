@@ -1,5 +1,18 @@
 """A local stand-in for the KFP v2beta1 REST API: the endpoints kfp.Client calls for upload, experiments, runs
-and recurring runs, with responses shaped like a real server's. Records every request for assertions."""
+and recurring runs, with responses shaped like a real server's, checked against kubeflow/pipelines'
+backend/src/apiserver:
+
+- healthz answers `commit_sha`, `tag_name` (the server's version), `multi_user`, `pipeline_store` (main.go);
+- multi-user mode: a request without an identity (a `kubeflow-userid` header or a bearer service account
+  token) is 401 Unauthenticated (auth/auth.go); an identity without access to the namespace is 403 (the
+  server's SubjectAccessReview: a profile's default-editor may use its own namespace only); an experiment or a
+  run with an empty namespace is 400 InvalidArgument (experiment_server.go, run_server.go); pipelines are
+  namespaced (`namespace` on upload and list; an empty one lists the shared pipelines);
+- a run's namespace is its experiment's (resource_manager.go CreateRun);
+- errors as the gRPC gateway writes them: {"error", "code" (gRPC), "message", "details"}.
+
+Records every request for assertions.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +25,9 @@ from tests import http_fake
 
 API = "/apis/v2beta1"
 CREATED = "2026-01-01T00:00:00Z"
+# gRPC codes the gateway returns, with their HTTP statuses.
+INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, PERMISSION_DENIED, UNAUTHENTICATED = 3, 5, 6, 7, 16
+_HTTP = {INVALID_ARGUMENT: 400, NOT_FOUND: 404, ALREADY_EXISTS: 409, PERMISSION_DENIED: 403, UNAUTHENTICATED: 401}
 
 
 @dataclass
@@ -20,6 +36,11 @@ class Request:
     path: str
     query: dict
     body: bytes
+    headers: dict = field(default_factory=dict)
+
+
+def _error(code: int, message: str) -> tuple[int, dict]:
+    return _HTTP[code], {"error": message, "code": code, "message": message, "details": []}
 
 
 @dataclass
@@ -31,19 +52,41 @@ class FakeKfp:
     recurring: dict = field(default_factory=dict)
     requests: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tag_name: str = "2.15.0"  # the server's release (healthz)
+    multi_user: bool = False
+    tokens: dict = field(default_factory=dict)  # multi-user: bearer token -> the namespace it may use
 
     def calls(self, method: str | None = None, path: str | None = None) -> list[Request]:
         return [r for r in self.requests if (method is None or r.method == method) and (path is None or r.path == path)]
+
+    def _identity_error(self, req: Request, namespace: str | None) -> tuple[int, dict] | None:
+        """Multi-user: authenticate the caller, then check it may use `namespace` (None: not namespaced)."""
+        if not self.multi_user:
+            return None
+        token = req.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if token not in self.tokens:
+            if token:
+                return _error(UNAUTHENTICATED, "Request header error: Failed to review the token provided")
+            return _error(UNAUTHENTICATED, "Request header error: there is no user identity header.")
+        if namespace and self.tokens[token] != namespace:
+            return _error(PERMISSION_DENIED, f"PermissionDenied: not authorized to access namespace {namespace!r}")
+        return None
 
     # -- handlers: (status, json)
     def handle(self, req: Request) -> tuple[int, dict]:
         with self.lock:
             self.requests.append(req)
-            p = req.path
+            p, query = req.path, req.query
             if p == f"{API}/healthz":
-                return 200, {"multi_user": False, "pipeline_store": "database"}
+                health = {"commit_sha": "0" * 40, "tag_name": self.tag_name, "multi_user": self.multi_user}
+                return 200, {**health, "pipeline_store": "database"}
+            namespace = self._namespace_of(req)
+            if (denied := self._identity_error(req, namespace)) is not None:
+                return denied
             if p == f"{API}/pipelines" and req.method == "GET":
-                return 200, self._filtered("pipelines", list(self.pipelines.values()), req.query)
+                ns = query.get("namespace", [""])[0]
+                items = [i for i in self.pipelines.values() if i.get("namespace", "") == ns]
+                return 200, self._filtered("pipelines", items, query)
             if p == f"{API}/pipelines/upload":
                 return self._upload(req)
             if p == f"{API}/pipelines/upload_version":
@@ -53,29 +96,58 @@ class FakeKfp:
                 versions = sorted(self.versions.get(pid, []), key=lambda v: v["created_at"], reverse=True)
                 return 200, ({"pipeline_versions": versions, "total_size": len(versions)} if versions else {})
             if p == f"{API}/experiments" and req.method == "GET":
-                return 200, self._filtered("experiments", list(self.experiments.values()), req.query)
+                ns = query.get("namespace", [""])[0]
+                items = [e for e in self.experiments.values() if not ns or e["namespace"] == ns]
+                return 200, self._filtered("experiments", items, query)
             if p == f"{API}/experiments" and req.method == "POST":
                 body = json.loads(req.body)
+                if self.multi_user and not body.get("namespace"):
+                    return _error(INVALID_ARGUMENT, "An experiment cannot have an empty namespace in multi-user mode")
                 exp = {
                     "experiment_id": str(uuid.uuid4()),
                     "display_name": body["display_name"],
                     "created_at": CREATED,
                     "storage_state": "AVAILABLE",
-                    "namespace": body.get("namespace", ""),
+                    "namespace": body.get("namespace", "") or ("" if self.multi_user else "kubeflow"),
                 }
                 self.experiments[exp["experiment_id"]] = exp
                 return 200, exp
             if p == f"{API}/runs" and req.method == "POST":
-                body = json.loads(req.body)
-                run = {**body, "run_id": str(uuid.uuid4()), "state": "PENDING", "created_at": CREATED}
-                self.runs[run["run_id"]] = run
-                return 200, run
+                return self._create("runs", req, {"state": "PENDING"}, "run_id")
+            if p.startswith(f"{API}/runs/") and req.method == "GET":
+                run = self.runs.get(p.rsplit("/", 1)[-1])
+                return (200, run) if run else _error(NOT_FOUND, f"Run {p.rsplit('/', 1)[-1]} not found")
             if p == f"{API}/recurringruns" and req.method == "POST":
-                body = json.loads(req.body)
-                rec = {**body, "recurring_run_id": str(uuid.uuid4()), "status": "ENABLED", "created_at": CREATED}
-                self.recurring[rec["recurring_run_id"]] = rec
-                return 200, rec
-            return 404, {"error": f"no route {req.method} {p}", "code": 5}
+                return self._create("recurring", req, {"status": "ENABLED"}, "recurring_run_id")
+            return _error(NOT_FOUND, f"no route {req.method} {p}")
+
+    def _namespace_of(self, req: Request) -> str | None:
+        """The namespace a request acts in, as the server authorizes it."""
+        if "namespace" in req.query:
+            return req.query["namespace"][0]
+        if req.method == "POST" and req.path in (f"{API}/experiments",):
+            return json.loads(req.body).get("namespace") or None
+        if req.method == "POST" and req.path in (f"{API}/runs", f"{API}/recurringruns"):
+            experiment = self.experiments.get(json.loads(req.body).get("experiment_id", ""))
+            return experiment["namespace"] if experiment else None
+        if req.method == "GET" and req.path.startswith(f"{API}/runs/"):
+            run = self.runs.get(req.path.rsplit("/", 1)[-1])
+            return run["namespace"] if run else None
+        if req.path == f"{API}/pipelines/upload_version":
+            pipeline = self.pipelines.get(req.query.get("pipelineid", [""])[0])
+            return pipeline.get("namespace") if pipeline else None
+        return None
+
+    def _create(self, store: str, req: Request, extra: dict, id_key: str) -> tuple[int, dict]:
+        body = json.loads(req.body)
+        experiment = self.experiments.get(body.get("experiment_id", ""))
+        namespace = experiment["namespace"] if experiment else ""
+        if self.multi_user and not namespace:
+            what = "A run" if store == "runs" else "A recurring run"
+            return _error(INVALID_ARGUMENT, f"{what} cannot have an empty namespace in multi-user mode")
+        item = {**body, **extra, id_key: str(uuid.uuid4()), "created_at": CREATED, "namespace": namespace}
+        getattr(self, store)[item[id_key]] = item
+        return 200, item
 
     def _filtered(self, key: str, items: list, query: dict) -> dict:
         if "filter" in query:
@@ -94,27 +166,28 @@ class FakeKfp:
         return version
 
     def _upload(self, req: Request) -> tuple[int, dict]:
-        name = req.query["name"][0]
-        if any(p["display_name"] == name for p in self.pipelines.values()):
-            return 409, {"error": f"pipeline {name} already exists", "code": 6}
+        name, namespace = req.query["name"][0], req.query.get("namespace", [""])[0]
+        if any(p["display_name"] == name and p["namespace"] == namespace for p in self.pipelines.values()):
+            return _error(ALREADY_EXISTS, f"pipeline {name} already exists")
         assert b"pipelineSpec" in req.body or b"pipelineInfo" in req.body, "upload carries the compiled IR"
         pid = str(uuid.uuid4())
-        self.pipelines[pid] = {"pipeline_id": pid, "display_name": name, "created_at": CREATED}
+        self.pipelines[pid] = {"pipeline_id": pid, "display_name": name, "created_at": CREATED, "namespace": namespace}
         self._new_version(pid, name)
         return 200, self.pipelines[pid]
 
     def _upload_version(self, req: Request) -> tuple[int, dict]:
         pid, name = req.query["pipelineid"][0], req.query["name"][0]
         if pid not in self.pipelines:
-            return 404, {"error": "pipeline not found", "code": 5}
+            return _error(NOT_FOUND, "pipeline not found")
         return 200, self._new_version(pid, name)
 
 
 def _handler(fake: FakeKfp) -> http_fake.Handle:
-    return lambda method, path, query, body: fake.handle(Request(method, path, query, body))
+    return lambda method, path, query, body, headers: fake.handle(Request(method, path, query, body, headers))
 
 
-def serve():
-    """Yield (FakeKfp, base URL) while it runs: the `kfp_server` fixture (tests/conftest.py)."""
-    fake = FakeKfp()
+def serve(fake: FakeKfp | None = None):
+    """Yield (FakeKfp, base URL) while it runs: the `kfp_server` fixture (tests/conftest.py) serves a standalone
+    server, `kfp_multi_user` a multi-user one."""
+    fake = fake or FakeKfp()
     yield from http_fake.running(fake, _handler(fake))

@@ -1,5 +1,5 @@
-"""Serve a fake REST API on 127.0.0.1 (ephemeral port) from one function: handle(method, path, query, body)
-→ (status, json or raw bytes). The boundary the real clients (kfp, kubernetes) talk to in tests."""
+"""Serve a fake REST API on 127.0.0.1 (ephemeral port) from one function: handle(method, path, query, body,
+headers) → (status, json or raw bytes). The boundary the real clients (kfp, kubernetes) talk to in tests."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-Handle = Callable[[str, str, dict, bytes], tuple[int, dict]]
+Handle = Callable[[str, str, dict, bytes, dict], tuple[int, dict]]
 
 
 def serve(handle: Handle) -> tuple[ThreadingHTTPServer, str]:
@@ -18,7 +18,8 @@ def serve(handle: Handle) -> tuple[ThreadingHTTPServer, str]:
             url = urlparse(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            status, payload = handle(self.command, url.path, parse_qs(url.query), body)
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            status, payload = handle(self.command, url.path, parse_qs(url.query), body, headers)
             raw = isinstance(payload, bytes)  # streamed bodies (watch events, logs) as the handler wrote them
             data = payload if raw else json.dumps(payload).encode()
             self.send_response(status)

@@ -1,8 +1,12 @@
 """Adaptation (LoRA, full, last-layer, head, auto), lineage and warm start; every evaluation metric on a
 hand-computed example; the LoRA-adapted model beats the baselines end to end."""
 
+import html as html_lib
 import json
 import math
+import re
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -14,6 +18,7 @@ from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model
 from components.adapt.lineage import adapt_and_record, lineage_tree
 from components.adapt.lora import LoraConfig, LoraEmbedding, LoraLinear, apply_lora, lora_state_dict, merge_lora
 from components.adapt.methods import SMALL_DATA, auto_lora_rank, choose_method
+from components.adapt.scratch import adapt_from_scratch
 from components.adapt.task import TaskData, check_splits, data_fingerprint, load_default_task, overlap_with
 from components.carbon.tracking import Location
 from components.common.default_data import default_corpus_records, text_key
@@ -170,9 +175,50 @@ def test_task_splits_are_disjoint_from_pretraining_and_each_other(task):
     assert data_fingerprint(task) == data_fingerprint(load_default_task())
 
 
-def test_lora_adapted_model_beats_zero_shot_and_majority(pretrained, curated, tmp_path, task):
-    out = tmp_path / "lora"
-    result, energy = adapt_and_record(pretrained.model_dir, out, AdaptConfig(steps=60, seed=7), Location("FIN"), task)
+@pytest.fixture(scope="module")
+def evaluated(pretrained, curated, tmp_path_factory, task):
+    """LoRA and its from-scratch arm adapted once, and the evaluation of both."""
+    runs, scratch_dir, eval_dir = (tmp_path_factory.mktemp(name) for name in ("runs", "scratch", "eval"))
+    config = AdaptConfig(steps=60, seed=7)
+    adapted = adapt_and_record(pretrained.model_dir, runs / "lora", config, Location("FIN"), task)
+    scratch = adapt_from_scratch(pretrained.model_dir, scratch_dir, config, Location("FIN"), task)
+    report = evaluate(
+        pretrained.model_dir,
+        runs / "lora",
+        curated.output_dir,
+        eval_dir,
+        task,
+        FAST_EVAL,
+        scratch_model_dir=scratch_dir,
+        scratch_energy=scratch[1],
+    )
+    return {
+        "runs": runs,
+        "adapted": adapted,
+        "scratch": scratch,
+        "scratch_dir": scratch_dir,
+        "report": report,
+        "report_dir": eval_dir,
+    }
+
+
+def test_from_scratch_arm_is_the_same_adaptation_from_a_random_init(evaluated, pretrained):
+    (adapted, _), (scratch, energy) = evaluated["adapted"], evaluated["scratch"]
+    assert energy["stage"] == "adapt-from-scratch" and energy["energy_kwh"] > 0
+    assert scratch.details["init"] == "random" and adapted.details["init"] == "pretrained"
+    assert scratch.parent_sha256 != pretrained.checkpoint_sha256  # its parent is the random init
+    same = ("method", "lora", "adapted_modules", "config", "tokens_seen", "trainable_parameters", "total_parameters")
+    assert {k: scratch.details[k] for k in same} == {k: adapted.details[k] for k in same}
+    random_backbone = load_model(evaluated["scratch_dir"]).cfg.to_dict()
+    pretrained_backbone = load_model(pretrained.model_dir).cfg.to_dict()
+    assert {k: v for k, v in random_backbone.items() if k != "tie_embeddings"} == {
+        k: v for k, v in pretrained_backbone.items() if k != "tie_embeddings"
+    }
+
+
+def test_lora_adapted_model_beats_zero_shot_and_majority(evaluated, pretrained, task):
+    out, tmp_path = evaluated["runs"] / "lora", evaluated["runs"]
+    result, energy = evaluated["adapted"]
     assert result.method == "lora" and result.parent_sha256 == pretrained.checkpoint_sha256
     lineage = json.loads((out / LINEAGE).read_text())
     assert lineage["trainable_parameters"] == result.trainable_parameters < result.total_parameters / 10
@@ -181,13 +227,26 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(pretrained, curated, tm
     )
     assert lineage["device"] == result.details["device"]
 
-    report = evaluate(pretrained.model_dir, out, curated.output_dir, tmp_path / "eval", task, FAST_EVAL)
+    report = evaluated["report"]
     assert report.task_accuracy > report.baseline_accuracy + 0.05
     assert report.task_accuracy > report.zero_shot_accuracy + 0.05
+    assert report.task_accuracy_low <= report.task_accuracy <= report.task_accuracy_high
     assert report.base_perplexity < 512  # better than uniform
     assert 0 <= report.expected_calibration_error <= 1 and report.energy_kwh_per_1k_predictions > 0
-    html = (tmp_path / "eval" / "eval_report.html").read_text()
-    assert html.count("<svg") >= 4 and "Contamination" in html
+    accuracy = report.details["accuracy"]
+    assert set(accuracy["models"]) == {"adapted", "from_scratch", "majority", "bag_of_words", "zero_shot"}
+    assert set(accuracy["comparisons"]) == set(accuracy["models"]) - {"adapted"}
+    vs_majority = accuracy["comparisons"]["majority"]
+    assert vs_majority["verdict"] == "better" and vs_majority["p_adjusted"] < 0.05
+    assert report.p_value_vs_from_scratch == accuracy["comparisons"]["from_scratch"]["p_adjusted"]
+    for grouping in report.details["slices"]["groups"].values():
+        for piece in grouping["slices"].values():
+            assert piece["too_small"] == (piece["n"] < FAST_EVAL.min_slice_examples)
+            assert piece["low"] <= piece["value"] <= piece["high"]
+    ppl = report.details["perplexity"]["models"]
+    assert set(ppl) == {"base", "adapted", "from_scratch"} and ppl["base"]["low"] <= ppl["base"]["value"]
+    html = (evaluated["report_dir"] / "eval_report.html").read_text()
+    assert html.count("<svg") >= 4 and "<h2>Contamination</h2>" in html and "<pre>" not in html
 
     # Warm start from the adapted model (found inside its run folder); the tree nests it under its parent.
     warm_config = AdaptConfig(method="head", steps=5, init_from=str(tmp_path))
@@ -222,3 +281,47 @@ def test_bad_method_and_warm_start_paths_are_named(tmp_path):
         find_adapted_model(tmp_path / "empty")
     with pytest.raises(FileNotFoundError, match="missing: no such adapted model"):
         find_adapted_model(tmp_path / "missing")
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Appended to a copy of the page only: reports what the browser laid out (the report itself has no scripts).
+TABLE_PROBE = """<script>
+const report = document.getElementById('report');
+const tables = Array.from(report.querySelectorAll('table')).map(t => {
+  const r = t.getBoundingClientRect();
+  return {w: r.width, h: r.height, header: Array.from(t.querySelectorAll('th')).map(th => th.textContent),
+          rows: Array.from(t.querySelectorAll('tbody tr')).map(tr => Array.from(tr.cells).map(td => td.textContent))};
+});
+const out = {tables, headings: Array.from(report.querySelectorAll('h1,h2')).map(h => h.textContent),
+             pre: document.querySelectorAll('pre').length, bold: Array.from(report.querySelectorAll('strong')).map(b => b.textContent),
+             svgs: Array.from(document.querySelectorAll('svg')).filter(s => s.getBoundingClientRect().width > 0).length};
+const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (apt-get install chromium; .ci/run installs it)")
+def test_report_html_renders_tables_and_text_in_headless_chromium(evaluated, tmp_path):
+    report = evaluated["report"]
+    page = tmp_path / "probe.html"
+    html = (evaluated["report_dir"] / "eval_report.html").read_text()
+    page.write_text(html.replace("</body>", TABLE_PROBE + "</body>"))
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,2000", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    match = re.search(r'<pre id="probe">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"chromium did not render the page (rc {result.returncode}): {result.stderr[-2000:]}"
+    seen = json.loads(html_lib.unescape(match.group(1)))
+    assert seen["pre"] == 0  # no Markdown source shown as preformatted text (the probe's own <pre> comes later)
+    assert seen["headings"][:3] == ["Evaluation report", "Intrinsic", "Task accuracy"]
+    assert all(t["w"] > 0 and t["h"] > 0 for t in seen["tables"]) and seen["svgs"] >= 4
+    accuracy = next(t for t in seen["tables"] if t["header"][:2] == ["model", "test accuracy"])
+    models = report.details["accuracy"]["models"]
+    assert len(accuracy["rows"]) == len(models)
+    adapted = models["adapted"]
+    assert accuracy["rows"][0][1] == f"{adapted['value']:.3f} [{adapted['low']:.3f}, {adapted['high']:.3f}]"
+    verdicts = {c["verdict"] for c in report.details["accuracy"]["comparisons"].values()}
+    assert verdicts <= set(seen["bold"])  # each verdict shown in bold, as words

@@ -27,7 +27,7 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
         for name, spec in executors.items()
         if "nodeSelector" in spec
     }
-    assert set(placed) == {"exec-curate-op", "exec-pretrain-op", "exec-adapt-op"}
+    assert set(placed) == {"exec-curate-op", "exec-pretrain-op", "exec-adapt-op", "exec-adapt-from-scratch-op"}
     producers = {name: p["producerTask"] for name, p in placed.items()}
     assert all(p["outputParameterKey"] == "node_selector" for p in placed.values())
     # Each heavy task is placed by its own selection step, which selects for that stage.
@@ -37,6 +37,7 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
         if name in {task_key(f"select-region-{s}") for s in ("curate", "pretrain", "adapt")}
     }
     assert {producers[f"exec-{s}-op"]: s for s in ("curate", "pretrain", "adapt")} == stage_of
+    assert producers["exec-adapt-from-scratch-op"] == producers["exec-adapt-op"]  # the ablation runs where adapt does
     # The selection steps read live-provider tokens from an optional Secret.
     secrets = [spec["secretAsEnv"][0] for name, spec in executors.items() if name.startswith("exec-select-region-op")]
     assert secrets and all(s["optional"] and s["secretName"] == "greenfm-carbon-tokens" for s in secrets)

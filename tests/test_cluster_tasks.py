@@ -11,7 +11,7 @@ from components.common.images import IMAGE_TEMPLATE_ENV, IMAGE_UID, template
 from pipelines.compile import compile_pipeline
 from pipelines.config import COMPILE_TIME, DEFAULTS, load_config
 
-GPU_STEPS = {"exec-pretrain-op", "exec-adapt-op"}
+GPU_STEPS = {"exec-pretrain-op", "exec-adapt-op", "exec-adapt-from-scratch-op"}
 TORCH_STEPS = GPU_STEPS | {"exec-evaluate-op"}
 POD_CREATORS = {"exec-curate-op", "exec-pretrain-op"}
 

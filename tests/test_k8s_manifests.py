@@ -24,14 +24,31 @@ CRD_SCHEMAS = {
     ("sparkoperator.k8s.io/v1beta2", "SparkApplication"): CRDS
     / "sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml",
 }
-KUSTOMIZATIONS = ["base", "overlays/dev", "overlays/multi-region", "jobs"]
+KUSTOMIZATIONS = [
+    "base",
+    "overlays/standalone",
+    "overlays/multi-user",
+    "overlays/dev",
+    "overlays/multi-region",
+    "jobs",
+]
+# Where each overlay deploys, and the account KFP runs that namespace's pipeline pods as.
+OVERLAY_ACCOUNTS = {
+    "overlays/standalone": ("kubeflow", "pipeline-runner"),
+    "overlays/multi-user": ("kubeflow-user-example-com", "default-editor"),
+    "overlays/dev": ("kubeflow", "pipeline-runner"),
+    "overlays/multi-region": ("kubeflow", "pipeline-runner"),
+}
 
 
 def manifest_files() -> list[Path]:
     return sorted(
         p
         for p in MANIFESTS.rglob("*.yaml")
-        if p.name != "kustomization.yaml" and CRDS not in p.parents and p.name != "regions.yaml"
+        if p.name != "kustomization.yaml"
+        and CRDS not in p.parents
+        and p.name != "regions.yaml"
+        and not p.name.endswith("-patch.yaml")  # JSON patches, checked rendered
     )
 
 
@@ -84,8 +101,39 @@ def test_rendered_kustomization_validates(overlay):
     assert docs
     for doc in docs:
         validate(doc)
-        if doc["kind"] != "Namespace":
-            assert doc["metadata"].get("namespace") == "greenfm", doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAY_ACCOUNTS))
+def test_overlay_puts_everything_in_the_run_namespace_for_the_run_account(overlay):
+    """KFP runs the pipeline's pods in the run's namespace as that namespace's pipeline account: the PVC,
+    ConfigMaps and RBAC must be there, bound to that account."""
+    namespace, account = OVERLAY_ACCOUNTS[overlay]
+    docs = kustomize(overlay)
+    assert not [d for d in docs if d["kind"] == "Namespace"]  # the run's namespace exists (KFP or the profile)
+    for doc in docs:
+        if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"].get("namespace") == namespace, (doc["kind"], doc["metadata"]["name"])
+    bindings = {d["metadata"]["name"]: d for d in docs if d["kind"].endswith("RoleBinding")}
+    run_subject = {"kind": "ServiceAccount", "name": account}
+    assert bindings["greenfm-run"]["subjects"] == [run_subject]
+    assert run_subject in bindings["greenfm-spark-driver"]["subjects"]
+    (nodes,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert nodes["metadata"]["name"] == f"greenfm-node-reader-{namespace}"  # one per namespace, cluster-wide
+    assert nodes["subjects"] == [{**run_subject, "namespace": namespace}]
+    (cron,) = [d for d in docs if d["kind"] == "CronJob"]
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAccountName"] == account
+
+
+def test_multi_user_watcher_authenticates_with_a_projected_kfp_token():
+    from kfp.client import KF_PIPELINES_SA_TOKEN_PATH
+
+    (cron,) = [d for d in kustomize("overlays/multi-user") if d["kind"] == "CronJob"]
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (token,) = [v for v in pod["volumes"] if "projected" in v]
+    (source,) = token["projected"]["sources"]
+    assert source["serviceAccountToken"]["audience"] == "pipelines.kubeflow.org"
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == token["name"]]
+    assert f"{mount['mountPath']}/{source['serviceAccountToken']['path']}" == KF_PIPELINES_SA_TOKEN_PATH
 
 
 def test_schema_validation_catches_mistakes():
@@ -119,14 +167,10 @@ def test_pods_meet_restricted_pod_security(overlay):
             assert "resources" in container or container in spec.get("initContainers", [])
 
 
-def test_namespace_enforces_restricted():
-    (namespace,) = [d for d in kustomize("base") if d["kind"] == "Namespace"]
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-
-
 def test_rbac_is_least_privilege():
     docs = kustomize("base")
-    assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    (cluster_role,) = [d for d in docs if d["kind"] == "ClusterRole"]  # placement reads node labels, nothing else
+    assert cluster_role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
     roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Role"}
     for role in roles.values():
         for rule in role["rules"]:
@@ -134,20 +178,19 @@ def test_rbac_is_least_privilege():
                 assert "*" not in rule[field], (role["metadata"]["name"], rule)
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
             assert "secrets" not in rule["resources"]  # tokens arrive as env from secretKeyRef, never via the API
-    launcher = roles["greenfm-launcher"]["rules"]
-    granted = {
-        (g, r, v) for rule in launcher for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
-    }
-    for group, resource in (("kubeflow.org", "pytorchjobs"), ("sparkoperator.k8s.io", "sparkapplications")):
-        assert {(group, resource, v) for v in ("create", "get", "watch")} <= granted
-        assert (group, f"{resource}/status", "get") in granted
+    launcher = roles["greenfm-run"]["rules"]  # exactly what the code calls: tests/test_rbac.py
     state_rules = [r for r in launcher if "configmaps" in r["resources"] and "update" in r["verbs"]]
     assert state_rules and all(r.get("resourceNames") == ["greenfm-watch-state"] for r in state_rules)
 
 
 @pytest.mark.parametrize(
     "overlay,storage_class",
-    [("base", "standard-rwx"), ("overlays/dev", "standard"), ("overlays/multi-region", "enterprise-multishare-rwx")],
+    [
+        ("base", "standard-rwx"),
+        ("overlays/standalone", "standard-rwx"),
+        ("overlays/dev", "standard"),
+        ("overlays/multi-region", "enterprise-multishare-rwx"),
+    ],
 )
 def test_workspace_has_explicit_storage_class(overlay, storage_class):
     (pvc,) = [d for d in kustomize(overlay) if d["kind"] == "PersistentVolumeClaim"]

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CRD = yaml.safe_load((ROOT / "manifests/crds/sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml").read_text())
 K8S_VERSION = "1.33.0"
 SETTINGS = json.loads(json.dumps(asdict(CurateConfig())))
-NS = "team-a"  # the step's namespace: jobs go there, never to a fixed one
+NS = fake_k8s.STANDALONE[0]  # the step's namespace: jobs go there, never to a fixed one
 POD = {"POD_IP": "10.1.2.3", "POD_NAME": "greenfm-abc-curate-op-driver", "POD_UID": "u-1", "POD_NAMESPACE": NS}
 
 
@@ -127,11 +127,6 @@ def test_client_mode_needs_the_pods_address_and_name(tmp_path):
 def test_cluster_modes_take_the_steps_namespace(monkeypatch):
     monkeypatch.setenv("POD_NAMESPACE", NS)
     assert SparkK8sConfig(backend="operator").namespace == NS
-    monkeypatch.delenv("POD_NAMESPACE")
-    monkeypatch.setattr("components.common.k8s_jobs.SERVICE_ACCOUNT_NAMESPACE", Path("/nonexistent"))
-    with pytest.raises(GreenfmError, match="namespace unknown"):
-        SparkK8sConfig(backend="client")
-
 
 def _app(**cfg) -> dict:
     return build_spark_application(

@@ -36,7 +36,7 @@ from tests.pod_security import assert_restricted
 ROOT = Path(__file__).resolve().parent.parent
 CRD = yaml.safe_load((ROOT / "manifests/crds/pytorchjob-kubeflow.org-v1.schema.yaml").read_text())
 TRAINJOB_CRD = yaml.safe_load((ROOT / "manifests/crds/trainjob-trainer.kubeflow.org-v1alpha1.schema.yaml").read_text())
-NS = "team-a"
+NS = fake_k8s.STANDALONE[0]
 GPU_TAINT = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
 K8S_VERSION = "1.33.0"
 TINY = TrainConfig(model_size="tiny", seq_len=32, batch_size=8, steps=6, warmup_steps=2, log_every=2, eval_batches=2)
@@ -153,22 +153,17 @@ class FakeTrainingOperator(fake_k8s.FakeApiServer):
     log_lines: list = field(default_factory=list)
     trained: threading.Event = field(default_factory=threading.Event)
 
-    def route(self, method: str, path: str, query: dict, body: dict | None):
+    def route(self, method: str, path: str, query: dict, body: dict | None, headers: dict):
+        if not (path.endswith("/log") or (method == "GET" and query.get("watch", [""])[0].lower() == "true")):
+            return self.handle(method, path, body, query, headers)
+        with self.lock:  # authenticated and authorized like every other request
+            denied = self.admit(method, path, query, headers, body)
+        if denied is not None:
+            return denied
         if path.endswith("/log"):
             self.trained.wait(120)
             return 200, "".join(line + "\n" for line in self.log_lines).encode()
-        if method == "GET" and query.get("watch", [""])[0].lower() == "true":
-            return self._watch(path, query)
-        if method == "DELETE":
-            with self.lock:
-                self.requests.append((method, path, body))
-                group, version, namespace, plural, name = fake_k8s._CUSTOM.match(path).groups()
-                return (
-                    (200, {"kind": "Status", "status": "Success"})
-                    if self.objects.pop(((group, version, plural), namespace, name), None)
-                    else (404, fake_k8s._status(404, "NotFound", name))
-                )
-        return self.handle(method, path, body)
+        return self._watch(path, query)
 
     def _watch(self, path: str, query: dict):
         group, version, namespace, plural, _ = fake_k8s._CUSTOM.match(path).groups()
@@ -213,8 +208,9 @@ class FakeTrainingOperator(fake_k8s.FakeApiServer):
 
 @pytest.fixture
 def operator():
-    fake = FakeTrainingOperator()
-    yield from http_fake.running(fake, lambda m, p, q, b: fake.route(m, p, q, json.loads(b) if b else None))
+    deployed = fake_k8s.FakeApiServer.deployed("overlays/standalone")  # KFP standalone + greenfm's RBAC
+    fake = FakeTrainingOperator(rbac=deployed.rbac, namespaces=deployed.namespaces, accounts=deployed.accounts)
+    yield from http_fake.running(fake, lambda m, p, q, b, h: fake.route(m, p, q, json.loads(b) if b else None, h))
 
 
 def _jcfg(tmp_path: Path, api: str = "pytorchjob") -> ClusterTrainConfig:

@@ -48,3 +48,28 @@ def adapt_op(
         "AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float), ("method", str)]
     )
     return outputs(json.dumps(energy), result.model_sha256, result.val_accuracy, result.method)
+
+
+@dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
+def adapt_from_scratch_op(
+    base_model: Input[Model],
+    location: str,
+    method: str,
+    adapt_steps: int,
+    lora_rank: int,
+    budget_flops: float,
+    seed: int,
+    scratch: Output[Model],
+) -> NamedTuple("ScratchOutputs", [("energy", str), ("val_accuracy", float)]):
+    """The from-scratch arm: the same adaptation from a randomly initialized model of the base model's size."""
+    import json
+
+    from components.adapt.finetune import AdaptConfig
+    from components.adapt.scratch import adapt_from_scratch
+    from components.carbon.tracking import Location
+
+    config = AdaptConfig(method=method, steps=adapt_steps, lora_rank=lora_rank, budget_flops=budget_flops, seed=seed)
+    result, energy = adapt_from_scratch(base_model.path, scratch.path, config, Location(**json.loads(location)))
+    scratch.metadata.update({"sha256": result.model_sha256, "method": result.method, "init": "random"})
+    outputs = NamedTuple("ScratchOutputs", [("energy", str), ("val_accuracy", float)])
+    return outputs(json.dumps(energy), result.val_accuracy)

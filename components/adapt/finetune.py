@@ -29,7 +29,8 @@ from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
 from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.contracts import PAD
 from components.common.fingerprint import file_sha256
-from components.pretrain.checkpoint import load_model
+from components.common.model_store import require_finished
+from components.pretrain.checkpoint import load_model, read_config
 
 LORA_WEIGHTS = "lora.safetensors"
 # Peak learning rate per method: adapters and a fresh head tolerate larger steps than the whole network.
@@ -83,16 +84,16 @@ def predict(model: Classifier, tokens: torch.Tensor, lengths: torch.Tensor, batc
 
 
 def find_adapted_model(path: str | Path) -> Path:
-    """An adapted model directory, or the single adapted model inside a run directory."""
+    """An adapted model directory, or the single adapted model inside a run directory (of a succeeded run)."""
     path = Path(path)
     if is_classifier(path):
-        return path
+        return require_finished(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such adapted model or run directory")
     found = sorted({p.parent for p in path.rglob("task.json") if is_classifier(p.parent)})
     if len(found) != 1:
         raise ValueError(f"{path}: expected one adapted model inside, found {len(found)}")
-    return found[0]
+    return require_finished(found[0])
 
 
 def _shape(model: Classifier) -> dict:
@@ -185,6 +186,7 @@ def adapt(
         "config": {**asdict(cfg), "lr": lr},
         "parent_sha256": parent_sha,
         "base_model_sha256": base_sha,
+        "init": read_config(base_model_dir).get("init", "pretrained"),  # "random" for the from-scratch arm
         "warm_start": warm_start,
         "data_fingerprint": data_fingerprint(task),
         "trainable_parameters": trainable_count,

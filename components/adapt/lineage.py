@@ -20,6 +20,7 @@ from components.common.contracts import MODEL_FORMAT as FORMAT
 from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.contracts import PARENT_SHA256, ModelDir
 from components.common.fingerprint import file_sha256
+from components.common.run_status import SUCCEEDED, finished_ok, run_dirs_under, run_state
 
 _ENERGY_KEYS = ("energy_kwh", "emissions_kg", "wall_seconds", "location", "cpu_power_method")
 
@@ -95,14 +96,22 @@ def _adapted_node(model_dir: Path) -> Node:
     )
 
 
+def unfinished_runs(root: str | Path) -> dict[Path, str]:
+    """Run directories under `root` (itself included) that did not succeed, with their state."""
+    return {run: state for run in run_dirs_under(root) if (state := run_state(run)) != SUCCEEDED}
+
+
 def find_models(root: str | Path) -> list[Node]:
-    """Every base model (a greenfm model directory that is not a classifier) and adapted model under root."""
+    """Every base model (a greenfm model directory that is not a classifier) and adapted model under root,
+    except those of runs that did not succeed (see `unfinished_runs`)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such run directory")
     nodes = []
     for config in sorted(root.rglob(CONFIG)):
         model_dir = config.parent
+        if not finished_ok(model_dir):
+            continue
         try:
             is_model = json.loads(config.read_text()).get("format") == FORMAT
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -144,4 +153,6 @@ def lineage_tree(root: str | Path, describe_path: Callable[[Path], str] | None =
         add(tree, node)
     if not by_sha:
         tree.add("[dim]no models found[/]")
+    for run, state in unfinished_runs(root).items():
+        tree.add(f"[yellow]left out[/] {describe(run)}: run {state}")
     return tree

@@ -28,12 +28,14 @@ def select_region_op(
     from datetime import UTC, datetime
 
     from components.carbon.catalog import load_catalog
+    from components.carbon.cluster_nodes import place_in_cluster, read_nodes
     from components.carbon.placement import Constraints, Job, select_region, wait_for_start
     from components.carbon.providers import make_provider
 
     estimate = json.loads(job_estimates)[stage]
     constraints = Constraints.from_params(gpu_type, gpu_count, residency_tags, deadline_hours, max_wait_hours)
-    catalog = load_catalog(region_catalog)
+    # Only regions this cluster's nodes carry: a selector no node matches would leave the stage Pending forever.
+    catalog, pinned, placement_note = place_in_cluster(load_catalog(region_catalog), read_nodes())
     now = datetime.now(UTC)
     decision = select_region(
         catalog,
@@ -42,11 +44,13 @@ def select_region_op(
         Job(stage, float(estimate["kwh"]), float(estimate["hours"])),
         now,
     )
-    print(decision.reason)
+    node_selector = decision.node_selector if pinned else {}
+    record = {**decision.to_json(), "node_selector": node_selector, "reason": f"{decision.reason} {placement_note}"}
+    print(record["reason"])
     wait_for_start(decision, max_wait_hours)
     location = catalog.get(decision.chosen.region).location()
     outputs = NamedTuple("Placement", [("location", str), ("node_selector", dict), ("decision", str)])
-    return outputs(json.dumps(asdict(location)), decision.node_selector, json.dumps(decision.to_json()))
+    return outputs(json.dumps(asdict(location)), node_selector, json.dumps(record))
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)

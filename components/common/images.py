@@ -21,7 +21,7 @@ IMAGE_TEMPLATE_ENV = "GREENFM_IMAGE_TEMPLATE"
 DEFAULT_TEMPLATE = f"ghcr.io/greenfm/greenfm-{{name}}:{VERSION}"
 NAMES = ("base", "trainer", "spark")
 IMAGE_UID = 10001  # the base and trainer images' user (images/*.Dockerfile)
-SPARK_UID = 185  # the apache/spark images' spark user, which images/spark.Dockerfile keeps
+SPARK_UID = 10001  # images/spark.Dockerfile's user, the driver's: both write the same output folder
 
 
 def pinned(image: str) -> str:

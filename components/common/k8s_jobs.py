@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
+from components.common.cluster import NAMESPACE_ENV
 from components.common.errors import GreenfmError
 
 
@@ -55,19 +55,6 @@ def default_api_client():
 
 # The step's own pod, from the downward API (pipelines/cluster_tasks.py sets these on the steps that create pods).
 POD_ENV = {"POD_NAME": "metadata.name", "POD_UID": "metadata.uid", "POD_IP": "status.podIP"}
-NAMESPACE_ENV = "POD_NAMESPACE"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def step_namespace(env: dict | None = None) -> str:
-    """The namespace the step runs in, where its jobs belong: $POD_NAMESPACE (downward API), else the service
-    account's namespace file every pod has; outside a pod, a one-line error."""
-    env = os.environ if env is None else env
-    if env.get(NAMESPACE_ENV):
-        return env[NAMESPACE_ENV]
-    if SERVICE_ACCOUNT_NAMESPACE.is_file():
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-    raise GreenfmError(f"namespace unknown: set {NAMESPACE_ENV} (or configure the job's namespace explicitly)")
 
 
 def owner_reference(namespace: str, env: dict | None = None) -> dict | None:

@@ -34,18 +34,16 @@ from pathlib import Path
 
 import yaml
 
-from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
 from components.common.errors import GreenfmError
 from components.common.images import SPARK_UID, image
 from components.common.k8s_jobs import (
-    NAMESPACE_ENV,
     CustomResource,
     create_custom_object,
     custom_objects_api,
     deleted_on_sigterm,
     owned,
     owner_reference,
-    step_namespace,
 )
 from components.curate.job import REPORT_JSON, CurateConfig, CurateResult, curate
 from components.curate.spark_session import get_spark
@@ -77,7 +75,6 @@ RESTRICTED_POD_SECURITY = {
 # SparkK8sConfig field -> environment variable (the deployment's ConfigMap greenfm-spark sets them). The image
 # is not among them: it comes from the image template the pipeline was compiled with (components.common.images).
 _ENV_FIELDS = {
-    "namespace": "GREENFM_SPARK_NAMESPACE",
     "service_account": "GREENFM_SPARK_SERVICE_ACCOUNT",
     "executors": "GREENFM_SPARK_EXECUTORS",
     "executor_cores": "GREENFM_SPARK_EXECUTOR_CORES",
@@ -93,7 +90,7 @@ SPARK_ENV = ("GREENFM_SPARK_MASTER", "GREENFM_SPARK_BACKEND", "GREENFM_NODE_SELE
 class SparkK8sConfig:
     backend: str = "local"
     master: str = "k8s://https://kubernetes.default.svc:443"  # client mode: the in-cluster API server
-    namespace: str = ""  # empty: the step's own namespace (POD_NAMESPACE)
+    namespace: str = field(default_factory=pod_namespace)  # the step's own: the only one its account may use
     image: str = field(default_factory=lambda: image("spark"))
     service_account: str = "greenfm-spark"  # the SparkApplication driver's: may create executor pods
     executors: int = 2
@@ -113,8 +110,6 @@ class SparkK8sConfig:
             raise GreenfmError(f"spark backend {self.backend!r}: expected one of {', '.join(BACKENDS)}")
         if self.backend == "client" and not self.master.startswith("k8s://"):
             raise GreenfmError(f"spark master {self.master!r}: client mode needs k8s://https://HOST:PORT")
-        if self.backend != "local" and not self.namespace:
-            self.namespace = step_namespace()
         if not self.spark_version:
             import pyspark
 
@@ -126,7 +121,7 @@ class SparkK8sConfig:
         env = os.environ if env is None else env
         master = env.get("GREENFM_SPARK_MASTER", "")
         backend = env.get("GREENFM_SPARK_BACKEND") or ("client" if master.startswith("k8s://") else "local")
-        values: dict = {"backend": backend}
+        values: dict = {"backend": backend, "namespace": pod_namespace(env)}
         if master:
             values["master"] = master
         defaults = cls.__dataclass_fields__
@@ -135,8 +130,6 @@ class SparkK8sConfig:
                 values[attr] = int(env[var]) if defaults[attr].type == "int" else env[var]
         if env.get("GREENFM_NODE_SELECTOR"):
             values["node_selector"] = json.loads(env["GREENFM_NODE_SELECTOR"])
-        if not values.get("namespace") and env.get(NAMESPACE_ENV):
-            values["namespace"] = env[NAMESPACE_ENV]
         return cls(**values)
 
 

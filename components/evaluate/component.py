@@ -14,6 +14,7 @@ def evaluate_op(
     base_model: Input[Model],
     adapted_model: Input[Model],
     curated: Input[Dataset],
+    scratch_model: Input[Model],
     location: str,
     pretrain_energy: str,
     adapt_energy: str,
@@ -23,8 +24,10 @@ def evaluate_op(
     report_json: Output[Artifact],
     model_cards: Output[Markdown],
     metrics: Output[Metrics],
+    scratch_energy: str = "",
 ) -> NamedTuple("EvaluateOutputs", [("energy", str)]):
-    """Multi-metric evaluation of the base and adapted models (HTML + Markdown report), and their model cards."""
+    """Multi-metric evaluation of the base and adapted models against the from-scratch arm and the baselines
+    (HTML + Markdown report), and their model cards."""
     import json
     import tempfile
     from pathlib import Path
@@ -40,7 +43,14 @@ def evaluate_op(
         "evaluate",
         location,
         lambda: evaluate(
-            base_model.path, adapted_model.path, curated.path, out, cfg=EvalConfig(seed=seed), location=where
+            base_model.path,
+            adapted_model.path,
+            curated.path,
+            out,
+            cfg=EvalConfig(seed=seed),
+            location=where,
+            scratch_model_dir=scratch_model.path,
+            scratch_energy=json.loads(scratch_energy) if scratch_energy else None,
         ),
     )
     copy_outputs(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from components.adapt.classifier import ADAPT_REPORT, LINEAGE
 from components.common.contracts import DOCUMENTS_DIR, ModelDir
 from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.fingerprint import file_sha256
+from components.common.markdown import table
 
 if TYPE_CHECKING:
     from components.evaluate.report import EvalResult
@@ -45,33 +47,24 @@ def _compute_row(stage: str, flops: float | None, device: str, seconds: float | 
     ]
 
 
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + [
-        "| " + " | ".join(r) + " |" for r in rows
-    ]
+COMPUTE_HEADER = ["stage", "FLOPs", "device", "GPU hours", "energy (kWh)", "CO2e (kg)"]
 
 
-def write_model_cards(
-    base_model_dir: str | Path,
-    adapted_model_dir: str | Path,
-    curated_dir: str | Path,
-    result: EvalResult,
-    out_dir: str | Path,
-    energy: dict[str, dict] | None = None,
-) -> list[Path]:
-    """Write the base and the adapted model's cards into out_dir; `energy` maps stage name (pretrain, adapt) to
-    its energy record from components/carbon/tracking.measure."""
-    energy = energy or {}
-    base_dir, adapted_dir, out = Path(base_model_dir), Path(adapted_model_dir), Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    train = ModelDir(Path(base_dir)).train_report()
+@dataclass
+class CardFacts:
+    """What both cards draw on: the pretraining report, the adaptation record, the data sources, the base hash."""
+
+    train: dict
+    adapt: dict
+    sources: list[str]
+    base_sha: str
+    pretrain_row: list[str]
+    limitations: list[str]
+
+
+def _facts(base_dir: Path, adapted_dir: Path, curated_dir: str | Path, energy: dict[str, dict]) -> CardFacts:
+    train = ModelDir(base_dir).train_report()
     adapt_path = adapted_dir / (LINEAGE if (adapted_dir / LINEAGE).is_file() else ADAPT_REPORT)
-    adapt = json.loads(adapt_path.read_text())
-    d = result.details
-    base_sha = file_sha256(base_dir / WEIGHTS)
-    sources = ["| source | license | documents |", "| --- | --- | ---: |"] + [
-        f"| {s} | {lic} | {n:,} |" for s, lic, n in data_sources(curated_dir)
-    ]
     pretrain_row = _compute_row(
         "pretraining",
         train.get("total_flops"),
@@ -79,19 +72,37 @@ def write_model_cards(
         train.get("seconds"),
         energy.get("pretrain"),
     )
-    compute_header = ["stage", "FLOPs", "device", "GPU hours", "energy (kWh)", "CO2e (kg)"]
     limitations = [
         f"- A {train.get('parameters', 0):,}-parameter model trained on {train.get('tokens', 0):,} tokens: a research and "
         "pipeline-testing artifact, not a general-purpose language model.",
         "- English technical prose only (its training data); expect nothing useful on other languages or domains.",
         "- Energy is codecarbon's estimate; on machines without power counters CPU power is inferred from load.",
     ]
+    return CardFacts(
+        train=train,
+        adapt=json.loads(adapt_path.read_text()),
+        sources=table(
+            ["source", "license", "documents"],
+            [[s, lic, f"{n:,}"] for s, lic, n in data_sources(curated_dir)],
+            align="llr",
+        ),
+        base_sha=file_sha256(base_dir / WEIGHTS),
+        pretrain_row=pretrain_row,
+        limitations=limitations,
+    )
 
-    base_card = [
-        f"# Model card: base model `{base_sha[:12]}`",
+
+def base_card(facts: CardFacts, result: EvalResult) -> list[str]:
+    train, d = facts.train, result.details
+    evaluation = [
+        ["held-out perplexity", f"{result.base_perplexity:.2f}"],
+        [f"zero-shot `{d['task']}` accuracy (label-name PMI)", f"{result.zero_shot_accuracy:.3f}"],
+    ]
+    return [
+        f"# Model card: base model `{facts.base_sha[:12]}`",
         "",
-        f"Decoder-only transformer, {train.get('parameters', 0):,} parameters, context {train.get('model', {}).get('seq_len', '?')} "
-        f"tokens; weights sha256 `{base_sha}`.",
+        f"Decoder-only transformer, {train.get('parameters', 0):,} parameters, context "
+        f"{train.get('model', {}).get('seq_len', '?')} tokens; weights sha256 `{facts.base_sha}`.",
         "",
         "## Intended use",
         "",
@@ -100,30 +111,38 @@ def write_model_cards(
         "",
         "## Data sources and licenses",
         "",
-        *sources,
+        *facts.sources,
         "",
         "## Training compute",
         "",
-        *_table(compute_header, [pretrain_row]),
+        *table(COMPUTE_HEADER, [facts.pretrain_row], align="lrlrrr"),
         "",
         "## Evaluation",
         "",
-        f"| held-out perplexity | {result.base_perplexity:.2f} |",
-        "| --- | ---: |",
-        f"| zero-shot `{d['task']}` accuracy (label-name PMI) | {result.zero_shot_accuracy:.3f} |",
+        *table(["metric", "value"], evaluation),
         "",
         "## Limitations",
         "",
-        *limitations,
+        *facts.limitations,
         "",
         "## Lineage",
         "",
         f"- Warm start: {train.get('warm_start', 'none')}",
-        f"- Adapted variants in this run: `{adapt['model_sha256'][:12]}` ({adapt['method']})",
+        f"- Adapted variants in this run: `{facts.adapt['model_sha256'][:12]}` ({facts.adapt['method']})",
         "",
     ]
-    adapt_energy = energy.get("adapt") or adapt.get("energy")
-    adapted_card = [
+
+
+def adapted_card(facts: CardFacts, result: EvalResult, adapt_energy: dict | None) -> list[str]:
+    adapt, d = facts.adapt, result.details
+    adapt_row = _compute_row(
+        f"adaptation ({adapt['method']})",
+        adapt.get("estimated_flops"),
+        adapt.get("device", "cpu"),
+        (adapt_energy or {}).get("wall_seconds"),
+        adapt_energy,
+    )
+    return [
         f"# Model card: `{d['task']}` classifier `{adapt['model_sha256'][:12]}`",
         "",
         f"The base model adapted with **{adapt['method']}** ({adapt['trainable_parameters']:,} of "
@@ -138,50 +157,52 @@ def write_model_cards(
         "",
         "Pretraining (inherited from the base model):",
         "",
-        *sources,
+        *facts.sources,
         "",
         f"Adaptation: task `{d['task']}`, data fingerprint `{adapt['data_fingerprint'][:16]}…` (see components/adapt/README.md "
         "for how it is derived and kept disjoint from the pretraining data).",
         "",
         "## Training compute",
         "",
-        *_table(
-            compute_header,
-            [
-                pretrain_row,
-                _compute_row(
-                    f"adaptation ({adapt['method']})",
-                    adapt.get("estimated_flops"),
-                    adapt.get("device", "cpu"),
-                    (adapt_energy or {}).get("wall_seconds"),
-                    adapt_energy,
-                ),
-            ],
-        ),
+        *table(COMPUTE_HEADER, [facts.pretrain_row, adapt_row], align="lrlrrr"),
         "",
         "Adaptation FLOPs are estimated from the method (components/adapt/methods.py).",
         "",
         "## Evaluation",
         "",
-        "| metric | value |",
-        "| --- | ---: |",
-        *[f"| {name} | {value:.4g} |" for name, value in result.metrics().items()],
+        *table(["metric", "value"], [[name, f"{value:.4g}"] for name, value in result.metrics().items()]),
         "",
         "## Limitations",
         "",
-        *limitations,
+        *facts.limitations,
         f"- Worst slice falls {result.worst_slice_gap:.3f} below overall accuracy; accuracy under perturbation drops to "
         f"{result.min_perturbed_accuracy:.3f}. See the evaluation report.",
         "",
         "## Lineage",
         "",
         f"- Parent: `{adapt['parent_sha256']}` ({adapt.get('parent_kind', 'pretrained')})",
-        f"- Base model: `{base_sha}`",
+        f"- Base model: `{facts.base_sha}`",
         f"- Warm start: {adapt.get('warm_start', 'none')}",
         f"- Method choice: {adapt.get('method_reason', adapt['method'])}",
         "",
     ]
+
+
+def write_model_cards(
+    base_model_dir: str | Path,
+    adapted_model_dir: str | Path,
+    curated_dir: str | Path,
+    result: EvalResult,
+    out_dir: str | Path,
+    energy: dict[str, dict] | None = None,
+) -> list[Path]:
+    """Write the base and the adapted model's cards into out_dir; `energy` maps stage name (pretrain, adapt) to
+    its energy record from components/carbon/tracking.measure."""
+    energy = energy or {}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    facts = _facts(Path(base_model_dir), Path(adapted_model_dir), curated_dir, energy)
     paths = [out / BASE_CARD, out / ADAPTED_CARD]
-    paths[0].write_text("\n".join(base_card))
-    paths[1].write_text("\n".join(adapted_card))
+    paths[0].write_text("\n".join(base_card(facts, result)))
+    paths[1].write_text("\n".join(adapted_card(facts, result, energy.get("adapt") or facts.adapt.get("energy"))))
     return paths

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC
+from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
 from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError
 from components.common.images import IMAGE_UID, image
@@ -38,7 +38,6 @@ from components.common.k8s_jobs import (
     follow_pod_log,
     owned,
     owner_reference,
-    step_namespace,
     watch_until,
 )
 from components.pretrain.train import TrainConfig, TrainResult
@@ -57,7 +56,7 @@ NCCL_ENV = {"NCCL_SOCKET_IFNAME": "eth0", "NCCL_DEBUG": "WARN", "TORCH_NCCL_ASYN
 @dataclass
 class ClusterTrainConfig:
     api: str = "pytorchjob"  # pytorchjob (Training Operator v1) | trainjob (Trainer v2)
-    namespace: str = ""  # empty: the step's own namespace (POD_NAMESPACE)
+    namespace: str = field(default_factory=pod_namespace)  # the step's own: the only one its account may use
     image: str = field(default_factory=lambda: image("trainer"))
     runtime: str = "torch-distributed"  # TrainJob: the ClusterTrainingRuntime it runs on
     nodes: int = 1
@@ -66,7 +65,7 @@ class ClusterTrainConfig:
     rdzv_port: int = 29400
     node_selector: dict = field(default_factory=dict)  # region placement, e.g. topology.kubernetes.io/region
     tolerations: list = field(default_factory=list)  # the GPU nodes' taints (the run's gpu_tolerations)
-    service_account: str = "greenfm-pipeline"
+    service_account: str = "default"  # workers call no API (no token is mounted)
     workspace_pvc: str = WORKSPACE_PVC  # ReadWriteMany: every node reads the shards and writes checkpoints
     workspace_mount: str = WORKSPACE_MOUNT
     cpu: str = "8"
@@ -81,8 +80,6 @@ class ClusterTrainConfig:
     def __post_init__(self) -> None:
         if self.api not in APIS:
             raise GreenfmError(f"training job api {self.api!r}: expected one of {', '.join(APIS)}")
-        if not self.namespace:
-            self.namespace = step_namespace()
 
     @property
     def resource(self) -> CustomResource:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from components.common.contracts import TRAIN_REPORT_JSON
-from components.common.errors import GreenfmError
+from components.common.errors import GreenfmError, root_cause
 from components.pretrain.train import TrainConfig, TrainResult
 from components.pretrain.worker import TORCHRUN_ENV, log_entry, worker_args
 
@@ -112,13 +112,15 @@ def run_local(
             if entry is not None and on_log:
                 on_log(entry)
     if process.returncode != 0:
-        raise GreenfmError(f"torchrun exited with {process.returncode}; last output:\n" + "\n".join(tail))
+        cause = root_cause(tail) or "no error printed"
+        raise GreenfmError(f"torchrun exited with {process.returncode}: {cause}\nlast output:\n" + "\n".join(tail))
     return TrainResult.load(model_dir)
 
 
 def cluster_config(launch_cfg: LaunchConfig, env: dict | None = None):
     """The PyTorchJob / TrainJob settings: topology, placement and resources from the launch config, the
     workspace volume from GREENFM_* variables (the deployment's), the namespace from the step's pod."""
+    from components.common.cluster import pod_namespace
     from components.pretrain.k8s import ClusterTrainConfig
 
     env = os.environ if env is None else env
@@ -132,7 +134,7 @@ def cluster_config(launch_cfg: LaunchConfig, env: dict | None = None):
     }
     return ClusterTrainConfig(
         api="trainjob" if launch_cfg.backend == "trainjob" else "pytorchjob",
-        namespace=env.get("POD_NAMESPACE", ""),
+        namespace=pod_namespace(env),
         nodes=launch_cfg.nodes,
         gpus_per_node=launch_cfg.procs_per_node or 1,
         max_restarts=launch_cfg.max_restarts,

@@ -293,10 +293,14 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
         tables["languages"] = _language_frame(config, current["languages"])
 
     measures: dict[str, float] = {}
-    baseline = ""
+    baseline = unusable = ""
     if config.profile_store and config.drift_mode != "off":
-        previous = profile.load_accepted(config.profile_store)
-        baseline = config.profile_store if previous else f"no accepted snapshot in {config.profile_store} yet"
+        try:
+            previous = profile.load_accepted(config.profile_store)
+            baseline = config.profile_store if previous else f"no accepted snapshot in {config.profile_store} yet"
+        except profile.ProfileUnreadable as error:  # reported, and replaced when this dataset is accepted
+            previous, unusable = None, str(error)
+            baseline = f"the accepted snapshot is unusable ({unusable})"
         if previous:
             measures = profile.drift(previous, current)
             tables["drift"] = _drift_frame(config, measures)
@@ -315,6 +319,10 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
     checks = _run_suites(config, tables, docs_dir)
     failures = [_reason(c) for c in checks if not c["success"] and c["severity"] == "failure"]
     warnings = [_reason(c) for c in checks if not c["success"] and c["severity"] == "warning"]
+    if unusable:
+        warnings.append(
+            f"drift not measured, the accepted snapshot is unusable: {unusable}; a passing gate replaces it"
+        )
     gate = GateResult(not failures, failures, warnings, checks, len(documents), current, measures, baseline)
     if gate.passed and config.profile_store:
         profile.save_accepted(
