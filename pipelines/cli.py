@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import shutil
-import sys
 import tempfile
 import traceback
 from datetime import UTC, datetime
@@ -12,12 +11,14 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from components.common.errors import GateFailed, GreenfmError
+from pipelines.carbon_cli import carbon_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Foundation-model pipelines for Kubeflow.")
 console = Console(stderr=True)
+app.add_typer(carbon_app, name="carbon")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -104,7 +105,7 @@ def run(
     )
     with supervised(run_dir):  # RUN_STATUS, and no process of the run outlives it
         with Progress(*columns, console=console, transient=False) as progress:
-            rows: dict[str, int] = {}
+            rows: dict[str, TaskID] = {}
 
             def on_event(task: str, status: str) -> None:
                 stage = STAGES.get(task, task)
@@ -142,6 +143,7 @@ def _collect_reports(result) -> dict[str, Path]:
     wanted = {
         "carbon statement": ("carbon-statement", "statement", "carbon_statement.md"),
         "carbon statement (HTML)": ("carbon-statement", "statement_html", "carbon_statement.html"),
+        "carbon statement (JSON)": ("carbon-statement", "statement_json", "carbon_statement.json"),
         "validation summary": ("validate", "summary", "validation_summary.md"),
         "datasheet": ("validate", "datasheet", "datasheet.md"),
         "curation report": ("curate", "report", "curation_report.md"),
@@ -447,4 +449,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -37,11 +37,23 @@ _VOLATILE = {"executor_output.json"}
 # markers), rendered documents (their facts are in the JSON they are rendered from), restart scratch
 # (checkpoints), Great Expectations' Data Docs (named by validation time) and the carbon statement.
 VOLATILE_KEYS = frozenset(
-    {"seconds", "wall_seconds", "tokens_per_second", "started_at", "finished_at", "start", "energy", "energy_kwh"}
+    {
+        "seconds",
+        "warmup_seconds",
+        "wall_seconds",
+        "tokens_per_second",
+        "started_at",
+        "finished_at",
+        "start",
+        "energy",
+        "energy_kwh",
+    }
     | {"emissions_kg", "submitted_at", "updated_at", "mfu", "peak_memory_gb", "measured_at", "generated_at", "at"}
     | {"latency_ms", "latency_ms_median", "predictions_per_second", "energy_kwh_per_1k_predictions"}
 )
-_MEASUREMENT_STAGES = ("carbon-statement",)  # this run's energy: every number in it is measured
+# this run's energy: every number in the statement is measured; the evaluation's report and model cards embed
+# measured energy and CO2e (of prediction and of the from-scratch arm) beside their deterministic metrics
+_MEASUREMENT_STAGES = ("carbon-statement", "evaluate")
 _DATA_JSON = {"tokenizer.json"}  # JSON whose keys are data (a vocabulary), hashed as bytes
 _WRITER_FILES = ("_SUCCESS", ".crc")
 _RENDERED = (".md", ".html", ".htm", ".png", ".svg")

@@ -353,8 +353,8 @@ def test_kill_9_of_greenfm_run_leaves_nothing_running(tmp_path, tiny_corpus, sta
 
 @pytest.mark.slow
 def test_six_concurrent_runs_into_one_folder_each_get_their_own_directory(tmp_path, tiny_corpus):
-    # An unknown GPU type fails placement, the first task: every run claims its directory, starts kfp.local
-    # and fails at once, so six of them overlap on one folder without six curations.
+    # An unknown GPU type fails the pretraining placement, after curation and the gate: six runs claim their
+    # directories in the same second, curate and write the shared profile store at once, then fail.
     out = tmp_path / "runs"
     runs = [_greenfm_run(tmp_path, tiny_corpus, {**TINY, "gpu_type": "no-such-gpu"}, out) for _ in range(6)]
     results = [run.communicate(timeout=600) for run in runs]
@@ -362,7 +362,7 @@ def test_six_concurrent_runs_into_one_folder_each_get_their_own_directory(tmp_pa
     for _, err in results:
         assert "FileExistsError" not in err and "Traceback" not in err
         assert err.strip().splitlines()[-1].startswith("error: run failed: placement")
-    run_dirs = [p for p in out.iterdir() if not p.name.startswith(".")]
+    run_dirs = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
     assert len(run_dirs) == 6
     assert all(read_status(p).status == FAILED for p in run_dirs)
     assert not [p for p in out.iterdir() if p.name.startswith(".staging")]

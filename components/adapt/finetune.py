@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ from components.adapt.methods import METHODS, choose_method, estimated_flops, se
 from components.adapt.task import TaskData, data_fingerprint, encode, load_default_task
 from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
 from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
-from components.common.contracts import PAD
+from components.common.contracts import PAD, special_token_id
 from components.common.fingerprint import file_sha256
 from components.common.model_store import require_finished
 from components.pretrain.checkpoint import load_model, read_config
@@ -132,7 +133,7 @@ def adapt(
     tokenizer = Tokenizer.from_file(str(base_model_dir / TOKENIZER))
     backbone = load_model(base_model_dir)
     model = Classifier(backbone, len(task.labels))
-    seq_len, pad_id = backbone.cfg.seq_len, tokenizer.token_to_id(PAD)
+    seq_len, pad_id = backbone.cfg.seq_len, special_token_id(tokenizer, PAD)
     train = encode(task.splits["train"], task.labels, tokenizer, seq_len, pad_id)
     val = encode(task.splits["val"], task.labels, tokenizer, seq_len, pad_id)
 
@@ -176,7 +177,7 @@ def adapt(
         merge_lora(model)  # export a plain model: no adapter code needed to serve it
     base_sha = file_sha256(base_model_dir / WEIGHTS)
     parent_sha = warm_sha or base_sha
-    description = {
+    description: dict[str, Any] = {
         "task": task.name,
         "labels": task.labels,
         "method": method,

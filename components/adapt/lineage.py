@@ -14,6 +14,7 @@ from rich.tree import Tree
 from components.adapt.classifier import LINEAGE, is_classifier
 from components.adapt.finetune import AdaptConfig, AdaptResult, adapt
 from components.adapt.task import TaskData
+from components.carbon.records import EnergyRecord
 from components.carbon.tracking import Location, measure
 from components.common.contracts import MODEL_CONFIG as CONFIG
 from components.common.contracts import MODEL_FORMAT as FORMAT
@@ -25,7 +26,7 @@ from components.common.run_status import SUCCEEDED, finished_ok, run_dirs_under,
 _ENERGY_KEYS = ("energy_kwh", "emissions_kg", "wall_seconds", "location", "cpu_power_method")
 
 
-def lineage_record(result: AdaptResult, energy: dict | None) -> dict:
+def lineage_record(result: AdaptResult, energy: EnergyRecord | None) -> dict:
     d = result.details
     return {
         "model_sha256": result.model_sha256,
@@ -43,13 +44,13 @@ def lineage_record(result: AdaptResult, energy: dict | None) -> dict:
         "warm_start": result.warm_start,
         "device": d["device"],  # the model card's GPU hours read it
         "val_accuracy": round(result.val_accuracy, 4),
-        "energy": {k: energy.get(k) for k in _ENERGY_KEYS} if energy else None,
+        "energy": {k: getattr(energy, k) for k in _ENERGY_KEYS} if energy else None,
     }
 
 
 def adapt_and_record(
     base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig, location: Location, task: TaskData | None = None
-) -> tuple[AdaptResult, dict]:
+) -> tuple[AdaptResult, EnergyRecord]:
     """Adapt under the energy tracker, then write lineage.json beside the model; return the result and energy.
     `task` defaults to the built-in task (loading it parses the standard library: pass it when adapting often)."""
     result, energy = measure("adapt", location, lambda: adapt(base_model_dir, out_dir, cfg, task))

@@ -17,7 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from components.common.atomic import writing
-from components.common.contracts import EOS, INDEX_FILE, INDEX_FORMAT, PAD, token_dtype_name
+from components.common.contracts import EOS, INDEX_FILE, INDEX_FORMAT, PAD, special_token_id, token_dtype_name
 
 _ENCODE_BATCH = 1024
 
@@ -87,7 +87,7 @@ def pack_shards(
     out.mkdir(parents=True, exist_ok=True)
     vocab_size = tokenizer.get_vocab_size()
     dtype = token_dtype(vocab_size)
-    eos_id = tokenizer.token_to_id(EOS)
+    eos_id = special_token_id(tokenizer, EOS)
     writers = {split: _ShardWriter(out, split, dtype, shard_tokens) for split in ("train", "val")}
 
     def flush_batch(batch: list[tuple[str, str]]) -> None:

@@ -105,6 +105,7 @@ def run_local(
         text=True,
         env={**os.environ, **TORCHRUN_ENV, **(env or {})},
     ) as process:
+        assert process.stdout is not None  # stdout=PIPE
         for line in process.stdout:
             sys.stdout.write(line)  # the step's log shows the workers' progress
             tail.append(line.rstrip())

@@ -252,11 +252,13 @@ def _run_suites(config: ValidateConfig, tables: dict[str, pd.DataFrame], docs_di
         for validation in run.run_results.values():
             for result in validation.results:
                 target, detail = _describe(result, tables[name], ID_NOUNS[name])
-                kwargs = result.expectation_config.kwargs
+                expectation = result.expectation_config
+                assert expectation is not None  # GX sets it on every result of a suite run
+                kwargs = expectation.kwargs
                 checks.append(
                     {
                         "suite": name,
-                        "expectation": result.expectation_config.type,
+                        "expectation": expectation.type,
                         "target": target,
                         "column": next((str(v) for k, v in kwargs.items() if k.startswith("column")), ""),
                         "success": bool(result.success),

@@ -46,7 +46,7 @@ def _shares(values: pd.Series) -> dict[str, float]:
 def build_profile(documents: pd.DataFrame, tokens: int) -> dict:
     """The profile of a documents frame (from `frames.documents_frame`) and its total token count."""
     words = documents["words"] if "words" in documents.columns else pd.Series(dtype=float)
-    histogram = np.histogram(words.to_numpy(dtype=float), bins=LENGTH_BINS)[0] if len(words) else []
+    histogram: list[int] = np.histogram(words.to_numpy(dtype=float), bins=LENGTH_BINS)[0].tolist() if len(words) else []
     return {
         "version": PROFILE_VERSION,
         "documents": len(documents),
