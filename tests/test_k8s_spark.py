@@ -128,6 +128,7 @@ def test_cluster_modes_take_the_steps_namespace(monkeypatch):
     monkeypatch.setenv("POD_NAMESPACE", NS)
     assert SparkK8sConfig(backend="operator").namespace == NS
 
+
 def _app(**cfg) -> dict:
     return build_spark_application(
         SparkK8sConfig(backend="operator", namespace=NS, **cfg),

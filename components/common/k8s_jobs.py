@@ -17,7 +17,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -57,7 +57,7 @@ def default_api_client():
 POD_ENV = {"POD_NAME": "metadata.name", "POD_UID": "metadata.uid", "POD_IP": "status.podIP"}
 
 
-def owner_reference(namespace: str, env: dict | None = None) -> dict | None:
+def owner_reference(namespace: str, env: Mapping[str, str] | None = None) -> dict | None:
     """An ownerReference to the step's pod, if the step knows its pod and runs in `namespace` (owners must be
     in the same namespace as what they own). Not blockOwnerDeletion: that needs rights on pods/finalizers."""
     env = os.environ if env is None else env

@@ -152,7 +152,7 @@ def run_steps(
     for step in plan:
         marked = step(docs)
         docs, removed, report = run_step(marked)
-        if removed_dir is not None and sum(report.removed.values()):
+        if removed_dir is not None and any(report.removed.values()):
             removed.select(*REMOVED_COLUMNS).write.mode("append").parquet(str(removed_dir))
         reports.append(report)
         if previous is not None:

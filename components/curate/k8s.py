@@ -133,7 +133,9 @@ class SparkK8sConfig:
         return cls(**values)
 
 
-def from_pipeline(backend: str, executors: int, node_selector: dict | None, env: dict | None = None) -> SparkK8sConfig:
+def from_pipeline(
+    backend: str, executors: int, node_selector: dict | None, env: Mapping[str, str] | None = None
+) -> SparkK8sConfig:
     """The curate step's Spark settings: the run chooses the backend, executor count and placement (the
     select-region step's node selector); the deployment's ConfigMap greenfm-spark, as GREENFM_* environment
     variables, supplies the cluster details (namespace, service account, volume, sizes)."""
@@ -165,7 +167,7 @@ def executor_pod_template(cfg: SparkK8sConfig) -> dict:
 
 
 def client_mode_conf(
-    cfg: SparkK8sConfig, template_dir: str | Path | None = None, env: dict | None = None
+    cfg: SparkK8sConfig, template_dir: str | Path | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """Spark conf for a driver in this pod and executor pods in `cfg.namespace`. The pod's IP and name come from
     the downward API (POD_IP, POD_NAME): without them executors could neither connect back nor be cleaned up."""

@@ -16,14 +16,18 @@ import os
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError, root_cause
 from components.pretrain.train import TrainConfig, TrainResult
 from components.pretrain.worker import TORCHRUN_ENV, log_entry, worker_args
+
+if TYPE_CHECKING:
+    from components.pretrain.k8s import ClusterTrainConfig
 
 BACKENDS = ("local", "kubernetes", "trainjob")
 
@@ -92,7 +96,7 @@ def run_local(
     cfg: TrainConfig,
     launch: LaunchConfig,
     on_log: Callable[[dict], None] | None = None,
-    env: dict | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> TrainResult | None:
     """Run torchrun and wait; relay the workers' JSON log lines. Returns the result on the node that saved the
     model (rank 0's), None on the other nodes."""
@@ -118,21 +122,13 @@ def run_local(
     return TrainResult.load(model_dir)
 
 
-def cluster_config(launch_cfg: LaunchConfig, env: dict | None = None):
+def cluster_config(launch_cfg: LaunchConfig, env: Mapping[str, str] | None = None) -> ClusterTrainConfig:
     """The PyTorchJob / TrainJob settings: topology, placement and resources from the launch config, the
     workspace volume from GREENFM_* variables (the deployment's), the namespace from the step's pod."""
-    from components.common.cluster import pod_namespace
+    from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
     from components.pretrain.k8s import ClusterTrainConfig
 
     env = os.environ if env is None else env
-    volume = {
-        attr: env[var]
-        for attr, var in {
-            "workspace_pvc": "GREENFM_WORKSPACE_PVC",
-            "workspace_mount": "GREENFM_WORKSPACE_MOUNT",
-        }.items()
-        if env.get(var)
-    }
     return ClusterTrainConfig(
         api="trainjob" if launch_cfg.backend == "trainjob" else "pytorchjob",
         namespace=pod_namespace(env),
@@ -145,7 +141,8 @@ def cluster_config(launch_cfg: LaunchConfig, env: dict | None = None):
         memory=launch_cfg.memory,
         gpu_resource=launch_cfg.gpu_resource,
         energy_location=launch_cfg.energy_location,
-        **volume,
+        workspace_pvc=env.get("GREENFM_WORKSPACE_PVC") or WORKSPACE_PVC,
+        workspace_mount=env.get("GREENFM_WORKSPACE_MOUNT") or WORKSPACE_MOUNT,
     )
 
 
