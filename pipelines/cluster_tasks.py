@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from kfp import kubernetes
+from kfp.dsl.pipeline_channel import PipelineChannel
 
 from components.common.images import IMAGE_TEMPLATE_ENV, IMAGE_UID, template
 from components.common.k8s_jobs import POD_ENV
@@ -43,10 +44,18 @@ def _hours(hours: float) -> int:
     return max(1, round(hours * 3600))
 
 
+def _consumes(task, *values) -> None:
+    """Declare the run parameters a task uses only in its resources: KFP's compiler passes a parameter into a
+    condition's sub-DAG only for the channels its tasks declare, and a task inside dsl.If whose resources name
+    an undeclared one cannot resolve them (the driver, and kfp.local, fail on the missing input)."""
+    task.register_pipeline_channels([v for v in values if isinstance(v, PipelineChannel)])
+
+
 def _common(task, cpu, memory, timeout_hours: float, retries: bool = True):
     config = _compile_config.get()
     kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_non_root=True)
     task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory).set_memory_limit(memory)
+    _consumes(task, cpu, memory)
     kubernetes.set_timeout(task, _hours(timeout_hours))
     if retries and config.step_retries:
         task.set_retry(num_retries=config.step_retries, backoff_duration="60s", backoff_factor=2.0)
@@ -87,6 +96,7 @@ def gpu_task(task, p: dict):
     """pretrain and adapt: GPUs on the step's pod, the GPU nodes' taints tolerated."""
     _torch(_common(task, p["train_cpu"], p["train_memory"], _compile_config.get().train_timeout_hours))
     task.set_accelerator_type(p["gpu_resource"]).set_accelerator_limit(p["gpus_per_node"])
+    _consumes(task, p["gpu_resource"], p["gpus_per_node"])
     kubernetes.add_toleration_json(task, p["gpu_tolerations"])
     return task
 

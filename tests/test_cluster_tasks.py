@@ -100,6 +100,23 @@ def test_every_task_but_the_gate_retries(compiled):
             )
 
 
+def test_every_input_a_branch_task_reads_reaches_the_branch(compiled):
+    """A task inside dsl.If reads its resources from run parameters; the branch's sub-DAG must declare each one
+    its tasks take from their parent (componentInputParameter), or the driver cannot resolve it."""
+    pipeline, _ = compiled
+    branches = {name: c for name, c in pipeline["components"].items() if "dag" in c}
+    assert branches
+    for name, component in branches.items():
+        declared = set((component.get("inputDefinitions") or {}).get("parameters", {}))
+        for task_name, task in component["dag"]["tasks"].items():
+            wanted = {
+                spec["componentInputParameter"]
+                for spec in (task.get("inputs") or {}).get("parameters", {}).values()
+                if "componentInputParameter" in spec
+            }
+            assert wanted <= declared, (name, task_name, sorted(wanted - declared))
+
+
 def test_resource_defaults_are_run_parameters(compiled):
     pipeline, _ = compiled
     inputs = pipeline["root"]["inputDefinitions"]["parameters"]
