@@ -20,9 +20,9 @@ SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/
 def pod_namespace(env: Mapping[str, str] | None = None) -> str:
     """The namespace this pod runs in: $POD_NAMESPACE, else the mounted service account's namespace, else
     `default` (outside a cluster, as kubectl)."""
-    env = os.environ if env is None else env
-    if env.get(NAMESPACE_ENV):
-        return env[NAMESPACE_ENV]
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if environ.get(NAMESPACE_ENV):
+        return environ[NAMESPACE_ENV]
     if SERVICE_ACCOUNT_NAMESPACE.is_file():
         return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
     return "default"
