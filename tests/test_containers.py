@@ -176,9 +176,9 @@ def network(engine):
 
 
 def _pytorchjob(config, name: str) -> dict:
-    from components.pretrain.k8s import PyTorchJobConfig, build_pytorchjob
+    from components.pretrain.k8s import ClusterTrainConfig, build_pytorchjob
 
-    jcfg = PyTorchJobConfig(nodes=2, gpus_per_node=1, image=images.TRAINER_IMAGE)
+    jcfg = ClusterTrainConfig(nodes=2, gpus_per_node=1, image=images.TRAINER_IMAGE)
     config = replace(config, checkpoint_dir=f"{jcfg.workspace_mount}/checkpoints")
     return build_pytorchjob(name, f"{jcfg.workspace_mount}/tokens", f"{jcfg.workspace_mount}/model", config, jcfg)
 
@@ -197,7 +197,7 @@ def _workspace(tmp_path: Path, source: Path, folder: str = "tokens") -> Path:
 
 
 def _log_steps(engine: str, container: str, seen: list[int], stop: threading.Event) -> None:
-    from components.pretrain.launch import log_entry
+    from components.pretrain.worker import log_entry
 
     while not stop.is_set():
         logs = subprocess.Popen(
