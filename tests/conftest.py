@@ -41,6 +41,21 @@ def kfp_multi_user():
 
 
 @pytest.fixture(scope="session")
+def shards(tmp_path_factory) -> Path:
+    """Token shards of 300 real documents, packed the way curation packs them (no Spark needed)."""
+    import itertools
+
+    from components.common.default_data import default_corpus_records
+    from components.curate.shards import pack_shards, train_tokenizer
+
+    records = list(itertools.islice(default_corpus_records(), 300))
+    tokenizer = train_tokenizer((r["text"] for r in records), 512)
+    out = tmp_path_factory.mktemp("tokens")
+    pack_shards(tokenizer, ((r["id"], r["text"]) for r in records), out, val_fraction=0.1, shard_tokens=20_000)
+    return out
+
+
+@pytest.fixture(scope="session")
 def spark():
     from components.curate.spark_session import get_spark
 

@@ -29,10 +29,9 @@ from pipelines.docker_runner import writable_by_image_user
 from pipelines.images import BuildOptions, _default_torch_wheel, build_images, find_engine
 from pipelines.reaper import CONTAINER_LABEL
 from tests import pytorchjob_replicas
-from tests.test_faults import _greenfm_run, _only_run_dir, _wait_for
-from tests.test_pipeline import TINY, _manifest, _run
+from tests.greenfm_runs import TINY, greenfm_run, manifest_of, only_run_dir, run_to_end, wait_for
 from tests.test_pretrain_distributed import TINY as TINY_TRAIN
-from tests.test_pretrain_distributed import losses, shards  # noqa: F401 (a fixture)
+from tests.test_pretrain_distributed import losses
 
 pytestmark = [pytest.mark.containers, pytest.mark.slow]
 
@@ -121,14 +120,14 @@ def test_dag_in_its_images_matches_the_subprocess_runner(engine, built, tmp_path
     # `--runner docker` refuses those in one line, tests/test_docker_runner.py).
     corpus = _workspace(tmp_path, tiny_corpus, "input") / "input"
     started = time.monotonic()
-    in_containers = _run(tmp_path, corpus, TINY, "docker", "--runner", "docker")
+    in_containers = run_to_end(tmp_path, corpus, TINY, "docker", "--runner", "docker")
     container_seconds = time.monotonic() - started
     assert in_containers.returncode == 0, in_containers.stderr[-4000:]
     started = time.monotonic()
-    in_subprocesses = _run(tmp_path, corpus, TINY, "subprocess")
+    in_subprocesses = run_to_end(tmp_path, corpus, TINY, "subprocess")
     subprocess_seconds = time.monotonic() - started
     assert in_subprocesses.returncode == 0, in_subprocesses.stderr[-4000:]
-    docker, local = _manifest(tmp_path / "docker"), _manifest(tmp_path / "subprocess")
+    docker, local = manifest_of(tmp_path / "docker"), manifest_of(tmp_path / "subprocess")
     assert docker["succeeded"] and local["succeeded"]
     assert docker["curated_data_sha256"] == local["curated_data_sha256"]
     assert docker["checkpoint_sha256"] == local["checkpoint_sha256"]
@@ -153,15 +152,15 @@ def test_kill_9_of_a_docker_run_removes_its_step_containers(engine, built, tmp_p
     run reads as interrupted."""
     assert not _labelled_containers(engine), "a container of an earlier run is still there"
     out = tmp_path / "runs"
-    run = _greenfm_run(tmp_path, tiny_corpus, TINY, out, "--runner", "docker", start_new_session=True)
+    run = greenfm_run(tmp_path, tiny_corpus, TINY, out, "--runner", "docker", start_new_session=True)
     try:
-        _wait_for(lambda: _labelled_containers(engine), 600, "a step container to start")
+        wait_for(lambda: _labelled_containers(engine), 600, "a step container to start")
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
-    _wait_for(lambda: not _labelled_containers(engine), 60, "the run's containers to be removed")
-    run_dir = _only_run_dir(out)
-    _wait_for(lambda: read_status(run_dir).status == INTERRUPTED, 20, "RUN_STATUS to say interrupted")
+    wait_for(lambda: not _labelled_containers(engine), 60, "the run's containers to be removed")
+    run_dir = only_run_dir(out)
+    wait_for(lambda: read_status(run_dir).status == INTERRUPTED, 20, "RUN_STATUS to say interrupted")
 
 
 @pytest.fixture()
@@ -216,7 +215,7 @@ def _wait(engine: str, container: str, timeout: float = 900) -> int:
     return int(result.stdout.strip().splitlines()[-1])
 
 
-def test_two_trainer_containers_match_one_process(engine, built, network, shards, tmp_path):  # noqa: F811
+def test_two_trainer_containers_match_one_process(engine, built, network, shards, tmp_path):
     """The PyTorchJob's two Worker replicas as containers (operator-injected PET_* environment, rendezvous on
     <job>-worker-0 by name, checkpoints on the shared volume), half the batch each: one process's losses."""
     from components.pretrain.train import TrainResult, train
@@ -239,7 +238,7 @@ def test_two_trainer_containers_match_one_process(engine, built, network, shards
     assert multi.val_loss == pytest.approx(single.val_loss, abs=2e-3)
 
 
-def test_killed_trainer_container_resumes_from_the_last_checkpoint(engine, built, network, shards, tmp_path):  # noqa: F811
+def test_killed_trainer_container_resumes_from_the_last_checkpoint(engine, built, network, shards, tmp_path):
     """SIGKILL worker 1's container mid-run and restart it (the kubelet, restartPolicy OnFailure): the workers
     rendezvous again, resume from the last checkpoint on the shared volume, lose fewer than checkpoint_every
     steps, and log the losses an uninterrupted run logs."""

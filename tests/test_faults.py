@@ -15,7 +15,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-import yaml
 
 from components.common.atomic import atomic_write_text, staged_dir
 from components.common.errors import OutputError
@@ -29,18 +28,7 @@ from components.common.run_status import (
     read_status,
     write_status,
 )
-
-TINY = {
-    "vocab_size": 512,
-    "min_documents": 50,
-    "model_size": "tiny",
-    "seq_len": 64,
-    "batch_size": 8,
-    "train_steps": 30,
-    "adapt_steps": 30,
-    "quality_preset": "docstrings",
-}
-
+from tests.greenfm_runs import TINY, greenfm_run, only_run_dir, wait_for
 
 # ---------------------------------------------------------------- atomic outputs
 
@@ -183,32 +171,23 @@ def _descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _assert_all_gone(processes: list[psutil.Process], timeout: float = 20) -> None:
     def gone() -> bool:
         return not [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
-    _wait_for(gone, timeout, "the run's processes to end")
+    wait_for(gone, timeout, "the run's processes to end")
 
 
 @pytest.mark.parametrize("target", ["pid", "group"])
 def test_kill_9_of_a_supervised_process_ends_its_whole_tree(tmp_path, target):
     owner = subprocess.Popen([sys.executable, "-c", _TREE, str(tmp_path)], start_new_session=True)
-    _wait_for(lambda: (tmp_path / "ready").exists(), 30, "the tree to start")
+    wait_for(lambda: (tmp_path / "ready").exists(), 30, "the tree to start")
     tree = _descendants(owner.pid)
     assert len([p for p in tree if "time.sleep(300)" in " ".join(p.cmdline())]) >= 2
     os.kill(owner.pid, signal.SIGKILL) if target == "pid" else os.killpg(owner.pid, signal.SIGKILL)
     owner.wait()
     _assert_all_gone(tree)
-    _wait_for(lambda: read_status(tmp_path).status == INTERRUPTED, 10, "RUN_STATUS to say interrupted")
+    wait_for(lambda: read_status(tmp_path).status == INTERRUPTED, 10, "RUN_STATUS to say interrupted")
     assert json.loads((tmp_path / RUN_STATUS).read_text())["status"] == INTERRUPTED  # written, not only inferred
 
 
@@ -297,24 +276,6 @@ def test_a_failed_task_reports_its_own_error_and_repeated_tracebacks_collapse(tm
 # ---------------------------------------------------------------- whole runs
 
 
-def _greenfm_run(tmp_path: Path, corpus: Path, config: dict, out: Path, *options: str, **popen) -> subprocess.Popen:
-    config_file = tmp_path / f"{out.name}.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "pipelines.cli", "run", "--input", str(corpus), "--config", str(config_file)]
-    return subprocess.Popen(
-        [*command, "--out", str(out), "--zone", "FIN", *options],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **popen,
-    )
-
-
-def _only_run_dir(out: Path) -> Path:
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return run_dir
-
-
 def _running(tree_of: int, needle: str) -> list[psutil.Process] | None:
     with contextlib.suppress(psutil.Error):
         tree = _descendants(tree_of)
@@ -336,15 +297,15 @@ def _running(tree_of: int, needle: str) -> list[psutil.Process] | None:
 def test_kill_9_of_greenfm_run_leaves_nothing_running(tmp_path, tiny_corpus, stage, needle, target):
     out = tmp_path / "runs"
     config = {**TINY, "train_steps": 100_000} if stage == "pretraining" else TINY
-    run = _greenfm_run(tmp_path, tiny_corpus, config, out, start_new_session=True)  # its own group, as a shell job
-    tree = _wait_for(lambda: _running(run.pid, needle), 600, f"{stage} to start")
+    run = greenfm_run(tmp_path, tiny_corpus, config, out, start_new_session=True)  # its own group, as a shell job
+    tree = wait_for(lambda: _running(run.pid, needle), 600, f"{stage} to start")
     time.sleep(2)
     tree = _descendants(run.pid) or tree  # everything alive at the moment of the kill
     os.kill(run.pid, signal.SIGKILL) if target == "pid" else os.killpg(run.pid, signal.SIGKILL)
     run.wait()
     _assert_all_gone(tree)
-    run_dir = _only_run_dir(out)
-    _wait_for(lambda: read_status(run_dir).status == INTERRUPTED, 20, "RUN_STATUS to say interrupted")
+    run_dir = only_run_dir(out)
+    wait_for(lambda: read_status(run_dir).status == INTERRUPTED, 20, "RUN_STATUS to say interrupted")
     files = sorted(str(p) for p in run_dir.rglob("*"))
     time.sleep(5)
     assert sorted(str(p) for p in run_dir.rglob("*")) == files  # nothing writes into the dead run
@@ -356,7 +317,7 @@ def test_six_concurrent_runs_into_one_folder_each_get_their_own_directory(tmp_pa
     # An unknown GPU type fails the pretraining placement, after curation and the gate: six runs claim their
     # directories in the same second, curate and write the shared profile store at once, then fail.
     out = tmp_path / "runs"
-    runs = [_greenfm_run(tmp_path, tiny_corpus, {**TINY, "gpu_type": "no-such-gpu"}, out) for _ in range(6)]
+    runs = [greenfm_run(tmp_path, tiny_corpus, {**TINY, "gpu_type": "no-such-gpu"}, out) for _ in range(6)]
     results = [run.communicate(timeout=600) for run in runs]
     assert all(run.returncode == 2 for run in runs), [err[-2000:] for _, err in results]
     for _, err in results:
@@ -373,13 +334,13 @@ def test_a_failed_step_is_reported_by_its_own_message(tmp_path, tiny_corpus):
     # The workers fail at start (no such warm-start model) and torchrun restarts them: the same traceback
     # three times, then torchrun's own report.
     missing = tmp_path / "no-such-model"
-    run = _greenfm_run(tmp_path, tiny_corpus, {**TINY, "warm_start_model": str(missing)}, tmp_path / "runs")
+    run = greenfm_run(tmp_path, tiny_corpus, {**TINY, "warm_start_model": str(missing)}, tmp_path / "runs")
     _, err = run.communicate(timeout=900)
     assert run.returncode == 2, err[-3000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: run failed: pretrain: torchrun exited with 1: {missing}: no such model"), last
     assert "\x1b[" not in last and "Inner task failed" not in last
-    run_dir = _only_run_dir(tmp_path / "runs")
+    run_dir = only_run_dir(tmp_path / "runs")
     assert read_status(run_dir).status == FAILED
     log = (run_dir / "pipeline.log").read_text()
     assert log.count(f"{missing}: no such model directory or model store") >= 3  # every attempt is accounted for

@@ -1,8 +1,5 @@
 """The DAG compiles, loads back, and runs end to end through the real `greenfm` command (kfp.local)."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +10,9 @@ from pipelines.compile import compile_pipeline
 from pipelines.config import RunConfig, load_config
 from pipelines.manifest import comparable
 from pipelines.tasks import task_key, task_keys
+from tests.greenfm_runs import TINY, manifest_of, run_to_end
 
 STAGES = ("select-region-curate", "curate", "validate", "pretrain", "adapt", "evaluate", "carbon-statement")
-TINY = {
-    "vocab_size": 512,
-    "min_documents": 50,
-    "model_size": "tiny",
-    "seq_len": 64,
-    "batch_size": 8,
-    "train_steps": 30,
-    "adapt_steps": 30,
-    "quality_preset": "docstrings",  # the tiny corpus is docstrings given as --input
-}
 
 
 def test_compiled_pipeline_loads_back_with_every_stage(tmp_path):
@@ -61,41 +49,11 @@ def test_config_file_errors_are_clear(tmp_path):
         load_config(bad)
 
 
-def _run(tmp_path: Path, corpus: Path, config: dict, name: str, *options: str) -> subprocess.CompletedProcess:
-    config_file = tmp_path / f"{name}.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipelines.cli",
-            "run",
-            "--input",
-            str(corpus),
-            "--config",
-            str(config_file),
-            "--out",
-            str(tmp_path / name),
-            "--zone",
-            "FIN",
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def _manifest(out: Path) -> dict:
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
-    return json.loads((run_dir / "manifest.json").read_text())
-
-
 @pytest.mark.slow
 def test_local_run_end_to_end_is_reproducible(tmp_path, tiny_corpus):
-    first = _run(tmp_path, tiny_corpus, TINY, "first")
+    first = run_to_end(tmp_path, tiny_corpus, TINY, "first")
     assert first.returncode == 0, first.stderr[-3000:]
-    manifest = _manifest(tmp_path / "first")
+    manifest = manifest_of(tmp_path / "first")
     assert manifest["succeeded"]
     assert all(any(key in manifest["stages"] for key in task_keys()[stage]) for stage in STAGES)
     run_dir = Path(manifest["run_dir"])
@@ -109,9 +67,9 @@ def test_local_run_end_to_end_is_reproducible(tmp_path, tiny_corpus):
     assert manifest["input_fingerprint"] and manifest["seeds"] == {"seed": RunConfig().seed}
     assert manifest["versions"]["torch"].startswith("2.13")
 
-    second = _run(tmp_path, tiny_corpus, TINY, "second")
+    second = run_to_end(tmp_path, tiny_corpus, TINY, "second")
     assert second.returncode == 0, second.stderr[-3000:]
-    again = _manifest(tmp_path / "second")
+    again = manifest_of(tmp_path / "second")
     assert again["curated_data_sha256"] == manifest["curated_data_sha256"]
     assert again["checkpoint_sha256"] == manifest["checkpoint_sha256"]
     # Stage by stage, every output hash and parameter agrees; timings, energy and renderings are set aside.
@@ -122,11 +80,11 @@ def test_local_run_end_to_end_is_reproducible(tmp_path, tiny_corpus):
 
 @pytest.mark.slow
 def test_failed_gate_stops_before_training(tmp_path, tiny_corpus):
-    result = _run(tmp_path, tiny_corpus, {**TINY, "min_documents": 100_000}, "gated")
+    result = run_to_end(tmp_path, tiny_corpus, {**TINY, "min_documents": 100_000}, "gated")
     assert result.returncode == 1
     assert "gate failed:" in result.stderr and "expect_table_row_count_to_be_between" in result.stderr
     assert "Traceback" not in result.stderr
-    manifest = _manifest(tmp_path / "gated")
+    manifest = manifest_of(tmp_path / "gated")
     assert task_key("pretrain") not in manifest["stages"]
     run_dir = Path(manifest["run_dir"])
     assert "stopped at the validation gate" in (run_dir / "carbon_statement.md").read_text()

@@ -3,14 +3,12 @@ and torchrun launches on CPU (gloo): DDP and FSDP2 across two nodes, a killed wo
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import signal
 import socket
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import psutil
 import pytest
@@ -19,7 +17,6 @@ import torch
 from components.carbon.tracking import aggregate_ranks
 from components.common.contracts import read_split
 from components.common.errors import GreenfmError
-from components.curate.shards import pack_shards, train_tokenizer
 from components.pretrain import resume
 from components.pretrain.data import GlobalBatches
 from components.pretrain.launch import LaunchConfig, run_local, torchrun_command
@@ -27,18 +24,6 @@ from components.pretrain.mfu import mfu, peak_flops_for
 from components.pretrain.train import TrainConfig, node_energy_records, train
 
 TINY = TrainConfig(model_size="tiny", seq_len=32, batch_size=8, steps=12, warmup_steps=2, log_every=2, eval_batches=2)
-
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    """Token shards of 300 real documents, packed the way curation packs them (no Spark needed)."""
-    from components.common.default_data import default_corpus_records
-
-    records = list(itertools.islice(default_corpus_records(), 300))
-    tokenizer = train_tokenizer((r["text"] for r in records), 512)
-    out = tmp_path_factory.mktemp("tokens")
-    pack_shards(tokenizer, ((r["id"], r["text"]) for r in records), out, val_fraction=0.1, shard_tokens=20_000)
-    return out
 
 
 def losses(result) -> dict[int, float]:

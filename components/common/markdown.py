@@ -30,6 +30,22 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = 
     ]
 
 
+def curation_steps_table(steps: Sequence[dict]) -> list[str]:
+    """The curation report's per-step table (documents in and out, removals by reason code, documents modified),
+    as curation's report and the validation datasheet show it."""
+    rows = [
+        (
+            step["step"],
+            step["input_docs"],
+            step["output_docs"],
+            ", ".join(f"{reason}: {count}" for reason, count in step.get("removed", {}).items()) or "none",
+            step.get("modified", 0),
+        )
+        for step in steps
+    ]
+    return table(("step", "in", "out", "removed (by reason)", "modified"), rows, align="lrrlr")
+
+
 _RENDERER = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 

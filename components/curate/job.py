@@ -25,6 +25,7 @@ from components.common.contracts import (
 )
 from components.common.errors import InputError, OutputError
 from components.common.fingerprint import sorted_digest
+from components.common.markdown import curation_steps_table
 from components.common.params import split_list
 from components.curate import steps
 from components.curate.decontam import DecontamConfig, decontaminate
@@ -174,14 +175,8 @@ def _markdown_report(report: dict) -> str:
         f"- PII redacted: {', '.join(f'{k}: {v}' for k, v in report['pii'].items()) or 'none'}",
         f"- Languages kept: {', '.join(f'{k}: {v}' for k, v in report['languages'].items()) or 'none'}",
         "",
-        "| step | in | out | removed (by reason) | modified |",
-        "| --- | ---: | ---: | --- | ---: |",
+        *curation_steps_table(report["steps"]),
     ]
-    for step in report["steps"]:
-        removed = ", ".join(f"{reason}: {count}" for reason, count in step["removed"].items()) or "none"
-        lines.append(
-            f"| {step['step']} | {step['input_docs']} | {step['output_docs']} | {removed} | {step['modified']} |"
-        )
     if report["quarantine_reasons"]:
         lines += ["", "Quarantine by reason:", ""]
         lines += [f"- {reason}: {count}" for reason, count in report["quarantine_reasons"].items()]

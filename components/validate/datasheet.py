@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.common.contracts import CURATION_REPORT_JSON as REPORT_JSON
+from components.common.markdown import curation_steps_table, table
 from components.common.pii import PII_KINDS
 from components.validate.frames import CONTRACT_COLUMNS
 from components.validate.profile import value_counts
@@ -31,13 +32,11 @@ _TABLE_ROWS = 20
 
 
 def _table(title: str, counts: pd.Series, total: int) -> list[str]:
-    lines = [f"| {title} | documents | share |", "| --- | ---: | ---: |"]
-    for key, count in counts.head(_TABLE_ROWS).items():
-        lines.append(f"| {key} | {count} | {count / total:.1%} |")
+    rows = [(key, count, f"{count / total:.1%}") for key, count in counts.head(_TABLE_ROWS).items()]
     rest = counts.iloc[_TABLE_ROWS:]
     if len(rest):
-        lines.append(f"| {len(rest)} more | {rest.sum()} | {rest.sum() / total:.1%} |")
-    return lines
+        rows.append((f"{len(rest)} more", rest.sum(), f"{rest.sum() / total:.1%}"))
+    return table((title, "documents", "share"), rows)
 
 
 def _preprocessing(report: dict | None) -> list[str]:
@@ -50,14 +49,8 @@ def _preprocessing(report: dict | None) -> list[str]:
         f"({files} files), quarantined {report.get('quarantined', 0)} malformed records "
         f"and kept {report.get('documents', '?')}.",
         "",
-        "| step | in | out | removed (by reason) | modified |",
-        "| --- | ---: | ---: | --- | ---: |",
+        *curation_steps_table(report.get("steps", [])),
     ]
-    for step in report.get("steps", []):
-        removed = ", ".join(f"{reason}: {count}" for reason, count in step.get("removed", {}).items()) or "none"
-        lines.append(
-            f"| {step['step']} | {step['input_docs']} | {step['output_docs']} | {removed} | {step.get('modified', 0)} |"
-        )
     for title, key in (("Quarantine by reason", "quarantine_reasons"), ("PII redacted by kind", "pii")):
         if report.get(key):
             lines += ["", f"{title}: " + ", ".join(f"{k}: {v}" for k, v in report[key].items()) + "."]

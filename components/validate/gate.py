@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.common.markdown import table
 from components.validate import datasheet, frames, profile
 from components.validate.config import ValidateConfig
 
@@ -48,25 +49,25 @@ class GateResult:
             lines += [
                 f"Against the accepted snapshot in `{self.drift_baseline}`:",
                 "",
-                "| measure | value |",
-                "| --- | ---: |",
+                *table(("measure", "value"), [(name, f"{value:.4f}") for name, value in self.drift.items()]),
             ]
-            lines += [f"| {name} | {value:.4f} |" for name, value in self.drift.items()]
         else:
             lines.append(f"Not measured: {self.drift_baseline or 'no profile store configured'}.")
         lines += [
             "",
             "## Expectations",
             "",
-            "| suite | expectation | target | result | detail |",
-            "| --- | --- | --- | --- | --- |",
+            *table(
+                ("suite", "expectation", "target", "result", "detail"),
+                [(c["suite"], c["expectation"], c["target"], _result_mark(c), c["detail"]) for c in self.checks],
+                align="lllll",
+            ),
         ]
-        for check in self.checks:
-            mark = "pass" if check["success"] else ("warn" if check["severity"] == "warning" else "**FAIL**")
-            lines.append(
-                f"| {check['suite']} | {check['expectation']} | {check['target']} | {mark} | {check['detail']} |"
-            )
         return "\n".join(lines) + "\n"
+
+
+def _result_mark(check: dict) -> str:
+    return "pass" if check["success"] else ("warn" if check["severity"] == "warning" else "**FAIL**")
 
 
 def gate_metrics(gate: GateResult) -> dict[str, float]:
