@@ -127,3 +127,16 @@ def test_markdown_table_and_html():
     rendered = to_html("# Title\n\n" + "\n".join(table(["model", "n"], [["a|b", 3]])) + "\n\n<script>x</script>")
     assert "<h1>Title</h1>" in rendered and "<td>a|b</td>" in rendered and 'style="text-align:right"' in rendered
     assert "<script>" not in rendered
+
+
+def test_headline_metrics_leave_out_what_kfp_cannot_serialize():
+    """KFP's Metrics artifact refuses NaN: a run without a from-scratch arm logs every other number."""
+    import dataclasses
+
+    from components.evaluate.report import EvalResult
+
+    values = {f.name: 0.5 for f in dataclasses.fields(EvalResult) if f.name != "details"}
+    result = EvalResult(**{**values, "from_scratch_accuracy": float("nan"), "p_value_vs_from_scratch": float("nan")})
+    metrics = result.metrics()
+    assert "from_scratch_accuracy" not in metrics and "p_value_vs_from_scratch" not in metrics
+    assert set(metrics) == set(values) - {"from_scratch_accuracy", "p_value_vs_from_scratch"}

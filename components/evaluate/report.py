@@ -9,6 +9,7 @@ dictionaries are keyed by stable names (MODELS), display labels live in the rend
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -91,7 +92,9 @@ class EvalResult:
     details: dict = field(default_factory=dict, repr=False)
 
     def metrics(self) -> dict[str, float]:
-        return {k: v for k, v in asdict(self).items() if k != "details"}
+        """The finite headline numbers: KFP's Metrics artifact cannot hold NaN (a run without a from-scratch arm,
+        a slice gap with no slice to judge), so those stay in the report only."""
+        return {k: v for k, v in asdict(self).items() if k != "details" and math.isfinite(v)}
 
 
 @dataclass
