@@ -345,3 +345,23 @@ def test_a_failed_step_is_reported_by_its_own_message(tmp_path, tiny_corpus):
     log = (run_dir / "pipeline.log").read_text()
     assert log.count(f"{missing}: no such model directory or model store") >= 3  # every attempt is accounted for
     assert "the traceback above again" in log
+
+
+def test_a_failed_revalidation_keeps_the_previous_data_docs_whole(curated, tmp_path, monkeypatch):
+    """`greenfm validate` into a folder that holds an earlier validation, failing after the datasheet was
+    written: the earlier documents stay as they were and no partial folder is left beside them."""
+    from components.validate import gate
+
+    docs = tmp_path / "validation"
+    gate.validate(curated.output_dir, docs)
+    before = {p.relative_to(docs): p.read_bytes() for p in docs.rglob("*") if p.is_file()}
+    assert (docs / "datasheet.md").is_file() and before
+
+    def broken_suites(*args, **kwargs):
+        raise RuntimeError("the suites broke")
+
+    monkeypatch.setattr(gate, "_run_suites", broken_suites)
+    with pytest.raises(RuntimeError, match="the suites broke"):
+        gate.validate(curated.output_dir, docs)
+    assert {p.relative_to(docs): p.read_bytes() for p in docs.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["validation"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from components.common.atomic import staged_dir
 from components.common.markdown import table
 from components.validate import datasheet, frames, profile
 from components.validate.config import ValidateConfig
@@ -281,8 +282,20 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
     the gate passes and a profile store is configured, the dataset's profile and datasheet are stored there
     as the snapshot the next run is compared with."""
     config = config or ValidateConfig()
-    curated_dir, docs_dir = Path(curated_dir), Path(docs_dir)
-    docs_dir.mkdir(parents=True, exist_ok=True)
+    # The documents land in a sibling folder that replaces docs_dir only once all are written: a failed
+    # re-validation leaves the previous Data Docs and datasheet whole (components/common/atomic.py).
+    with staged_dir(docs_dir) as staging:
+        gate, sheet = _validate_into(Path(curated_dir), staging, config)
+    if gate.passed and config.profile_store:
+        profile.save_accepted(
+            config.profile_store,
+            {profile.PROFILE_FILE: json.dumps(gate.profile, indent=2), profile.DATASHEET_FILE: sheet},
+        )
+    return gate
+
+
+def _validate_into(curated_dir: Path, docs_dir: Path, config: ValidateConfig) -> tuple[GateResult, str]:
+    """The gate's verdict and the datasheet, with every document written into `docs_dir`."""
     raw, schema = frames.read_documents(curated_dir)
     documents = frames.documents_frame(raw)
     shards = frames.shard_stats(curated_dir)
@@ -327,11 +340,6 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
             f"drift not measured, the accepted snapshot is unusable: {unusable}; a passing gate replaces it"
         )
     gate = GateResult(not failures, failures, warnings, checks, len(documents), current, measures, baseline)
-    if gate.passed and config.profile_store:
-        profile.save_accepted(
-            config.profile_store,
-            {profile.PROFILE_FILE: json.dumps(current, indent=2), profile.DATASHEET_FILE: sheet},
-        )
     (docs_dir / SUMMARY_MD).write_text(gate.summary_markdown())
     (docs_dir / RESULT_JSON).write_text(json.dumps(asdict(gate), indent=2, default=str))
-    return gate
+    return gate, sheet
