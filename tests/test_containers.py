@@ -152,9 +152,11 @@ def test_kill_9_of_a_docker_run_removes_its_step_containers(engine, built, tmp_p
     run reads as interrupted."""
     assert not _labelled_containers(engine), "a container of an earlier run is still there"
     out = tmp_path / "runs"
-    run = greenfm_run(tmp_path, tiny_corpus, TINY, out, "--runner", "docker", start_new_session=True)
+    corpus = _workspace(tmp_path, tiny_corpus, "input") / "input"  # shared as in the DAG case above
+    run = greenfm_run(tmp_path, corpus, TINY, out, "--runner", "docker", start_new_session=True)
     try:
-        wait_for(lambda: _labelled_containers(engine), 600, "a step container to start")
+        wait_for(lambda: run.poll() is not None or _labelled_containers(engine), 600, "a step container to start")
+        assert run.poll() is None, run.stderr.read() if run.stderr else run.returncode
     finally:
         os.killpg(run.pid, signal.SIGKILL)
         run.wait()
@@ -357,9 +359,10 @@ def test_curation_with_executors_in_other_containers(engine, built, network, tin
     except subprocess.TimeoutExpired:
         code = None  # the driver still waits (for executors, most often): the logs below say why
     logs = subprocess.run([engine, "logs", driver], capture_output=True, text=True)
-    worker_log = subprocess.run([engine, "logs", f"{name}-worker-0"], capture_output=True, text=True)
-    assert code == 0, (logs.stdout + logs.stderr)[-3000:] + (worker_log.stdout + worker_log.stderr)[-2000:]
-    assert "Launching executor" in worker_log.stdout + worker_log.stderr  # the work ran in the other containers
+    workers = [subprocess.run([engine, "logs", f"{name}-worker-{i}"], capture_output=True, text=True) for i in range(2)]
+    worker_logs = "".join(w.stdout + w.stderr for w in workers)
+    assert code == 0, (logs.stdout + logs.stderr)[-3000:] + worker_logs[-2000:]
+    assert "Launching executor" in worker_logs  # the work ran in the other containers
     distributed = json.loads((workspace / "curated" / REPORT_JSON).read_text())
 
     local = subprocess.run(
