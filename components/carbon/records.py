@@ -54,7 +54,8 @@ class EnergyRecord:
     codecarbon_version: str
     intervals: list[Interval] = field(default_factory=list)  # sums to energy_kwh
     scope: str = "this machine"  # what the tracker(s) covered, in words
-    ranks: int = 1  # trackers summed into this record (nodes of a distributed stage)
+    ranks: int = 1  # trackers summed into this record (nodes of a distributed stage, a Spark driver + executors)
+    host: str = ""  # the machine (Kubernetes node) the tracker ran on; "" in records written before it was kept
     notes: dict[str, Any] = field(default_factory=dict)  # stage facts the statement uses (e.g. dedup counts)
 
     def to_json(self) -> dict:
