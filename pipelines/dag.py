@@ -8,6 +8,7 @@ from components.adapt.component import adapt_from_scratch_op, adapt_op
 from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
 from components.carbon.providers import SECRET_KEYS, SECRET_NAME
+from components.carbon.tracking import NODE_NAME
 from components.common.cluster import NAMESPACE_ENV, WORKSPACE_MOUNT, WORKSPACE_PVC
 from components.curate.component import curate_op
 from components.curate.k8s import SPARK_ENV
@@ -34,7 +35,9 @@ def in_run_namespace(task):
 
 
 def placed(task, select):
-    """Run `task` on the nodes of the region `select` chose, and measure it there (kfp.local ignores selectors)."""
+    """Run `task` on the nodes of the region `select` chose, and measure it there (kfp.local ignores selectors).
+    Its energy record names its node (downward API), so no node is counted twice."""
+    kubernetes.use_field_path_as_env(task, NODE_NAME, "spec.nodeName")
     return kubernetes.add_node_selector_json(task, select.outputs["node_selector"])
 
 

@@ -77,6 +77,7 @@ def test_process_records_of_one_node_all_count():
     total = spark_executors.stage_record(records[0], records[1:], expected_executors=3)
     assert total.energy_kwh == pytest.approx(0.4) and total.ranks == 3 and total.stage == "curate"
     assert total.notes["executors_measured"] == 2 and total.notes["executors_without_record"] == 1
+    assert total.nodes == 1 and total.cpu_count == 2 and total.host == "vm"  # one machine: its CPUs once
     assert "1 executor(s) left no record (not measured)" in total.scope
     assert "2 ended before a final reading" in total.scope  # their notes have no final: true
 

@@ -55,7 +55,8 @@ class EnergyRecord:
     intervals: list[Interval] = field(default_factory=list)  # sums to energy_kwh
     scope: str = "this machine"  # what the tracker(s) covered, in words
     ranks: int = 1  # trackers summed into this record (nodes of a distributed stage, a Spark driver + executors)
-    host: str = ""  # the machine (Kubernetes node) the tracker ran on; "" in records written before it was kept
+    host: str = ""  # the machine (Kubernetes node) the tracker(s) ran on, comma-separated; "" when not known
+    nodes: int = 1  # machines the trackers ran on (embodied emissions charge one server each)
     notes: dict[str, Any] = field(default_factory=dict)  # stage facts the statement uses (e.g. dedup counts)
 
     def to_json(self) -> dict:

@@ -201,7 +201,7 @@ def stage_row(record: EnergyRecord, decision: PlacementDecision | None, embodied
         "annual_average_source": intensity_source(record.location),
         "placed_by": decision.stage if decision else None,
         "cpu_power": _POWER_METHODS.get(record.cpu_power_method, record.cpu_power_method),
-        "embodied_kg": embodied_kg(record.wall_seconds, max(1, record.ranks), record.gpu_count, embodied),
+        "embodied_kg": embodied_kg(record.wall_seconds, max(1, record.nodes), record.gpu_count, embodied),
         "uncertainty": uncertainty(
             record.cpu_kwh, record.gpu_kwh, record.ram_kwh, record.cpu_power_method, attribution.method, kg
         ),

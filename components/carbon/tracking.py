@@ -326,7 +326,8 @@ def without_double_counts(records: list[EnergyRecord]) -> tuple[list[EnergyRecor
 def aggregate_ranks(records: list[EnergyRecord], scope: str = "") -> EnergyRecord:
     """One stage record from the trackers of a distributed stage (per node or attempt, a Spark driver and its
     executors), no node counted twice (without_double_counts): energy and emissions add up, intervals are kept
-    per tracker, wall time is the longest, hardware counts add up. Left-out records are listed in its notes."""
+    per tracker, wall time is the longest, GPUs add up and each machine's CPUs count once. Left-out records are
+    listed in its notes."""
     if not records:
         raise ValueError("no rank records to aggregate")
     records, left_out = without_double_counts(records)
@@ -339,6 +340,7 @@ def aggregate_ranks(records: list[EnergyRecord], scope: str = "") -> EnergyRecor
     ]
     if left_out:
         notes["left_out_double_counts"] = left_out
+    per_host = {r.host or f"unknown-{i}": r for i, r in enumerate(records)}
     hosts = sorted({r.host for r in records if r.host})
     return EnergyRecord(
         **{
@@ -349,7 +351,7 @@ def aggregate_ranks(records: list[EnergyRecord], scope: str = "") -> EnergyRecor
             "gpu_kwh": sum(r.gpu_kwh for r in records),
             "ram_kwh": sum(r.ram_kwh for r in records),
             "emissions_kg": emissions,
-            "cpu_count": sum(r.cpu_count for r in records),
+            "cpu_count": sum(per_host[h].cpu_count for h in per_host),  # a machine's CPUs once
             "gpu_count": sum(r.gpu_count for r in records),
             "wall_seconds": max(r.wall_seconds for r in records),
             "failed": any(r.failed for r in records),
@@ -359,6 +361,7 @@ def aggregate_ranks(records: list[EnergyRecord], scope: str = "") -> EnergyRecor
             "ranks": len(records),
             "scope": scope or f"{len(records)} node tracker(s), one per node ({first.tracking_mode} mode)",
             "host": ", ".join(hosts),
+            "nodes": len(per_host),
             "tracking_mode": "+".join(sorted({r.tracking_mode for r in records})),
             "notes": notes,
         }
