@@ -166,11 +166,15 @@ def _collect_reports(result) -> dict[str, Path]:
 @user_errors
 def compile_command(
     out: Path = typer.Option(Path("greenfm-pipeline.yaml"), "--out", help="Where to write the IR YAML."),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML run config: parameter defaults and compile-time cluster settings."
+    ),
 ) -> None:
     """Write the KFP v2 pipeline (IR YAML) to upload in the Kubeflow UI."""
     from pipelines.compile import compile_pipeline
+    from pipelines.config import load_config
 
-    path = compile_pipeline(out)
+    path = compile_pipeline(out, load_config(config) if config else None)
     console.print(f"compiled pipeline: {path}", highlight=False)
 
 

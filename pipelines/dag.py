@@ -15,10 +15,12 @@ from components.curate.k8s import SPARK_ENV
 from components.evaluate.component import evaluate_op
 from components.pretrain.component import pretrain_op
 from components.validate.component import gate_failed_op, validate_op
+from pipelines import cluster_tasks
 from pipelines.config import DEFAULTS as D
 from pipelines.config import documented_by_run_config
 
 PIPELINE_NAME = "greenfm"
+PIPELINE_DESCRIPTION = "Curate, validate, pretrain, adapt, evaluate, and state the carbon cost."
 REGIONS_CONFIG_MAP = "greenfm-regions"
 SPARK_CONFIG_MAP = "greenfm-spark"  # manifests/base/spark-config.yaml
 
@@ -41,7 +43,7 @@ def placed(task, select):
     return kubernetes.add_node_selector_json(task, select.outputs["node_selector"])
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Curate, validate, pretrain, adapt, evaluate, and state the carbon cost.")
+@dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
 @documented_by_run_config  # the Kubeflow UI form's descriptions: RunConfig's
 def greenfm_pipeline(
     input_uri: str = D.input_uri,
@@ -93,8 +95,27 @@ def greenfm_pipeline(
     language_share_bounds: str = D.language_share_bounds,
     drift_mode: str = D.drift_mode,
     profile_store: str = D.profile_store,
+    control_cpu: str = D.control_cpu,
+    control_memory: str = D.control_memory,
+    data_cpu: str = D.data_cpu,
+    data_memory: str = D.data_memory,
+    train_cpu: str = D.train_cpu,
+    train_memory: str = D.train_memory,
+    gpu_resource: str = D.gpu_resource,
+    gpu_tolerations: list = D.gpu_tolerations,
 ):
     """greenfm foundation-model pipeline (parameters: pipelines/config.py)."""
+    cluster = dict(
+        control_cpu=control_cpu,
+        control_memory=control_memory,
+        data_cpu=data_cpu,
+        data_memory=data_memory,
+        train_cpu=train_cpu,
+        train_memory=train_memory,
+        gpu_resource=gpu_resource,
+        gpu_tolerations=gpu_tolerations,
+        gpus_per_node=gpus_per_node,
+    )
 
     def select(stage: str, gpus: bool):
         task = select_region_op(
@@ -111,6 +132,7 @@ def greenfm_pipeline(
             intensity_fail_closed=intensity_fail_closed,
         ).set_display_name(f"select-region-{stage}")
         task.set_caching_options(False)  # grid intensity changes: never reuse yesterday's pick
+        cluster_tasks.control_task(task, cluster)
         # Live-provider credentials (optional: without them the static provider's data is used).
         kubernetes.use_secret_as_env(task, SECRET_NAME, {key: env for env, key in SECRET_KEYS.items()}, optional=True)
         # The deployment's catalog (multi-region overlay), used when region_catalog is empty.
@@ -131,6 +153,7 @@ def greenfm_pipeline(
         quality_preset=quality_preset,
     ).set_display_name("curate")
     placed(curate, select_curate)
+    cluster_tasks.curate_task(curate, cluster)
     on_workspace(curate)  # input data (and Spark operator output) live there
     in_run_namespace(curate)  # Spark executors / the SparkApplication go there
     kubernetes.use_config_map_as_env(curate, SPARK_CONFIG_MAP, {var: var for var in SPARK_ENV}, optional=True)
@@ -148,6 +171,7 @@ def greenfm_pipeline(
     ).set_display_name("validate")
     placed(validate, select_curate)  # measured on curation's grid, so it runs there
     on_workspace(validate)  # the profile store may live there
+    cluster_tasks.validate_task(validate, cluster)
     validate.set_caching_options(False)  # the verdict depends on the profile store, which changes between runs
 
     # The statement's money assumptions, the same whichever way the gate goes.
@@ -177,9 +201,14 @@ def greenfm_pipeline(
             launch_backend=launch_backend,
             train_nodes=train_nodes,
             gpus_per_node=gpus_per_node,
+            replica_cpu=train_cpu,
+            replica_memory=train_memory,
+            gpu_resource=gpu_resource,
+            gpu_tolerations=gpu_tolerations,
             node_selector=select_pretrain.outputs["node_selector"],
         ).set_display_name("pretrain")
         placed(pretrain, select_pretrain)
+        cluster_tasks.pretrain_task(pretrain, cluster)
         on_workspace(pretrain)  # the model store and warm-start models live there
         in_run_namespace(pretrain)  # the PyTorchJob goes there
         select_adapt = select("adapt", gpus=True)
@@ -194,6 +223,7 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("adapt")
         placed(adapt, select_adapt)
+        cluster_tasks.gpu_task(adapt, cluster)
         # The pretraining ablation: the same adaptation from a random init of the same size, on the same nodes.
         scratch = adapt_from_scratch_op(
             base_model=pretrain.outputs["model"],
@@ -205,6 +235,7 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("adapt-from-scratch")
         placed(scratch, select_adapt)
+        cluster_tasks.gpu_task(scratch, cluster)
         evaluate = evaluate_op(
             base_model=pretrain.outputs["model"],
             adapted_model=adapt.outputs["adapted"],
@@ -217,7 +248,8 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("evaluate")
         placed(evaluate, select_adapt)  # measured on adaptation's grid, so it runs there
-        statement_op(
+        cluster_tasks.evaluate_task(evaluate, cluster)
+        statement = statement_op(
             data_fingerprint=data_fingerprint,
             outcome="completed",
             curate_energy=curate.outputs["energy"],
@@ -236,6 +268,7 @@ def greenfm_pipeline(
             scratch_energy=scratch.outputs["energy"],  # the measured from-scratch arm of the amortization
             **cost_inputs,
         ).set_display_name("carbon-statement")
+        cluster_tasks.control_task(statement, cluster)
 
     with dsl.Else(name="gate-failed"):
         failed_statement = statement_op(
@@ -246,4 +279,7 @@ def greenfm_pipeline(
             curate_placement=select_curate.outputs["decision"],
             **cost_inputs,
         ).set_display_name("carbon-statement")
-        gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement).set_display_name("gate-failed")
+        cluster_tasks.control_task(failed_statement, cluster)
+        gate_failed = gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement)
+        gate_failed.set_display_name("gate-failed")
+        cluster_tasks.control_task(gate_failed, cluster, retries=False)  # it fails on purpose

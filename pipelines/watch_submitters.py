@@ -58,6 +58,11 @@ class LocalSubmitter:
         models = sorted(run_dir.glob(f"artifacts/*/{task_key('pretrain')}/model"))
         return SubmittedRun(run_id=run_dir.name, model_uri=str(models[-1]) if models else "")
 
+    def run_state(self, run_id: str) -> str:
+        """A local run has finished when __call__ returns; its RUN_STATUS says how (interrupted counts as failed)."""
+        state = run_status.run_state(Path(self.out).resolve() / run_id)
+        return {run_status.SUCCEEDED: SUCCEEDED, run_status.RUNNING: RUNNING}.get(state, FAILED)
+
 
 # KFP v2beta1 RuntimeState -> the watcher's view; anything else (PENDING, RUNNING, PAUSED, CANCELING) is running.
 KFP_RUN_STATES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "CANCELED": FAILED, "SKIPPED": FAILED}
