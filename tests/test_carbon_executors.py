@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import psutil
@@ -70,16 +71,17 @@ def test_a_machine_record_covers_its_node_once():
 
 def test_process_records_of_one_node_all_count():
     """Process trees never overlap (a driver's tree leaves its executors out), so they add up on one node."""
-    records = [
-        record("curate", "vm", "process", 0.2),
-        *(record(f"curate-executor-{i}", "vm", "process", 0.1) for i in range(2)),
-    ]
+    records = [record("curate", "vm", "process", 0.2)]
+    for i in range(2):
+        records.append(record(f"curate-executor-{i}", "vm", "process", 0.1))
+        records[-1].notes = {"executor_id": str(i), "app_id": "app-1", "final": i == 0}
     total = spark_executors.stage_record(records[0], records[1:], expected_executors=3)
     assert total.energy_kwh == pytest.approx(0.4) and total.ranks == 3 and total.stage == "curate"
     assert total.notes["executors_measured"] == 2 and total.notes["executors_without_record"] == 1
     assert total.nodes == 1 and total.cpu_count == 2 and total.host == "vm"  # one machine: its CPUs once
     assert "1 executor(s) left no record (not measured)" in total.scope
-    assert "2 ended before a final reading" in total.scope  # their notes have no final: true
+    assert total.scope.startswith("this step (the Spark driver) + 2 executor tracker(s), one per executor")
+    assert "1 ended before a final reading (last reading counted)" in total.scope
 
 
 def test_rapl_in_process_mode_is_labelled():
@@ -153,9 +155,11 @@ def test_executor_daemon_measures_its_executor(tmp_path):
         "d.stdout.read(4)\n"
         "t = time.process_time() + 4\n"
         "while time.process_time() < t: pass\n"
-        "d.wait(timeout=120)\n"
+        "open(sys.argv[-1], 'w').close()\n"
+        "d.wait(timeout=300)\n"
     )
-    executor = subprocess.Popen(_fake_executor(code), env=env)
+    burned = tmp_path / "burned"
+    executor = subprocess.Popen([*_fake_executor(code), str(burned)], env=env)
     try:
         path = energy_dir / "app-test-executor-3.json"
         deadline = time.monotonic() + 60
@@ -163,7 +167,8 @@ def test_executor_daemon_measures_its_executor(tmp_path):
             time.sleep(0.2)
         running = EnergyRecord.from_json(path.read_text())
         assert running.notes == {"executor_id": "3", "app_id": "app-test", "final": False}
-        time.sleep(5)
+        while not burned.exists() and time.monotonic() < deadline + 120:
+            time.sleep(0.2)
         records = spark_executors.collect(energy_dir, "app-test", timeout_s=30)
     finally:
         for child in psutil.Process(executor.pid).children(recursive=True):
@@ -203,7 +208,7 @@ def test_local_cluster_one_record_per_executor_summed_once(tmp_path):
     assert total.ranks == 3 and total.energy_kwh == pytest.approx(
         driver.energy_kwh + sum(r.energy_kwh for r in executors)
     )
-    assert total.scope.startswith("Spark driver + 2 executor tracker(s)")
+    assert total.scope.startswith("this step (the Spark driver) + 2 executor tracker(s)")
     # Process trees: the driver's and each executor's are disjoint and together are every process of the run.
     trees = [set(measured["driver_tree"]), *(set(t) for t in measured["executor_trees"])]
     assert len(trees) == 3 and sum(len(t) for t in trees) == len(set().union(*trees))
@@ -211,3 +216,56 @@ def test_local_cluster_one_record_per_executor_summed_once(tmp_path):
     # Energy: codecarbon's load-based CPU power is rated power × CPU time / cores, so the records imply CPU time.
     implied_s = sum(r.cpu_kwh for r in [driver, *executors]) * 3.6e6 * measured["cpu_count"] / measured["tdp_w"]
     assert implied_s == pytest.approx(measured["cpu_seconds"], rel=0.3)
+
+
+@pytest.mark.slow
+def test_spark_application_driver_measures_itself_and_every_executor(tiny_corpus, tmp_path):
+    """The SparkApplication driver (components/curate/k8s.py's main, run by spark-submit as the Spark Operator
+    runs it) on a local-cluster master with two executors: it curates, and leaves its own record and one final
+    record per executor in the energy folder, which the step sums once (stage_record)."""
+    from components.curate.job import REPORT_JSON, CurateConfig
+    from components.curate.k8s import measurement_arguments
+    from components.curate.quality import quality_preset
+
+    energy = spark_executors.ExecutorMeasurement(tmp_path / "energy", Location(country_iso_code="FRA"), 2, 2.0)
+    config = CurateConfig(vocab_size=512, quality=quality_preset("docstrings"))
+    conf = {**energy.conf(), "spark.ui.enabled": "false", "spark.driver.memory": "1g"}
+    submit = [
+        str(Path(sys.executable).parent / "spark-submit"),
+        "--master",
+        "local-cluster[2,1,1024]",
+        *(arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")),
+        str(REPO_ROOT / "components" / "curate" / "k8s.py"),
+        *("--input", str(tiny_corpus), "--output", str(tmp_path / "out")),
+        *("--config", json.dumps(asdict(config))),
+        *measurement_arguments(energy),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable}
+    subprocess.run(submit, cwd=tmp_path, env=env, check=True, timeout=900)
+    assert json.loads((tmp_path / "out" / REPORT_JSON).read_text())["documents"] > 0
+    records = spark_executors.read_records(energy.energy_dir)
+    executors = [r for r in records if "executor_id" in r.notes]
+    (driver,) = [r for r in records if "executor_id" not in r.notes]
+    assert driver.stage == "curate-driver" and driver.location == "FRA" and not driver.failed
+    assert sorted(r.notes["executor_id"] for r in executors) == ["0", "1"]
+    assert all(r.notes["final"] and r.cpu_kwh > 0 and r.location == "FRA" for r in executors)
+    step = record("curate", "step-node", "process", 0.001)
+    total = spark_executors.stage_record(step, records, 2)
+    assert total.ranks == 4 and total.notes["executors_without_record"] == 0
+    assert total.energy_kwh == pytest.approx(step.energy_kwh + sum(r.energy_kwh for r in records))
+    assert total.scope.startswith("this step + 1 Spark driver pod(s) + 2 executor tracker(s)")
+
+
+def test_process_mode_ram_is_the_trees_share_of_the_machine():
+    """codecarbon alone would price a process's RSS as a machine of that size (a two-DIMM floor), so trackers of
+    one node would add that floor each; a process tree is charged its share of the machine's RAM power."""
+    from codecarbon.external.ram import RAM_SLOT_POWER_X86
+
+    tracker = StageTracker("ram", Location(country_iso_code="SWE"), "process").start()
+    time.sleep(2)
+    measured = tracker.stop()
+    ram = next(h for h in tracker.tracker._hardware if type(h).__name__ == "RAM")
+    share = ram.process_memory_GB / ram.machine_memory_GB
+    watts = measured.ram_kwh * 3.6e6 / measured.wall_seconds
+    assert watts == pytest.approx(ram._calculate_ram_power(ram.machine_memory_GB) * share, rel=0.5)
+    assert watts < 2 * RAM_SLOT_POWER_X86 * 0.5

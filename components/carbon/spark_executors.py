@@ -169,16 +169,57 @@ def wait_for_trackers(
         run_python_tasks(max(4, 4 * executors))
 
 
-def stage_record(driver: EnergyRecord, executors: list[EnergyRecord], expected_executors: int) -> EnergyRecord:
-    """The curate stage's record: the driver's tracker plus one per executor, no node twice."""
+def read_records(energy_dir: str | Path) -> list[EnergyRecord]:
+    """Every record in the energy folder (a SparkApplication's driver and executors, every attempt)."""
+    return [
+        EnergyRecord.from_json(path.read_text(), f"Spark energy record {path}")
+        for path in sorted(Path(energy_dir).glob("*.json"))
+    ]
+
+
+@dataclass
+class ExecutorMeasurement:
+    """How one Spark application's executors are measured: where their records go, at which location."""
+
+    energy_dir: Path
+    location: Location
+    executors: int  # how many the application asked for
+    flush_s: float = DEFAULT_FLUSH_S
+    start_timeout_s: float = 300.0  # executor pods may wait for a node
+    collect_timeout_s: float = 60.0
+
+    def conf(self) -> dict[str, str]:
+        return executor_conf(self.energy_dir, self.location, self.flush_s)
+
+    def start(self, spark) -> int:
+        """Start every executor's tracker (wait_for_trackers); returns how many are measured."""
+        self.energy_dir.mkdir(parents=True, exist_ok=True)
+        sc = spark.sparkContext
+
+        def python_tasks(partitions: int) -> None:
+            sc.parallelize(range(partitions), partitions).map(lambda x: x).collect()
+
+        return wait_for_trackers(self.energy_dir, sc.applicationId, self.executors, python_tasks, self.start_timeout_s)
+
+    def finish(self, spark) -> list[EnergyRecord]:
+        """The executors' final records, before the session stops."""
+        return collect(self.energy_dir, spark.sparkContext.applicationId, self.collect_timeout_s)
+
+
+def stage_record(step: EnergyRecord, spark_records: list[EnergyRecord], expected_executors: int) -> EnergyRecord:
+    """The curate stage's record: this step's tracker (the Spark driver in client mode), the driver pod's when
+    the Spark Operator ran it, and one tracker per executor, no node twice."""
+    executors = [r for r in spark_records if "executor_id" in r.notes]
+    drivers = [r for r in spark_records if "executor_id" not in r.notes]
     missing = max(0, expected_executors - len(executors))
     not_final = sum(1 for r in executors if not r.notes.get("final"))
-    scope = f"Spark driver + {len(executors)} executor tracker(s), one per executor (process mode)"
+    parts = ["this step (the Spark driver)"] if not drivers else ["this step", f"{len(drivers)} Spark driver pod(s)"]
+    scope = " + ".join([*parts, f"{len(executors)} executor tracker(s), one per executor"]) + " (process mode)"
     if missing:
         scope += f"; {missing} executor(s) left no record (not measured)"
     if not_final:
         scope += f"; {not_final} ended before a final reading (last reading counted)"
-    total = aggregate_ranks([driver, *executors], scope)  # the driver's stage name and notes come first
+    total = aggregate_ranks([step, *drivers, *executors], scope)  # the step's stage name and notes come first
     total.notes["executors_measured"] = len(executors)
     total.notes["executors_without_record"] = missing
     return total

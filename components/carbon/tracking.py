@@ -121,7 +121,8 @@ def _scope_to_tree(tracker, root_pid: int) -> None:
     """Point a started process-mode tracker's CPU and RAM readings at `root_pid`'s tree (process_tree).
 
     codecarbon 3.3.2 tracks its own process and every descendant, with no way to name another process or leave
-    a subtree out: its CPU reads `_get_process_cpu_times` and its RAM `_pid` + `_get_children_memories`.
+    a subtree out: its CPU reads `_get_process_cpu_times` and its RAM `_pid` + `_get_children_memories`
+    (priced by `_calculate_ram_power`).
     """
     root = psutil.Process(root_pid)
 
@@ -151,6 +152,12 @@ def _scope_to_tree(tracker, root_pid: int) -> None:
         elif kind == "RAM":
             hardware._pid = root_pid
             hardware._get_children_memories = children_rss
+            # codecarbon prices a process's RSS as if it were a machine of that size (at least two DIMMs, ~10 W),
+            # so every process-mode tracker on a node would add that floor: charge the tree its share of the
+            # machine's RAM power instead, so trackers of one node add up to at most the node's.
+            machine_gb = hardware.machine_memory_GB
+            machine_w = hardware._calculate_ram_power(machine_gb)
+            hardware._calculate_ram_power = lambda gb: machine_w * min(gb, machine_gb) / machine_gb
 
 
 def _power_method(tracker) -> str:
