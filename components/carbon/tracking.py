@@ -155,9 +155,13 @@ def _scope_to_tree(tracker, root_pid: int) -> None:
             # codecarbon prices a process's RSS as if it were a machine of that size (at least two DIMMs, ~10 W),
             # so every process-mode tracker on a node would add that floor: charge the tree its share of the
             # machine's RAM power instead, so trackers of one node add up to at most the node's.
-            machine_gb = hardware.machine_memory_GB
-            machine_w = hardware._calculate_ram_power(machine_gb)
-            hardware._calculate_ram_power = lambda gb: machine_w * min(gb, machine_gb) / machine_gb
+            hardware._calculate_ram_power = _share_of_machine(hardware)
+
+
+def _share_of_machine(ram) -> Callable[[float], float]:
+    machine_gb = ram.machine_memory_GB
+    machine_w = ram._calculate_ram_power(machine_gb)
+    return lambda gb: machine_w * min(gb, machine_gb) / machine_gb
 
 
 def _power_method(tracker) -> str:
