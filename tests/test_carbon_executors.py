@@ -23,6 +23,7 @@ from components.carbon.tracking import (
     tracker_scope,
     without_double_counts,
 )
+from tests.test_carbon_statement import run_inputs  # noqa: F401  (the fixture)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTOR_MAIN = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
@@ -269,3 +270,17 @@ def test_process_mode_ram_is_the_trees_share_of_the_machine():
     watts = measured.ram_kwh * 3.6e6 / measured.wall_seconds
     assert watts == pytest.approx(ram._calculate_ram_power(ram.machine_memory_GB) * share, rel=0.5)
     assert watts < 2 * RAM_SLOT_POWER_X86 * 0.5
+
+
+def test_statement_lists_the_trackers_a_stage_is_summed_from(run_inputs):  # noqa: F811
+    from components.carbon.statement import build_statement, reconcile, render_markdown
+    from tests.test_carbon_html_browser import summed_trackers
+
+    records, inputs = run_inputs
+    statement = build_statement(summed_trackers(records), {"outcome": "completed"}, inputs)
+    assert reconcile(statement) == []
+    markdown = render_markdown(statement)
+    assert "- curate is the sum of 3 tracker(s): curate on cpu-a (process" in markdown
+    assert "not counted: node gpu-a already counted by pretrain-node0's machine-mode tracker" in markdown
+    by_stage = {s["stage"]: s for s in statement["stages"]}
+    assert by_stage["pretrain"]["nodes"] == 2 and by_stage["curate"]["nodes"] == 2  # embodied: one server per node

@@ -8,6 +8,7 @@ from html import escape
 from components.carbon.attribution import METHODS
 from components.carbon.costs import usd
 from components.carbon.providers import describe_warning
+from components.carbon.records import tracker_rows
 
 _COLORS = {
     "cpu": "#4e79a7",
@@ -132,6 +133,27 @@ def render_html(statement: dict) -> str:
                 for s in stages
             ],
         )
+    )
+    sections.append(
+        '<h2 id="trackers">What was measured</h2><p>Each stage\'s energy is the sum of these trackers (one per '
+        "executor, node or step; no node counted twice: records already covered by a machine-mode tracker of the "
+        'same node are listed and not counted).</p><div id="trackers-table">'
+        + _table(
+            ["stage", "tracker", "node", "mode", "Wh", "counted"],
+            [
+                [
+                    s["stage"],
+                    t["stage"],
+                    t["host"] or "unknown",
+                    t["mode"],
+                    f"{t['kwh'] * 1000:.4f}",
+                    "yes" if t["counted"] else f"no: {t['why']}",
+                ]
+                for s in stages
+                for t in tracker_rows(s)
+            ],
+        )
+        + "</div>"
     )
     sections.append(
         bar_chart(

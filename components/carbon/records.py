@@ -80,6 +80,25 @@ class EnergyRecord:
         return record
 
 
+def tracker_rows(record: dict) -> list[dict]:
+    """What an energy record (as JSON, or a statement's stage row) was summed from: one row per tracker
+    (stage, host, mode, kwh, counted) and the records left out as already counted (counted false, why)."""
+    notes = record.get("notes") or {}
+    counted = notes.get("trackers") or [
+        {
+            "stage": record["stage"],
+            "host": record.get("host", ""),
+            "mode": record["tracking_mode"],
+            "kwh": record["energy_kwh"],
+        }
+    ]
+    left_out = [
+        {"stage": d["stage"], "host": d["host"], "mode": "", "kwh": d["kwh"], "counted": False, "why": d["why"]}
+        for d in notes.get("left_out_double_counts", [])
+    ]
+    return [{**t, "counted": True, "why": ""} for t in counted] + left_out
+
+
 @dataclass
 class Option:
     """One (region, start) considered for a stage, with its expected emissions."""

@@ -28,7 +28,7 @@ from components.carbon.costs import (
     usd,
 )
 from components.carbon.providers import describe_warning, intensity_source
-from components.carbon.records import EnergyRecord, PlacementDecision
+from components.carbon.records import EnergyRecord, PlacementDecision, tracker_rows
 
 STATEMENT_MD = "carbon_statement.md"
 STATEMENT_JSON = "carbon_statement.json"
@@ -390,6 +390,16 @@ def render_markdown(statement: dict) -> str:
             else "configured, not placed by this run"
         )
         lines.append(f"- Location {s['location']} ({s['country']}): {where}. Tracker scope: {s['scope']}.")
+    for s in statement["stages"]:
+        rows = tracker_rows(s)
+        if len(rows) > 1:
+            summed = "; ".join(
+                f"{t['stage']} on {t['host'] or 'an unknown node'} ({t['mode'] or 'left out'}, {t['kwh'] * 1000:.4f} Wh"
+                + ("" if t["counted"] else f", not counted: {t['why']}")
+                + ")"
+                for t in rows
+            )
+            lines.append(f"- {s['stage']} is the sum of {sum(t['counted'] for t in rows)} tracker(s): {summed}.")
     for s in statement["stages"]:
         lines.append(
             f"- {s['stage']} emissions: {len(s['intervals'])} interval(s) × {METHODS[s['intensity_method']]} "
