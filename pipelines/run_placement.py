@@ -88,10 +88,6 @@ def placed(params: dict, placement: SubmissionPlacement) -> dict:
     return {**params, "max_wait_hours": 0.0, "submission_placement": placement.dumps()}
 
 
-def placed_config(config: RunConfig, placement: SubmissionPlacement) -> RunConfig:
-    return replace(config, **placed({}, placement))
-
-
 def submit_placed(
     target: SubmitTarget,
     params: dict,
@@ -110,8 +106,3 @@ def submit_placed(
     if placement.scheduled:
         return schedule_once(there, arguments, name, placement.start, package), placement
     return submit_run(there, arguments, name, package), placement
-
-
-def names_cluster(host: str, catalog: Catalog) -> bool:
-    """Whether the catalog names `host` as some region's cluster (then a submission there is placed in time)."""
-    return any(r.kfp_host and _same_host(r.kfp_host, host) for r in catalog.regions)
