@@ -74,6 +74,7 @@ def greenfm_pipeline(
     max_wait_hours: float = D.max_wait_hours,
     intensity_fail_closed: bool = D.intensity_fail_closed,
     job_estimates: str = D.job_estimates,
+    submission_placement: str = D.submission_placement,
     social_cost_usd_per_t: float = D.social_cost_usd_per_t,
     energy_usd_per_kwh: float = D.energy_usd_per_kwh,
     social_benefit_usd: str = D.social_benefit_usd,
@@ -266,6 +267,7 @@ def greenfm_pipeline(
             adapt_steps=adapt_steps,
             scratch_task_kwh=scratch_task_kwh,
             scratch_energy=scratch.outputs["energy"],  # the measured from-scratch arm of the amortization
+            submission_placement=submission_placement,
             **cost_inputs,
         ).set_display_name("carbon-statement")
         cluster_tasks.control_task(statement, cluster)
@@ -277,6 +279,7 @@ def greenfm_pipeline(
             curate_energy=curate.outputs["energy"],
             validate_energy=validate.outputs["energy"],
             curate_placement=select_curate.outputs["decision"],
+            submission_placement=submission_placement,
             **cost_inputs,
         ).set_display_name("carbon-statement")
         cluster_tasks.control_task(failed_statement, cluster)

@@ -174,6 +174,18 @@ def render_html(statement: dict) -> str:
             "chart-emissions",
         )
     )
+    if statement.get("submission"):
+        sub = statement["submission"]
+        sections.append(f"<h2>Submission</h2><p>The run was {escape(sub['summary'])}</p>")
+        sections.append(
+            _table(
+                ["region", "cluster (KFP API)", "best start", "expected g/kWh", "expected kg CO2e"],
+                [
+                    [o["region"], o["cluster"], o["start"], f"{o['mean_g_per_kwh']:.1f}", f"{o['expected_kg']:.4g}"]
+                    for o in sub["options"]
+                ],
+            )
+        )
     if statement["placements"]:
         sections.append("<h2>Placement</h2>")
         sections.append(
