@@ -67,6 +67,17 @@ def _tolerations_problem(value: Any) -> str:
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 
 
+def _submission_placement_problem(text: str) -> str:
+    from components.carbon.submission import SubmissionPlacement
+
+    try:
+        if text:
+            SubmissionPlacement.from_json(text, "decision")
+    except GreenfmError as error:
+        return str(error)
+    return ""
+
+
 def _job_estimates_problem(text: str) -> str:
     try:
         estimates = json.loads(text)
@@ -220,6 +231,12 @@ class RunConfig:
         DEFAULT_JOB_ESTIMATES,
         "JSON of expected IT kWh and hours per heavy stage (curate, pretrain, adapt).",
         check=_job_estimates_problem,
+    )
+    submission_placement: str = param(
+        "",
+        "Set by `greenfm submit` / `greenfm watch` when they choose the run's cluster and start: that decision "
+        "(JSON), shown in the carbon statement; empty: not placed at submission.",
+        check=_submission_placement_problem,
     )
     # The carbon statement's money assumptions (CRFM defaults, components/carbon/costs.py).
     social_cost_usd_per_t: float = param(

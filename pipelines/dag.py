@@ -8,6 +8,7 @@ from components.adapt.component import adapt_from_scratch_op, adapt_op
 from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
 from components.carbon.providers import SECRET_KEYS, SECRET_NAME
+from components.carbon.tracking import NODE_NAME
 from components.common.cluster import NAMESPACE_ENV, WORKSPACE_MOUNT, WORKSPACE_PVC
 from components.curate.component import curate_op
 from components.curate.k8s import SPARK_ENV
@@ -36,7 +37,9 @@ def in_run_namespace(task):
 
 
 def placed(task, select):
-    """Run `task` on the nodes of the region `select` chose, and measure it there (kfp.local ignores selectors)."""
+    """Run `task` on the nodes of the region `select` chose, and measure it there (kfp.local ignores selectors).
+    Its energy record names its node (downward API), so no node is counted twice."""
+    kubernetes.use_field_path_as_env(task, NODE_NAME, "spec.nodeName")
     return kubernetes.add_node_selector_json(task, select.outputs["node_selector"])
 
 
@@ -71,6 +74,7 @@ def greenfm_pipeline(
     max_wait_hours: float = D.max_wait_hours,
     intensity_fail_closed: bool = D.intensity_fail_closed,
     job_estimates: str = D.job_estimates,
+    submission_placement: str = D.submission_placement,
     social_cost_usd_per_t: float = D.social_cost_usd_per_t,
     energy_usd_per_kwh: float = D.energy_usd_per_kwh,
     social_benefit_usd: str = D.social_benefit_usd,
@@ -263,6 +267,7 @@ def greenfm_pipeline(
             adapt_steps=adapt_steps,
             scratch_task_kwh=scratch_task_kwh,
             scratch_energy=scratch.outputs["energy"],  # the measured from-scratch arm of the amortization
+            submission_placement=submission_placement,
             **cost_inputs,
         ).set_display_name("carbon-statement")
         cluster_tasks.control_task(statement, cluster)
@@ -274,6 +279,7 @@ def greenfm_pipeline(
             curate_energy=curate.outputs["energy"],
             validate_energy=validate.outputs["energy"],
             curate_placement=select_curate.outputs["decision"],
+            submission_placement=submission_placement,
             **cost_inputs,
         ).set_display_name("carbon-statement")
         cluster_tasks.control_task(failed_statement, cluster)

@@ -8,6 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from components.carbon.catalog import REGION_LABEL
+from components.carbon.tracking import NODE_NAME
 from pipelines.cli import app
 from pipelines.tasks import task_key
 
@@ -40,6 +41,9 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
     assert producers["exec-validate-op"] == producers["exec-curate-op"]
     assert producers["exec-evaluate-op"] == producers["exec-adapt-op"]
     assert all(p["outputParameterKey"] == "node_selector" for p in placed.values())
+    # Each measured task's record names its node (downward API), so records of one node are never summed twice.
+    for name in placed:
+        assert {"name": NODE_NAME, "fieldPath": "spec.nodeName"} in executors[name]["fieldPathAsEnv"], name
     # Each heavy task is placed by its own selection step, which selects for that stage.
     stage_of = {
         name: task["inputs"]["parameters"]["stage"]["runtimeValue"]["constant"]
@@ -92,3 +96,20 @@ def test_regions_command_reports_user_errors(tmp_path):
     bad.write_text("regions: 3\n")
     result = CliRunner().invoke(app, ["regions", "--catalog", str(bad)])
     assert result.exit_code == 2 and "regions" in result.output
+
+
+def test_statement_gets_the_measured_from_scratch_arm(tmp_path):
+    """The amortization's "from scratch" is measured when the pipeline trains that arm: the statement task of
+    the gate-passed branch takes adapt-from-scratch's energy record."""
+    from pipelines.compile import compile_pipeline
+
+    ir = next(yaml.safe_load_all(compile_pipeline(tmp_path / "greenfm.yaml").read_text()))
+    statements = [
+        task
+        for component in ir["components"].values()
+        for name, task in component.get("dag", {}).get("tasks", {}).items()
+        if name.startswith("statement-op")
+    ]
+    wired = [t["inputs"]["parameters"].get("scratch_energy") for t in statements]
+    expected = {"taskOutputParameter": {"outputParameterKey": "energy", "producerTask": "adapt-from-scratch-op"}}
+    assert expected in wired  # the completed run's statement; the gate-failed one has no arm to compare

@@ -144,3 +144,32 @@ def test_list_parameters_reject_other_types(tmp_path):
     config_file.write_text("gpu_tolerations: nvidia\n")
     with pytest.raises(GreenfmError, match="gpu_tolerations must be a list"):
         load_config(config_file)
+
+
+def test_greenfm_compile_output_is_ready_for_either_kubeflow_profile(tmp_path):
+    """`greenfm compile` writes one IR for standalone and multi-user Kubeflow: the namespace and the service
+    account are the run's (chosen at submission, `greenfm submit --namespace/--service-account`), and nothing
+    in the IR names either profile's. Every task has a security context, resources and a deadline; the GPU
+    steps an accelerator."""
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from tests.fake_k8s import MULTI_USER, STANDALONE
+
+    out = tmp_path / "greenfm-pipeline.yaml"
+    result = CliRunner().invoke(app, ["compile", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    for namespace, account in (STANDALONE, MULTI_USER):
+        assert namespace not in text and account not in text
+    pipeline, platform = yaml.safe_load_all(text)
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(executors) == set(pipeline["deploymentSpec"]["executors"])
+    for name, executor in pipeline["deploymentSpec"]["executors"].items():
+        assert executors[name]["securityContext"]["runAsNonRoot"] is True, name
+        assert int(executors[name]["activeDeadlineSeconds"]) > 0, name
+        resources = executor["container"]["resources"]
+        assert {"resourceCpuLimit", "resourceMemoryLimit", "resourceCpuRequest", "resourceMemoryRequest"} <= set(
+            resources
+        ), name
+        assert ("accelerator" in resources) == (name in GPU_STEPS), name

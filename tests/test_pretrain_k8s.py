@@ -108,8 +108,10 @@ def test_pytorchjob_matches_crd_and_core_schemas():
     assert container["name"] == "pytorch" and container["resources"]["limits"]["nvidia.com/gpu"] == "8"
     assert container["command"][:4] == ["torchrun", "--module", "components.pretrain.train", "--tokens"]
     assert json.loads(container["command"][-1]) == json.loads(json.dumps(TINY.__dict__))
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
     assert env["NCCL_SOCKET_IFNAME"] == "eth0" and env["TORCH_NCCL_ASYNC_ERROR_HANDLING"] == "1"
+    # Each node's energy record names its node (downward API), so no node is counted twice.
+    assert env["NODE_NAME"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
     assert pod["initContainers"][0]["command"][-1] == "greenfm-pretrain-x-worker-0"
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     # Placed and measured where the select-region step chose: every node measures its own energy there.
@@ -297,6 +299,8 @@ def test_trainjob_matches_schema_models_and_is_restricted():
     assert (spec["trainer"]["numNodes"], spec["trainer"]["numProcPerNode"]) == (2, 4)
     assert spec["trainer"]["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "4"
     assert spec["trainer"]["command"][:3] == ["torchrun", "--module", "components.pretrain.train"]
+    node_name = {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
+    assert node_name in spec["trainer"]["env"]  # each node's energy record names its node
     pod = trainjob_pod(job)
     assert pod["nodeSelector"] == REGION and pod["tolerations"] == GPU_TAINT
     kubernetes_validate.validate(

@@ -106,6 +106,9 @@ class CurateResult:
     train_tokens: int
     val_tokens: int
     report: dict
+    # Energy records of trackers outside this step's process tree (a SparkApplication's driver pod, every
+    # executor): the step sums them with its own (components/carbon/spark_executors.stage_record).
+    energy_records: list = field(default_factory=list)
 
     def mitigation_notes(self) -> dict:
         """For the carbon statement's mitigations: the documents deduplication kept out of training, and the

@@ -34,6 +34,9 @@ from pathlib import Path
 
 import yaml
 
+from components.carbon.records import EnergyRecord
+from components.carbon.spark_executors import ExecutorMeasurement, read_records
+from components.carbon.tracking import NODE_NAME, Location, StageTracker
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
 from components.common.errors import GreenfmError
 from components.common.images import SPARK_UID, image
@@ -54,6 +57,8 @@ SPARK_APPLICATION = CustomResource(SPARK_APP_GROUP, SPARK_APP_VERSION, SPARK_APP
 # Where images/spark.Dockerfile puts this file: the SparkApplication driver runs it.
 DRIVER_SCRIPT = "local:///opt/greenfm/components/curate/k8s.py"
 SUCCEEDED, FAILED = {"COMPLETED"}, {"FAILED", "SUBMISSION_FAILED"}
+# Every driver and executor pod's energy record names its node (downward API), so no node is counted twice.
+NODE_NAME_ENV = {"name": NODE_NAME, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
 OBJECT_STORE_SCHEMES = ("s3a://", "s3://", "gs://", "abfss://", "hdfs://")
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -161,7 +166,13 @@ def executor_pod_template(cfg: SparkK8sConfig) -> dict:
         "spec": {
             "securityContext": RESTRICTED_POD_SECURITY,
             "automountServiceAccountToken": False,  # executors never call the API
-            "containers": [{"name": "spark-kubernetes-executor", "securityContext": RESTRICTED_CONTAINER_SECURITY}],
+            "containers": [
+                {
+                    "name": "spark-kubernetes-executor",
+                    "securityContext": RESTRICTED_CONTAINER_SECURITY,
+                    "env": [NODE_NAME_ENV],
+                }
+            ],
         },
     }
 
@@ -217,8 +228,16 @@ def application_name(input_uri: str, output_dir: str, config: dict) -> str:
     return f"greenfm-curate-{digest[:12]}"
 
 
-def build_spark_application(cfg: SparkK8sConfig, name: str, input_uri: str, output_dir: str, config: dict) -> dict:
-    """The SparkApplication that runs the curation job (this module's main) on the cluster."""
+def build_spark_application(
+    cfg: SparkK8sConfig,
+    name: str,
+    input_uri: str,
+    output_dir: str,
+    config: dict,
+    measurement: ExecutorMeasurement | None = None,
+) -> dict:
+    """The SparkApplication that runs the curation job (this module's main) on the cluster; with `measurement`,
+    its driver and every executor measure their energy (components/carbon/spark_executors.py)."""
     volume = {"name": "workspace", "persistentVolumeClaim": {"claimName": cfg.workspace_pvc}}
     mount = [{"name": "workspace", "mountPath": cfg.workspace_mount}]
     pod = {
@@ -227,6 +246,7 @@ def build_spark_application(cfg: SparkK8sConfig, name: str, input_uri: str, outp
         "podSecurityContext": RESTRICTED_POD_SECURITY,
         "volumeMounts": mount,
         "labels": {"app.kubernetes.io/part-of": "greenfm", "app.kubernetes.io/component": "curate"},
+        "env": [NODE_NAME_ENV],
     }
     if cfg.node_selector:
         pod["nodeSelector"] = dict(cfg.node_selector)
@@ -240,9 +260,14 @@ def build_spark_application(cfg: SparkK8sConfig, name: str, input_uri: str, outp
             "image": cfg.image,
             "imagePullPolicy": "IfNotPresent",
             "mainApplicationFile": DRIVER_SCRIPT,
-            "arguments": ["--input", input_uri, "--output", output_dir, "--config", json.dumps(config, sort_keys=True)],
+            "arguments": ["--input", input_uri, "--output", output_dir, "--config", json.dumps(config, sort_keys=True)]
+            + (measurement_arguments(measurement) if measurement else []),
             "sparkVersion": cfg.spark_version,
-            "sparkConf": {"spark.ui.enabled": "false", "spark.sql.session.timeZone": "UTC"},
+            "sparkConf": {
+                "spark.ui.enabled": "false",
+                "spark.sql.session.timeZone": "UTC",
+                **(measurement.conf() if measurement else {}),
+            },
             "restartPolicy": {"type": "Never"},  # KFP retries the step; the operator must not rerun it behind its back
             "timeToLiveSeconds": 3600,
             "volumes": [volume],
@@ -250,6 +275,17 @@ def build_spark_application(cfg: SparkK8sConfig, name: str, input_uri: str, outp
             "executor": {**pod, "instances": cfg.executors, "cores": cfg.executor_cores, "memory": cfg.executor_memory},
         },
     }
+
+
+def measurement_arguments(measurement: ExecutorMeasurement) -> list[str]:
+    return [
+        "--energy-dir",
+        str(measurement.energy_dir),
+        "--energy-location",
+        json.dumps(asdict(measurement.location)),
+        "--executors",
+        str(measurement.executors),
+    ]
 
 
 def application_state(app: dict) -> str:
@@ -339,8 +375,11 @@ def curate_with_backend(
     cfg: SparkK8sConfig | None = None,
     api=None,
     template_dir: str | Path | None = None,
+    energy_location: Location | None = None,
 ) -> CurateResult:
-    """Run components.curate.job.curate with the configured Spark backend; returns its CurateResult."""
+    """Run components.curate.job.curate with the configured Spark backend; returns its CurateResult. With
+    `energy_location`, a cluster backend measures every executor (and the SparkApplication's driver) there:
+    their records are the result's `energy_records`."""
     config = config or CurateConfig()
     cfg = cfg or SparkK8sConfig.from_env()
     if cfg.backend == "local":
@@ -349,26 +388,52 @@ def curate_with_backend(
     name = application_name(input_uri, str(output_dir), settings)
     shared = Path(cfg.workspace_mount) / "curate" / name  # where the driver and every executor can write
     shared_input = on_shared_storage(input_uri, cfg, shared)
+    energy = ExecutorMeasurement(shared / "energy", energy_location, cfg.executors) if energy_location else None
+    records: list[EnergyRecord] = []
     if cfg.backend == "client":
-        spark = get_spark(cfg.master, conf=client_mode_conf(cfg, template_dir))
+        spark = get_spark(cfg.master, conf={**client_mode_conf(cfg, template_dir), **(energy.conf() if energy else {})})
+        if energy:
+            energy.start(spark)
         curate(shared_input, shared / "output", config, spark=spark)
+        records = energy.finish(spark) if energy else []
     else:
         app = owned(
-            build_spark_application(cfg, name, shared_input, str(shared / "output"), settings),
+            build_spark_application(cfg, name, shared_input, str(shared / "output"), settings, energy),
             owner_reference(cfg.namespace),
         )
         run_spark_application(app, api or custom_objects_api(), cfg.timeout_s, cfg.poll_s)
-    return _result_from(shared / "output", Path(output_dir))
+        records = read_records(energy.energy_dir) if energy else []  # the driver pod's and the executors'
+    return replace(_result_from(shared / "output", Path(output_dir)), energy_records=records)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """SparkApplication driver: spark-submit has set the master; curate with it."""
+    """SparkApplication driver: spark-submit has set the master; curate with it. With --energy-dir, this driver
+    pod measures itself and every executor, each record written there for the step to sum."""
     parser = argparse.ArgumentParser(description="greenfm curation (SparkApplication driver)")
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--config", default="{}", help="CurateConfig fields as JSON")
+    parser.add_argument("--energy-dir", default="", help="folder for the driver's and executors' energy records")
+    parser.add_argument("--energy-location", default="{}", help="Location JSON the energy is measured at")
+    parser.add_argument("--executors", type=int, default=0, help="executors the application asked for")
     args = parser.parse_args(argv)
-    curate(args.input, args.output, CurateConfig.from_dict(json.loads(args.config)))
+    config = CurateConfig.from_dict(json.loads(args.config))
+    if not args.energy_dir:
+        curate(args.input, args.output, config)
+        return
+    energy = ExecutorMeasurement(Path(args.energy_dir), Location(**json.loads(args.energy_location)), args.executors)
+    driver = StageTracker("curate-driver", energy.location, "process").start()
+    spark = get_spark()
+    driver_record = energy.energy_dir / f"{spark.sparkContext.applicationId}-driver.json"
+    try:
+        energy.start(spark)
+        curate(args.input, args.output, config, spark=spark)
+    except BaseException:  # a failed job's energy counts too
+        energy.finish(spark)
+        driver_record.write_text(driver.stop(failed=True).dumps())
+        raise
+    energy.finish(spark)
+    driver_record.write_text(driver.stop().dumps())
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from components.carbon.tracking import NODE_NAME
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
 from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError
@@ -121,7 +122,11 @@ def _env(jcfg: ClusterTrainConfig) -> list:
     from kubernetes import client as k
 
     env = [k.V1EnvVar(name=key, value=value) for key, value in sorted({**jcfg.nccl_env, **TORCHRUN_ENV}.items())]
-    return [*env, k.V1EnvVar(name="HOME", value="/tmp"), k.V1EnvVar(name="PYTHONUNBUFFERED", value="1")]
+    # The node's name (downward API): each node's energy record names it, so no node is counted twice.
+    node = k.V1EnvVar(
+        name=NODE_NAME, value_from=k.V1EnvVarSource(field_ref=k.V1ObjectFieldSelector(field_path="spec.nodeName"))
+    )
+    return [*env, k.V1EnvVar(name="HOME", value="/tmp"), k.V1EnvVar(name="PYTHONUNBUFFERED", value="1"), node]
 
 
 def _volumes(jcfg: ClusterTrainConfig) -> tuple[list, list]:
