@@ -1,31 +1,31 @@
-"""Pretraining throughput: tokens/s and MFU of the training step, plus a collective check.
+"""Pretraining throughput of greenfm's trainer against nanoGPT, measured side by side in one run on one GPU.
 
-    python benchmarks/pretrain.py            # the GPU it finds: the GPT-2 124M shape (12 layers, 768 wide,
-                                             # seq 1024, vocab 50304), bf16, torch.compile, fused AdamW
-    python benchmarks/pretrain.py --smoke    # a tiny shape on CPU, to check the script itself
+    python benchmarks/pretrain.py --reference PATH/TO/nanogpt   # GPT-2 124M shape: 12 layers, 768 wide,
+                                                                # 12 heads, block 1024, vocab 50304, batch 32
+    python benchmarks/pretrain.py --smoke [--reference PATH]    # a tiny shape on CPU: checks the script
 
-It times `components.pretrain.train.train_step` (the same step the trainer runs: autocast, accumulation,
-clipping, fused AdamW, schedule) on random tokens copied from pinned host memory each step, without any host
-synchronization between the timed steps, for each batch size (out-of-memory sizes are recorded and skipped),
-and keeps the best. MFU uses components.pretrain.mfu (6·N_matmul + 12·L·d·T FLOPs per token over the GPU's
-dense bf16 peak). The collective check initializes NCCL (gloo on CPU) across every GPU (two processes on CPU)
-and verifies an all_reduce, reporting its bus bandwidth.
+nanoGPT is not part of greenfm: its `model.py` is loaded from PATH (the folder holding it). Both sides get the
+same shape, bf16 autocast, `torch.compile`, fused AdamW, gradient clipping at 1.0, random tokens copied from
+pinned host memory each step, the same warm-up and timed steps, and no host synchronization between timed
+steps. greenfm's side is `components.pretrain.train.train_step` (the step the trainer runs) under its attention
+priority; nanoGPT's is its own model and `configure_optimizers`. Every (implementation, batch size) runs in a
+process of its own, so no compiled graph, cache or allocator state carries from one measurement to the next.
 
-Writes benchmarks/results/pretrain-<device>.json and .md. Reference: nanoGPT's GPT-2 124M on one H100,
-~477k tokens/s; the goal here is ≥ 1.25× that.
+FLOPs per token are 6·N_matmul + 12·L·d·T for both, N_matmul counted the same way on both models (the weights
+of every nn.Linear, the tied output projection included); MFU divides by the GPU's dense bf16 peak.
+Writes benchmarks/results/pretrain-<gpu>.json and .md (or under --out).
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import contextlib
+import importlib.util
 import json
-import os
 import re
-import socket
+import subprocess
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -33,175 +33,244 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from components.pretrain.attention import attention_backend, preferred_attention  # noqa: E402
 from components.pretrain.mfu import mfu, peak_flops  # noqa: E402
-from components.pretrain.model import Transformer, flops_per_token, model_config  # noqa: E402
-from components.pretrain.train import TrainConfig, allow_tf32, build_optimizer, train_step  # noqa: E402
+from components.pretrain.model import Transformer, flops_per_token, matmul_params, model_config  # noqa: E402
+from components.pretrain.train import TrainConfig, allow_tf32, autocast, build_optimizer, train_step  # noqa: E402
 
-NANOGPT_TOKENS_PER_SECOND = 477_000  # GPT-2 124M, one H100, torch.compile, bf16, batch 32
-GOAL = 1.25 * NANOGPT_TOKENS_PER_SECOND
-SMOKE_SHAPE = dict(n_layers=2, n_heads=2, n_kv_heads=2, dim=64, seq_len=64, vocab_size=512)
+GPT2_SHAPE = dict(n_layers=12, n_heads=12, dim=768, seq_len=1024, vocab_size=50304)
+SMOKE_SHAPE = dict(n_layers=2, n_heads=2, dim=64, seq_len=64, vocab_size=512)
+GOAL_RATIO = 1.25  # greenfm tokens/s over nanoGPT's, same run, same GPU
+IMPLEMENTATIONS = ("nanogpt", "greenfm")
 
 
-def measure(shape: dict, batch: int, steps: int, warmup: int, device: torch.device, compile_mode: str | None) -> dict:
-    """Time `steps` optimizer steps of one batch size after `warmup` (compilation) steps."""
-    torch.manual_seed(0)
-    model = Transformer(model_config("gpt2-124m", **shape)).to(device)
-    if compile_mode:
-        model.compile(mode=None if compile_mode == "default" else compile_mode)
+def _greenfm(shape: dict, device: torch.device):
+    model = Transformer(model_config("gpt2-124m", n_kv_heads=shape["n_heads"], **shape)).to(device)
     optimizer = build_optimizer(model, TrainConfig(lr=6e-4), device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    cfg = model.cfg
-    host = torch.randint(0, cfg.vocab_size, (warmup + steps, batch, cfg.seq_len + 1))
-    if device.type == "cuda":
-        host = host.pin_memory()
     loss_sum = torch.zeros((), device=device)
 
-    def step(i: int) -> None:
-        rows = host[i]
-        train_step(model, model, optimizer, scheduler, [(rows[:, :-1], rows[:, 1:])], 1.0, device, loss_sum)
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        train_step(model, model, optimizer, scheduler, [(x, y)], 1.0, device, loss_sum)
 
-    for i in range(warmup):
-        step(i)
-    _sync(device)
+    return model, step, loss_sum
+
+
+def load_nanogpt(reference: str | Path):
+    """nanoGPT's model module, loaded from `reference` (a folder with model.py, or model.py itself)."""
+    path = Path(reference)
+    path = path / "model.py" if path.is_dir() else path
+    spec = importlib.util.spec_from_file_location("nanogpt_model", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"{path}: cannot load nanoGPT's model.py from there")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _nanogpt(shape: dict, device: torch.device, reference: str):
+    nanogpt = load_nanogpt(reference)
+    config = nanogpt.GPTConfig(
+        block_size=shape["seq_len"],
+        vocab_size=shape["vocab_size"],
+        n_layer=shape["n_layers"],
+        n_head=shape["n_heads"],
+        n_embd=shape["dim"],
+        dropout=0.0,
+        bias=False,  # as nanoGPT's bench.py
+    )
+    model = nanogpt.GPT(config).to(device)
+    optimizer = model.configure_optimizers(0.1, 6e-4, (0.9, 0.95), device.type)  # fused AdamW on CUDA
+    loss_sum = torch.zeros((), device=device)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> None:
+        x, y = x.contiguous(), y.contiguous()  # its loss views the targets flat; its own loader stacks them so
+        with autocast(device):
+            _, loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss_sum.add_(loss.detach())
+
+    return model, step, loss_sum
+
+
+def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    started = time.perf_counter()
-    for i in range(warmup, warmup + steps):
-        step(i)
-    final_loss = (loss_sum / (warmup + steps)).item()  # the one host synchronization
-    _sync(device)
-    seconds = time.perf_counter() - started
-    tokens_per_second = batch * cfg.seq_len * steps / seconds
-    flops = flops_per_token(model)
+        torch.cuda.synchronize(device)
+
+
+def measure(impl: str, shape: dict, batch: int, steps: int, warmup: int, compiled: bool, reference: str) -> dict:
+    """One implementation at one batch size: `warmup` untimed steps (compilation), then `steps` timed ones."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        allow_tf32()  # as the trainer does (nanoGPT's bench.py sets the same flags)
+    torch.manual_seed(0)
+    model, step, loss_sum = _greenfm(shape, device) if impl == "greenfm" else _nanogpt(shape, device, reference)
+    if compiled:
+        model.compile()
+    seq_len = shape["seq_len"]
+    host = torch.randint(0, shape["vocab_size"], (warmup + steps, batch, seq_len + 1))
+    if device.type == "cuda":
+        host = host.pin_memory()
+    attention = preferred_attention() if impl == "greenfm" else contextlib.nullcontext()  # nanoGPT: torch's default
+
+    def run_step(i: int) -> None:
+        block = host[i].to(device, non_blocking=True)
+        step(block[:, :-1], block[:, 1:])
+
+    with attention:
+        started = time.perf_counter()
+        for i in range(warmup):
+            run_step(i)
+        _synchronize(device)
+        warmup_seconds = time.perf_counter() - started
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        for i in range(warmup, warmup + steps):
+            run_step(i)
+        mean_loss = (loss_sum / (warmup + steps)).item()  # the one host synchronization
+        _synchronize(device)
+        seconds = time.perf_counter() - started
+    tokens_per_second = batch * seq_len * steps / seconds
+    flops = 6 * matmul_params(model) + 12 * shape["n_layers"] * shape["dim"] * seq_len
     utilization = mfu(tokens_per_second, flops, peak_flops(device), 1)
     result = {
+        "implementation": impl,
         "batch_size": batch,
-        "tokens_per_step": batch * cfg.seq_len,
+        "compiled": compiled,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "matmul_parameters": matmul_params(model),
+        "flops_per_token": flops,
+        "tokens_per_step": batch * seq_len,
+        "warmup_seconds": round(warmup_seconds, 2),
         "ms_per_step": round(1000 * seconds / steps, 2),
         "tokens_per_second": round(tokens_per_second, 1),
         "mfu": None if utilization is None else round(utilization, 4),
-        "mean_loss": round(final_loss, 4),
+        "mean_loss": round(mean_loss, 4),
     }
     if device.type == "cuda":
         result["peak_memory_gib"] = round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
     return result
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def _measure_in_subprocess(job: dict, timeout: float) -> dict:
+    """Run `measure(**job)` in a fresh interpreter; an out-of-memory or crash is recorded, not raised."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(job)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"implementation": job["impl"], "batch_size": job["batch"], "error": f"timed out after {timeout:.0f} s"}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        error = "out of memory" if "OutOfMemoryError" in done.stderr else tail[:300]
+        return {"implementation": job["impl"], "batch_size": job["batch"], "error": error}
+    return json.loads(lines[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _collective_worker(rank: int, world: int, port: int, numel: int, queue) -> None:
-    import torch.distributed as dist
-
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+def environment() -> dict:
+    """The GPU, its clocks, and the library versions the numbers were measured with."""
     cuda = torch.cuda.is_available()
-    device = torch.device("cuda", rank) if cuda else torch.device("cpu")
-    started = time.perf_counter()
+    info = {
+        "device": torch.cuda.get_device_name(0) if cuda else "cpu",
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "nccl": ".".join(map(str, torch.cuda.nccl.version())) if cuda else None,
+        "python": sys.version.split()[0],
+    }
     if cuda:
-        torch.cuda.set_device(device)
-        dist.init_process_group("nccl", rank=rank, world_size=world, device_id=device)
-    else:
-        dist.init_process_group("gloo", rank=rank, world_size=world)
-    tensor = torch.full((numel,), float(rank + 1), device=device)
-    dist.all_reduce(tensor)  # the first collective creates the communicators
-    _sync(device)
-    init_seconds = time.perf_counter() - started
-    ok = bool(torch.all(tensor == world * (world + 1) / 2).item())
-    iterations = 5
-    started = time.perf_counter()
-    for _ in range(iterations):
-        dist.all_reduce(tensor)
-    _sync(device)
-    seconds = (time.perf_counter() - started) / iterations
-    if rank == 0:
-        size = numel * tensor.element_size()
-        queue.put(
-            {
-                "backend": dist.get_backend(),
-                "world_size": world,
-                "all_reduce_correct": ok,
-                "init_and_first_all_reduce_s": round(init_seconds, 3),
-                "bytes": size,
-                "all_reduce_ms": round(1000 * seconds, 3),
-                # NCCL-tests convention: bus bandwidth = algorithm bandwidth × 2(n−1)/n
-                "bus_bandwidth_gb_s": round(size / seconds * 2 * (world - 1) / world / 1e9, 2) if world > 1 else None,
-            }
-        )
-    dist.destroy_process_group()
+        query = "clocks.sm,clocks.max.sm,clocks.mem,clocks.max.mem,power.limit,driver_version"
+        try:
+            out = subprocess.run(
+                ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            ).stdout.splitlines()
+            info["nvidia_smi"] = dict(zip(query.split(","), (v.strip() for v in out[0].split(",")), strict=True))
+        except (OSError, IndexError, ValueError, subprocess.TimeoutExpired) as error:
+            info["nvidia_smi"] = {"error": str(error)}
+    return info
 
 
-def collective_check(numel: int) -> dict:
-    """Initialize the process group across every GPU (2 CPU processes without one) and all_reduce."""
-    import torch.multiprocessing as mp
+def _attention_record(shape: dict) -> dict:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    head_dim = shape["dim"] // shape["n_heads"]
+    args = (shape["n_heads"], shape["n_heads"], shape["seq_len"], head_dim, device, dtype)
+    return {"greenfm": attention_backend(*args), "nanogpt": _default_backend(*args)}
 
-    world = torch.cuda.device_count() if torch.cuda.is_available() else 2
-    context = mp.get_context("spawn")
-    queue = context.SimpleQueue()
-    port = _free_port()
-    processes = [context.Process(target=_collective_worker, args=(r, world, port, numel, queue)) for r in range(world)]
-    for p in processes:
-        p.start()
-    for p in processes:
-        p.join(timeout=300)
-    failed = [p.exitcode for p in processes if p.exitcode != 0]
-    if failed or queue.empty():
-        return {"world_size": world, "all_reduce_correct": False, "error": f"worker exit codes {failed}"}
-    return queue.get()
+
+def _default_backend(heads: int, _kv: int, seq_len: int, head_dim: int, device: torch.device, dtype) -> str:
+    """The backend torch's default dispatch takes for nanoGPT's causal SDPA call (no priority set)."""
+    from torch.nn.attention import SDPBackend
+
+    q = torch.randn((1, heads, seq_len, head_dim), device=device, dtype=dtype)
+    try:  # the dispatcher's own choice; a private function, so its absence is recorded rather than guessed
+        return SDPBackend(torch._fused_sdp_choice(q, q, q, is_causal=True)).name
+    except (AttributeError, RuntimeError, ValueError) as error:
+        return f"unknown ({type(error).__name__})"
 
 
 def run(args: argparse.Namespace) -> dict:
-    device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
-    if device.type == "cuda":
-        allow_tf32()  # as the trainer does
-    shape = SMOKE_SHAPE if args.smoke else {}
-    compile_modes = [None] if args.smoke or args.no_compile else args.compile_modes.split(",")
+    shape = SMOKE_SHAPE if args.smoke else GPT2_SHAPE
+    compiled = not (args.smoke or args.no_compile)
+    implementations = [i for i in IMPLEMENTATIONS if i != "nanogpt" or args.reference]
     runs = []
-    for mode in compile_modes:
-        for batch in (int(b) for b in args.batch_sizes.split(",")):
-            try:
-                result = measure(shape, batch, args.steps, args.warmup, device, mode)
-            except torch.OutOfMemoryError:
-                result = {"batch_size": batch, "error": "out of memory"}
-            result["compile_mode"] = mode or "eager"
+    for batch in (int(b) for b in args.batch_sizes.split(",")):
+        for impl in implementations:
+            job = dict(
+                impl=impl,
+                shape=shape,
+                batch=batch,
+                steps=args.steps,
+                warmup=args.warmup,
+                compiled=compiled,
+                reference=str(args.reference or ""),
+            )
+            result = _measure_in_subprocess(job, args.timeout)
             runs.append(result)
             print(json.dumps(result), flush=True)
-            gc.collect()  # the failed size's model and optimizer must go before the next size starts
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-    measured = [r for r in runs if "tokens_per_second" in r]
-    best = max(measured, key=lambda r: r["tokens_per_second"]) if measured else None
-    probe = Transformer(model_config("gpt2-124m", **shape))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    best = {
+        impl: max(
+            (r for r in runs if r["implementation"] == impl and "tokens_per_second" in r),
+            key=lambda r: r["tokens_per_second"],
+            default=None,
+        )
+        for impl in implementations
+    }
+    same_batch = {r["batch_size"]: r for r in runs if r["implementation"] == "nanogpt" and "tokens_per_second" in r}
+    ratios = {
+        str(r["batch_size"]): round(r["tokens_per_second"] / same_batch[r["batch_size"]]["tokens_per_second"], 3)
+        for r in runs
+        if r["implementation"] == "greenfm" and "tokens_per_second" in r and r["batch_size"] in same_batch
+    }
+    probe = Transformer(model_config("gpt2-124m", n_kv_heads=shape["n_heads"], **shape))
+    ratio = max(ratios.values()) if ratios else None
     return {
-        "device": name,
-        "device_count": torch.cuda.device_count() if device.type == "cuda" else 0,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "nccl": ".".join(map(str, torch.cuda.nccl.version())) if device.type == "cuda" else None,
+        **environment(),
         "smoke": args.smoke,
-        "model": asdict(probe.cfg),
-        "parameters": probe.num_params(),
-        "flops_per_token": flops_per_token(probe),
-        "flops_formula": "6·N_matmul + 12·L·d·T",
-        "peak_flops_per_device": peak_flops(device),
-        "precision": "bf16 autocast, fp32 master weights" if device.type == "cuda" else "fp32",
-        "optimizer": "AdamW (fused)" if device.type == "cuda" else "AdamW",
+        "shape": shape,
+        "greenfm_model": probe.cfg.to_dict(),
+        "flops_formula": "6·N_matmul + 12·L·d·T (N_matmul: weights of every nn.Linear, tied output included)",
+        "greenfm_flops_per_token": flops_per_token(probe),
+        "peak_flops_per_device": peak_flops(torch.device("cuda")) if torch.cuda.is_available() else None,
+        "precision": "bf16 autocast, fp32 master weights" if torch.cuda.is_available() else "fp32",
+        "compiled": compiled,
+        "attention_backend": _attention_record(shape),
         "steps_timed": args.steps,
         "warmup_steps": args.warmup,
+        "reference": str(args.reference) if args.reference else None,
         "runs": runs,
         "best": best,
-        "nanogpt_reference_tokens_per_second": NANOGPT_TOKENS_PER_SECOND,
-        "goal_tokens_per_second": GOAL,
-        "meets_goal": bool(best and not args.smoke and best["tokens_per_second"] >= GOAL),
-        "collective": collective_check(args.collective_numel if not args.smoke else 1 << 16),
+        "ratio_by_batch": ratios,
+        "ratio": ratio,
+        "goal_ratio": GOAL_RATIO,
+        "meets_goal": bool(ratio is not None and not args.smoke and ratio >= GOAL_RATIO),
     }
 
 
@@ -210,56 +279,53 @@ def write(result: dict, out_dir: Path) -> tuple[Path, Path]:
     slug = re.sub(r"[^a-z0-9]+", "-", result["device"].lower()).strip("-") + ("-smoke" if result["smoke"] else "")
     json_path, md_path = out_dir / f"pretrain-{slug}.json", out_dir / f"pretrain-{slug}.md"
     json_path.write_text(json.dumps(result, indent=2))
-    best, coll, model = result["best"], result["collective"], result["model"]
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    shape, attention = result["shape"], result["attention_backend"]
+    ratio = result["ratio"]
     lines = [
         f"# Pretraining throughput: {result['device']}",
         "",
-        f"- torch {result['torch']}, CUDA {result['cuda']}, NCCL {result['nccl']}; {result['precision']}; {result['optimizer']}",
-        f"- Model: {result['parameters']:,} parameters, {model['n_layers']} layers, width {model['dim']}, "
-        f"context {model['seq_len']}, vocabulary {model['vocab_size']}",
-        f"- FLOPs per token: {result['flops_per_token']:,} ({result['flops_formula']}); "
-        f"peak {result['peak_flops_per_device']} FLOP/s per device",
-        f"- Best: {best['tokens_per_second']:,.0f} tokens/s, MFU {pct(best['mfu'])} (batch {best['batch_size']}, "
-        f"compile {best['compile_mode']})"
-        if best
-        else "- Best: no batch size fit",
-        f"- nanoGPT reference {NANOGPT_TOKENS_PER_SECOND:,} tokens/s; goal {GOAL:,.0f}: "
-        f"{'met' if result['meets_goal'] else 'not met'}",
-        f"- Collective: {coll.get('backend', '?')} × {coll['world_size']}, all_reduce correct: {coll['all_reduce_correct']}, "
-        f"init + first all_reduce {coll.get('init_and_first_all_reduce_s')} s",
+        f"- torch {result['torch']}, CUDA {result['cuda']}, cuDNN {result['cudnn']}, NCCL {result['nccl']}; "
+        f"{result['precision']}; compiled: {result['compiled']}",
+        f"- Clocks and driver: {result.get('nvidia_smi', 'n/a')}",
+        f"- Shape: {shape['n_layers']} layers, width {shape['dim']}, {shape['n_heads']} heads, context "
+        f"{shape['seq_len']}, vocabulary {shape['vocab_size']}; FLOPs per token {result['flops_formula']}",
+        f"- Attention backend: greenfm {attention['greenfm']}, nanoGPT {attention['nanogpt']}",
+        f"- {result['warmup_steps']} warm-up steps, {result['steps_timed']} timed steps, one process per measurement",
+        f"- greenfm / nanoGPT tokens/s: {'n/a (no nanoGPT measurement)' if ratio is None else f'{ratio:.3f}×'}; goal "
+        f"{result['goal_ratio']}×: {'met' if result['meets_goal'] else 'not met'}",
         "",
-        "| compile | batch | ms/step | tokens/s | MFU | peak GiB |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| implementation | batch | ms/step | tokens/s | MFU | peak GiB | warm-up s |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["runs"]:
         if "error" in r:
-            lines.append(f"| {r['compile_mode']} | {r['batch_size']} | {r['error']} | | | |")
+            lines.append(f"| {r['implementation']} | {r['batch_size']} | {r['error']} | | | | |")
         else:
             lines.append(
-                f"| {r['compile_mode']} | {r['batch_size']} | {r['ms_per_step']} | {r['tokens_per_second']:,.0f} "
-                f"| {pct(r['mfu'])} | {r.get('peak_memory_gib', '')} |"
+                f"| {r['implementation']} | {r['batch_size']} | {r['ms_per_step']} | {r['tokens_per_second']:,.0f} "
+                f"| {pct(r['mfu'])} | {r.get('peak_memory_gib', '')} | {r['warmup_seconds']} |"
             )
     md_path.write_text("\n".join(lines) + "\n")
     return json_path, md_path
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny shape on CPU, a check of this script")
-    parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 16,32,64; smoke: 4)")
-    parser.add_argument(
-        "--compile-modes",
-        default="default",
-        help="comma-separated torch.compile modes to try: default, max-autotune-no-cudagraphs, ...",
-    )
+def main(argv: list[str] | None = None) -> dict | None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--reference", default=None, help="nanoGPT's folder (holding model.py) to measure beside")
+    parser.add_argument("--smoke", action="store_true", help="tiny shape on CPU, eager: a check of this script")
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated (default 32; smoke: 4)")
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 30; smoke: 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 10; smoke: 1)")
-    parser.add_argument("--collective-numel", type=int, default=1 << 26, help="all_reduce size in float32 elements")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per measurement process")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one measurement, as JSON arguments
     args = parser.parse_args(argv)
-    args.batch_sizes = args.batch_sizes or ("4" if args.smoke else "16,32,64")
+    if args.worker:
+        print(json.dumps(measure(**json.loads(args.worker))), flush=True)
+        return None
+    args.batch_sizes = args.batch_sizes or ("4" if args.smoke else "32")
     args.steps = args.steps or (3 if args.smoke else 30)
     args.warmup = args.warmup or (1 if args.smoke else 10)
     result = run(args)

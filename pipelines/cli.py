@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import functools
 import shutil
-import sys
+import tempfile
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from components.common.errors import GateFailed, GreenfmError
+from pipelines.carbon_cli import carbon_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Foundation-model pipelines for Kubeflow.")
 console = Console(stderr=True)
+app.add_typer(carbon_app, name="carbon")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -30,10 +33,22 @@ def user_errors(command):
             console.print(f"[red]gate failed:[/] {error}", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from None
         except GreenfmError as error:
-            console.print(f"[red]error:[/] {error}", soft_wrap=True, highlight=False)
+            console.print(f"[red]error:[/] {error}{_trace_note(error)}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _trace_note(error: GreenfmError) -> str:
+    """Where the full trace of the failure behind `error` (a disk error, a Java exception) was written."""
+    if error.__cause__ is None:
+        return ""
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="greenfm-error-", suffix=".log", delete=False) as log:
+            log.write("".join(traceback.format_exception(error)))
+    except OSError:  # the temporary folder may be on the full disk too
+        return ""
+    return f" (full trace: {log.name})"
 
 
 def _now() -> str:
@@ -57,25 +72,28 @@ def run(
     ),
 ) -> None:
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
+    from components.common.run_status import FAILED, SUCCEEDED, write_status
     from pipelines.config import load_config
     from pipelines.local_run import RUNNERS, STAGES, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
+    from pipelines.reaper import supervised
     from pipelines.tasks import task_key
 
     if runner not in RUNNERS:
         raise GreenfmError(f"--runner {runner}: expected one of {', '.join(RUNNERS)}")
     run_config = on_this_machine(load_config(config, input_uri=input), zone, pue)
     run_config.profile_store = run_config.profile_store or str(Path(out).resolve())  # accepted profile persists here
-    staging = Path(out).resolve() / ".staging"
+    Path(out).mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out)).resolve()  # one per run: runs may overlap
     try:
         run_config = prepare_input(run_config, staging)
         run_dir = new_run_dir(out, run_config.data_fingerprint)
-        if staging.exists():
+        if (staging / "input").exists():
             shutil.move(str(staging / "input"), run_dir / "input")
             run_config.input_uri = str(next((run_dir / "input").glob("*.jsonl")))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    console.print(f"run directory: [bold]{run_dir}[/]", highlight=False)
+    console.print(f"run directory: [bold]{run_dir}[/]", highlight=False, soft_wrap=True)
 
     started = _now()
     columns = (
@@ -85,22 +103,24 @@ def run(
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
-        rows: dict[str, int] = {}
+    with supervised(run_dir):  # RUN_STATUS, and no process of the run outlives it
+        with Progress(*columns, console=console, transient=False) as progress:
+            rows: dict[str, TaskID] = {}
 
-        def on_event(task: str, status: str) -> None:
-            stage = STAGES.get(task, task)
-            if stage not in rows:
-                rows[stage] = progress.add_task(stage, total=1, status="running")
-            done = status != "RUNNING"
-            progress.update(rows[stage], completed=1 if done else 0, status=status.lower())
-            if done:
-                progress.stop_task(rows[stage])
+            def on_event(task: str, status: str) -> None:
+                stage = STAGES.get(task, task)
+                if stage not in rows:
+                    rows[stage] = progress.add_task(stage, total=1, status="running")
+                done = status != "RUNNING"
+                progress.update(rows[stage], completed=1 if done else 0, status=status.lower())
+                if done:
+                    progress.stop_task(rows[stage])
 
-        result = run_local(run_config, run_dir, on_event, runner)
-    manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
-    manifest_path = write_manifest(manifest, run_dir)
-    collected = _collect_reports(result)
+            result = run_local(run_config, run_dir, on_event, runner)
+        manifest = build_manifest(run_config, result, started, _now(), REPO_ROOT)
+        manifest_path = write_manifest(manifest, run_dir)
+        collected = _collect_reports(result)
+        write_status(run_dir, SUCCEEDED if result.succeeded else FAILED, result.error)
 
     console.print(f"manifest: {manifest_path}", highlight=False)
     for name, path in collected.items():
@@ -123,6 +143,7 @@ def _collect_reports(result) -> dict[str, Path]:
     wanted = {
         "carbon statement": ("carbon-statement", "statement", "carbon_statement.md"),
         "carbon statement (HTML)": ("carbon-statement", "statement_html", "carbon_statement.html"),
+        "carbon statement (JSON)": ("carbon-statement", "statement_json", "carbon_statement.json"),
         "validation summary": ("validate", "summary", "validation_summary.md"),
         "datasheet": ("validate", "datasheet", "datasheet.md"),
         "curation report": ("curate", "report", "curation_report.md"),
@@ -424,4 +445,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

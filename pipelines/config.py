@@ -71,7 +71,7 @@ def _job_estimates_problem(text: str) -> str:
 ModelSize = Literal["tiny", "small", "gpt2-124m", "350m", "1b"]
 AdaptMethod = Literal["lora", "full", "last-layer", "head", "auto"]
 SparkBackend = Literal["local", "client", "operator"]
-IntensityProvider = Literal["static", "electricitymaps", "watttime", "carbon-aware-sdk"]
+IntensityProvider = Literal["static", "electricitymaps", "watttime", "carbon-aware-sdk", "carbon-aware-sdk/average"]
 Parallelism = Literal["ddp", "fsdp"]
 LaunchBackend = Literal["local", "kubernetes"]
 QualityPreset = Literal["fineweb", "c4", "gopher", "docstrings", "auto"]
@@ -184,6 +184,11 @@ class RunConfig:
         "static", "Source of grid carbon intensity (live ones fall back to static)."
     )
     intensity_provider_url: str = param("", "Base URL of the intensity provider's API; empty: its public default.")
+    intensity_fail_closed: bool = param(
+        False,
+        "Stop the run when the live intensity provider fails, instead of comparing every region on the static "
+        "annual averages together.",
+    )
     gpu_type: str = param("", "GPU type pretraining and adaptation need (a key of the catalog's gpus); empty: none.")
     gpu_count: int = param(0, "GPUs of that type one training job needs.", ge=0)
     residency_tags: str = param("", "Comma-separated tags every chosen region must carry, e.g. residency-eu.")
@@ -208,7 +213,10 @@ class RunConfig:
     )
     other_costs_usd: str = param("", "O of V(M), a user estimate; empty: not given.", number_text=True)
     scratch_task_kwh: str = param(
-        "", "Energy to train one task model from scratch; empty: estimated from measured energy.", number_text=True
+        "",
+        "Energy to train one task model from scratch; empty: the measured from-scratch arm if it ran, else "
+        "estimated from FLOPs.",
+        number_text=True,
     )
 
     def __post_init__(self) -> None:
@@ -283,6 +291,11 @@ def _problem(name: str, value: Any) -> tuple[Any, str]:
         value = _number_from_text(value, int)  # `--param k=3`; YAML 1.1 reads 1e3 as text
         if isinstance(value, bool) or not isinstance(value, int):
             return value, f"must be an integer, got {value!r}"
+    elif kind is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):  # `--param k=true`
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            return value, f"must be true or false, got {value!r}"
     elif kind is float:
         value = _number_from_text(value, float)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):

@@ -67,6 +67,7 @@ def greenfm_pipeline(
     residency_tags: str = D.residency_tags,
     deadline_hours: float = D.deadline_hours,
     max_wait_hours: float = D.max_wait_hours,
+    intensity_fail_closed: bool = D.intensity_fail_closed,
     job_estimates: str = D.job_estimates,
     social_cost_usd_per_t: float = D.social_cost_usd_per_t,
     energy_usd_per_kwh: float = D.energy_usd_per_kwh,
@@ -104,6 +105,7 @@ def greenfm_pipeline(
             deadline_hours=deadline_hours,
             max_wait_hours=max_wait_hours,
             job_estimates=job_estimates,
+            intensity_fail_closed=intensity_fail_closed,
         ).set_display_name(f"select-region-{stage}")
         task.set_caching_options(False)  # grid intensity changes: never reuse yesterday's pick
         # Live-provider credentials (optional: without them the static provider's data is used).
@@ -141,6 +143,7 @@ def greenfm_pipeline(
         drift_mode=drift_mode,
         profile_store=profile_store,
     ).set_display_name("validate")
+    placed(validate, select_curate)  # measured on curation's grid, so it runs there
     on_workspace(validate)  # the profile store may live there
     validate.set_caching_options(False)  # the verdict depends on the profile store, which changes between runs
 
@@ -210,6 +213,7 @@ def greenfm_pipeline(
             adapt_energy=adapt.outputs["energy"],
             seed=seed,
         ).set_display_name("evaluate")
+        placed(evaluate, select_adapt)  # measured on adaptation's grid, so it runs there
         statement_op(
             data_fingerprint=data_fingerprint,
             outcome="completed",
@@ -226,6 +230,7 @@ def greenfm_pipeline(
             train_steps=train_steps,
             adapt_steps=adapt_steps,
             scratch_task_kwh=scratch_task_kwh,
+            scratch_energy=scratch.outputs["energy"],  # the measured from-scratch arm of the amortization
             **cost_inputs,
         ).set_display_name("carbon-statement")
 

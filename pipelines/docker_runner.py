@@ -30,7 +30,8 @@ def docker_runner(config: RunConfig, run_dir: Path):
     for path in _host_paths(config):
         if out_root not in (path, *path.parents):
             mounts.append(Mount(str(path), str(path), type="bind", read_only=True))
-    writable_by_image_user(run_dir)
+    for folder in (run_dir, run_dir / "artifacts", run_dir / "workspace"):  # run_local's pipeline and workspace roots
+        writable_by_image_user(folder)
     if config.profile_store and not config.profile_store.startswith(("s3://", "gs://")):
         writable_by_image_user(Path(config.profile_store))
     return local.DockerRunner(mounts=mounts)

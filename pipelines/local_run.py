@@ -14,6 +14,7 @@ from pathlib import Path
 
 from components.carbon.catalog import this_machine_catalog
 from components.common.default_data import write_default_corpus
+from components.common.errors import exception_message, root_cause
 from components.curate.inputs import discover_inputs, input_fingerprint
 from pipelines.config import RunConfig
 from pipelines.dag import PIPELINE_NAME, greenfm_pipeline
@@ -22,6 +23,7 @@ from pipelines.tasks import stage_of_task
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_RANK_PREFIX = re.compile(r"^\s*\[[\w-]+\]:")  # torchrun's "[rank0]:" / "[default0]:" line prefixes
 
 STAGES = stage_of_task()  # task key -> stage name shown to users
 
@@ -40,40 +42,78 @@ class LocalRun:
 
 
 class _LogTee(io.TextIOBase):
-    """Receives kfp.local's printed log: writes it to a file and reports task starts and ends."""
+    """Receives kfp.local's printed log: writes it to a file, reports task starts and ends, keeps each task's
+    last error message, and writes a traceback seen before (torchrun restarting the same failure) as one line."""
 
     def __init__(self, handle, on_event: Callable[[str, str], None] | None):
         self.handle, self.on_event, self._partial = handle, on_event, ""
+        self.task = ""  # the task whose output is being printed
+        self.task_errors: dict[str, str] = {}  # task -> its last exception's message
+        self._traceback: list[str] = []  # the traceback being printed, held until its last line
+        self._seen: dict[tuple[str, ...], int] = {}
 
     def write(self, text: str) -> int:
-        self.handle.write(text)
         self._partial += text
         *lines, self._partial = self._partial.split("\n")
         for line in lines:
-            self._scan(_ANSI.sub("", line))
+            self._line(line)
         return len(text)
 
-    def _scan(self, line: str) -> None:
-        if not self.on_event:
+    def _line(self, raw: str) -> None:
+        line = _ANSI.sub("", raw)
+        self._scan(line)
+        bare = _RANK_PREFIX.sub("", line).strip()
+        if bare == "Traceback (most recent call last):" or self._traceback:
+            self._traceback.append(raw)
+            if bare != "Traceback (most recent call last):" and exception_message(bare):
+                self._end_traceback(bare)
             return
+        self.handle.write(raw + "\n")
+
+    def _end_traceback(self, last: str) -> None:
+        key = tuple(_RANK_PREFIX.sub("", _ANSI.sub("", line)).strip() for line in self._traceback)
+        self._seen[key] = self._seen.get(key, 0) + 1
+        if self._seen[key] == 1:
+            self.handle.write("\n".join(self._traceback) + "\n")
+        else:
+            self.handle.write(f"    [the traceback above again, time {self._seen[key]}: {last}]\n")
+        self._traceback = []
+        cause = root_cause([last])
+        if cause and self.task:
+            self.task_errors[self.task] = cause
+
+    def _scan(self, line: str) -> None:
         if match := _STARTED.search(line):
-            self.on_event(match.group(1), "RUNNING")
-        elif match := _FINISHED.search(line):
+            self.task = match.group(1)
+            if self.on_event:
+                self.on_event(self.task, "RUNNING")
+        elif (match := _FINISHED.search(line)) and self.on_event:
             self.on_event(match.group(1), match.group(2))
 
     def flush(self) -> None:
         self.handle.flush()
 
+    def finish(self) -> None:
+        """Write what is held back: a traceback the output ended in (every line of it), a last partial line."""
+        self.handle.write("".join(line + "\n" for line in self._traceback) + self._partial)
+        self._traceback, self._partial = [], ""
+        self.handle.flush()
+
 
 def new_run_dir(out_root: str | Path, fingerprint: str) -> Path:
+    """A new directory `<UTC time>-<fingerprint>[-n]` under `out_root`. Creating it is the claim, so runs
+    started at the same second into the same folder each get their own."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = Path(out_root).resolve() / f"{stamp}-{fingerprint[:8]}"
-    suffix = 1
-    while run_dir.exists():
-        run_dir = run_dir.with_name(f"{stamp}-{fingerprint[:8]}-{suffix}")
-        suffix += 1
-    run_dir.mkdir(parents=True)
-    return run_dir
+    root = Path(out_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    suffix = 0
+    while True:
+        run_dir = root / (f"{stamp}-{fingerprint[:8]}" + (f"-{suffix}" if suffix else ""))
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            suffix += 1
 
 
 def prepare_input(config: RunConfig, staging_dir: Path) -> RunConfig:
@@ -133,13 +173,19 @@ def run_local(
             on_event(task, status)
 
     error = ""
-    with open(log_file, "w", encoding="utf-8") as handle:
+    with open(log_file, "w", encoding="utf-8", buffering=1) as handle:  # line by line: a killed run keeps its log
         tee = _LogTee(handle, record)
         try:
             with contextlib.redirect_stdout(tee), contextlib.redirect_stderr(tee):
                 greenfm_pipeline(**config.pipeline_arguments())
-        except Exception as exc:  # a failed task: kfp.local raises; the caller explains it
-            error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        except Exception as exc:  # a failed task: kfp.local raises; say what the task itself said
+            failed = [task for task, status in tasks.items() if status == "FAILURE"]
+            cause = next((tee.task_errors[t] for t in reversed(failed) if t in tee.task_errors), None)
+            stage = STAGES.get(failed[-1], failed[-1]) if failed else ""
+            kfp_says = _ANSI.sub("", str(exc)).strip().splitlines()[:1] or [type(exc).__name__]
+            error = f"{stage}: {cause}" if stage and cause else kfp_says[0]
+        finally:
+            tee.finish()
     runs = sorted(p for p in artifacts_root.glob(f"{PIPELINE_NAME}-*") if p.is_dir())
     artifacts_dir = runs[-1] if runs else artifacts_root
     shutil.rmtree(workspace, ignore_errors=True)

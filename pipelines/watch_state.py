@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from components.common.cluster import pod_namespace
 from components.common.errors import GreenfmError
@@ -111,7 +112,7 @@ class ConfigMapStateStore:
 
     name: str
     namespace: str
-    api: object = None  # kubernetes.client.CoreV1Api; None: in-cluster config, else ~/.kube/config
+    api: Any = None  # kubernetes.client.CoreV1Api; None: in-cluster config, else ~/.kube/config
     claim_ttl: timedelta = DEFAULT_CLAIM_TTL
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 

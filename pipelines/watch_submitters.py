@@ -3,6 +3,7 @@ or on Kubeflow Pipelines (pipelines.submit, not waited for)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -11,11 +12,14 @@ from pathlib import Path
 
 import yaml
 
+from components.common import run_status
 from components.common.errors import GreenfmError
 from pipelines.config import DEFAULTS, RunConfig
 from pipelines.submit import SubmitTarget, run_state, submit_run
 from pipelines.tasks import task_key
 from pipelines.watch import FAILED, RUNNING, SUCCEEDED, SubmittedRun
+
+_RUN_DIR_LINE = re.compile(r"^run directory: (.+)$", re.MULTILINE)
 
 
 def changed_parameters(config: RunConfig) -> dict:
@@ -34,7 +38,6 @@ class LocalSubmitter:
     def __call__(self, config: RunConfig) -> SubmittedRun:
         out = Path(self.out).resolve()
         out.mkdir(parents=True, exist_ok=True)
-        before = set(out.iterdir())
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, dir=out, prefix=".watch-") as handle:
             yaml.safe_dump(changed_parameters(config), handle)
         try:
@@ -46,11 +49,12 @@ class LocalSubmitter:
             )
         finally:
             Path(handle.name).unlink(missing_ok=True)
-        run_dirs = sorted(p for p in set(out.iterdir()) - before if p.is_dir() and not p.name.startswith("."))
-        if completed.returncode != 0 or not run_dirs:
+        named = _RUN_DIR_LINE.search(completed.stderr)  # its own line: other runs may share `out`
+        run_dir = Path(named.group(1).strip()) if named else None
+        if completed.returncode != 0 or run_dir is None or run_status.run_state(run_dir) != run_status.SUCCEEDED:
             tail = (completed.stderr or completed.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise GreenfmError(f"local run failed (exit {completed.returncode}): {tail[0]}")
-        run_dir = run_dirs[-1]
+            state = f", run {run_status.run_state(run_dir)}" if run_dir else ""
+            raise GreenfmError(f"local run failed (exit {completed.returncode}{state}): {tail[0]}")
         models = sorted(run_dir.glob(f"artifacts/*/{task_key('pretrain')}/model"))
         return SubmittedRun(run_id=run_dir.name, model_uri=str(models[-1]) if models else "")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import unicodedata
 import json
 import shutil
+import unicodedata
 from pathlib import Path
 
 import pandas as pd

@@ -193,7 +193,8 @@ def generate(directory: str | Path, documents: int, seed: int = 0, malformed: bo
     Mix: 60% good (a tenth with PII), 8% exact-duplicate groups, 8% near-duplicate pairs, 12% spam,
     6% other languages, plus malformed lines (1 per 200 documents) when `malformed` is true.
     """
-    gen, labels, records = Generator(seed), Labels(), []
+    gen, labels = Generator(seed), Labels()
+    records: list[dict] = []
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -204,7 +204,7 @@ def evaluated(pretrained, curated, tmp_path_factory, task):
 
 def test_from_scratch_arm_is_the_same_adaptation_from_a_random_init(evaluated, pretrained):
     (adapted, _), (scratch, energy) = evaluated["adapted"], evaluated["scratch"]
-    assert energy["stage"] == "adapt-from-scratch" and energy["energy_kwh"] > 0
+    assert energy.stage == "adapt-from-scratch" and energy.energy_kwh > 0
     assert scratch.details["init"] == "random" and adapted.details["init"] == "pretrained"
     assert scratch.parent_sha256 != pretrained.checkpoint_sha256  # its parent is the random init
     same = ("method", "lora", "adapted_modules", "config", "tokens_seen", "trainable_parameters", "total_parameters")
@@ -222,7 +222,7 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(evaluated, pretrained, 
     assert result.method == "lora" and result.parent_sha256 == pretrained.checkpoint_sha256
     lineage = json.loads((out / LINEAGE).read_text())
     assert lineage["trainable_parameters"] == result.trainable_parameters < result.total_parameters / 10
-    assert lineage["energy"]["energy_kwh"] == energy["energy_kwh"] and lineage["data_fingerprint"] == data_fingerprint(
+    assert lineage["energy"]["energy_kwh"] == energy.energy_kwh and lineage["data_fingerprint"] == data_fingerprint(
         task
     )
     assert lineage["device"] == result.details["device"]

@@ -2,16 +2,19 @@
 
 import pytest
 
-from components.carbon.statement import build_statement, render_markdown, write_statement
+from components.carbon.records import EnergyRecord
+from components.carbon.statement import build_statement, render_markdown, stage_reconciles, write_statement
 from components.carbon.tracking import Location, measure
 
 
 def test_measure_records_energy_and_reconciles(tmp_path):
     result, record = measure("busy", Location(country_iso_code="FRA"), lambda: sum(i * i for i in range(300_000)))
-    assert result > 0 and not record["failed"]
-    assert record["energy_kwh"] > 0
-    assert record["energy_kwh"] == pytest.approx(record["cpu_kwh"] + record["gpu_kwh"] + record["ram_kwh"])
-    assert record["emissions_kg"] == pytest.approx(record["energy_kwh"] * record["intensity_g_per_kwh"] / 1000)
+    assert result > 0 and not record.failed
+    assert record.energy_kwh > 0
+    assert record.energy_kwh == pytest.approx(record.cpu_kwh + record.gpu_kwh + record.ram_kwh)
+    assert record.emissions_kg == pytest.approx(record.energy_kwh * record.intensity_g_per_kwh / 1000)
+    assert sum(i.kwh for i in record.intervals) == pytest.approx(record.energy_kwh)
+    assert record.intervals[0].start == record.started_at and record.intervals[-1].end == record.ended_at
     statement = write_statement([record], tmp_path, {"outcome": "test"})
     assert statement["stages"][0]["reconciles"]
     text = (tmp_path / "carbon_statement.md").read_text()
@@ -25,32 +28,35 @@ def test_failed_stage_is_still_recorded():
     with pytest.raises(RuntimeError) as failure:
         measure("broken", Location(), boom)
     record = failure.value.energy_record
-    assert record["failed"] and record["stage"] == "broken" and record["energy_kwh"] > 0
+    assert record.failed and record.stage == "broken" and record.energy_kwh > 0
 
 
 def _record(stage, kwh, g_per_kwh, location="USA"):
-    return {
-        "stage": stage,
-        "started_at": "",
-        "wall_seconds": 10.0,
-        "failed": False,
-        "energy_kwh": kwh,
-        "cpu_kwh": kwh * 0.5,
-        "gpu_kwh": 0.0,
-        "ram_kwh": kwh * 0.5,
-        "emissions_kg": kwh * g_per_kwh / 1000,
-        "intensity_g_per_kwh": g_per_kwh,
-        "location": location,
-        "country": "United States",
-        "pue": 1.0,
-        "cpu_model": "cpu",
-        "cpu_count": 2,
-        "gpu_model": "",
-        "gpu_count": 0,
-        "cpu_power_method": "cpu_load",
-        "tracking_mode": "machine",
-        "codecarbon_version": "3.3.2",
-    }
+    return EnergyRecord(
+        **{
+            "stage": stage,
+            "started_at": "2026-03-01T12:00:00+00:00",
+            "ended_at": "2026-03-01T12:00:10+00:00",
+            "wall_seconds": 10.0,
+            "failed": False,
+            "energy_kwh": kwh,
+            "cpu_kwh": kwh * 0.5,
+            "gpu_kwh": 0.0,
+            "ram_kwh": kwh * 0.5,
+            "emissions_kg": kwh * g_per_kwh / 1000,
+            "intensity_g_per_kwh": g_per_kwh,
+            "location": location,
+            "country": "United States",
+            "pue": 1.0,
+            "cpu_model": "cpu",
+            "cpu_count": 2,
+            "gpu_model": "",
+            "gpu_count": 0,
+            "cpu_power_method": "cpu_load",
+            "tracking_mode": "machine",
+            "codecarbon_version": "3.3.2",
+        }
+    )
 
 
 def test_totals_and_sources():
@@ -58,7 +64,8 @@ def test_totals_and_sources():
     assert statement["total_energy_kwh"] == 3.0
     assert statement["total_emissions_kg"] == pytest.approx(0.8 + 0.046)
     assert "GCP region table" in statement["stages"][1]["intensity_source"]
-    bad = _record("c", 1.0, 400)
-    bad["emissions_kg"] = 1.0  # does not match 1 kWh × 400 g/kWh
-    assert not build_statement([bad])["stages"][0]["reconciles"]
-    assert "does not reconcile" in render_markdown(build_statement([bad]))
+    bad = build_statement([_record("c", 1.0, 400)])
+    bad["stages"][0]["emissions_kg"] = 1.0  # does not match 1 kWh × 400 g/kWh
+    assert not stage_reconciles(bad["stages"][0])
+    bad["stages"][0]["reconciles"] = stage_reconciles(bad["stages"][0])
+    assert "does not reconcile" in render_markdown(bad)

@@ -41,9 +41,14 @@ FIGURES = [
     "carbon-cost",
     "eu-fraction",
     "break-even",
+    "total-range",
+    "total-embodied",
+    "social-cost",
+    "embodied",
+    "amortization",
     "reconciliation",
 ]
-CHARTS = ["chart-energy", "chart-emissions", "chart-counterfactuals"]
+CHARTS = ["chart-energy", "chart-emissions", "chart-counterfactuals", "chart-embodied"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (apt-get install chromium; .ci/run installs it)")
@@ -88,11 +93,18 @@ def test_statement_renders_in_headless_chromium(tmp_path, run_inputs):  # noqa: 
     assert seen["total-energy"]["text"] == f"{statement['total_energy_kwh'] * 1000:.3f} Wh"
     assert seen["carbon-cost"]["text"] == usd(statement["costs"]["E_carbon_usd"])
     assert seen["energy-cost"]["text"] == usd(statement["costs"]["C_energy_usd"])
-    assert seen["break-even"]["text"] == f"{statement['amortization']['break_even_adaptations']:.2f}"
+    n = statement["amortization"]["break_even_uses"]
+    assert seen["break-even"]["text"] == ("never" if n is None else f"{n:.2f}")
+    assert seen["total-embodied"]["text"] == f"{statement['total_embodied_kg'] * 1000:.4f} g CO2e"
+    low, high = statement["total_low_kg"] * 1000, statement["total_high_kg"] * 1000
+    assert seen["total-range"]["text"] == f"{low:.3f}–{high:.3f} g" and low < high
+    assert "US EPA 2023 central value" in html and "$190/t" in html and "$105/t" in html
+    # Operational and embodied bars for every stage.
+    assert seen["chart-embodied"]["bars"] == 2 * len(records)
     assert seen["reconciliation"]["text"].startswith("All numbers reconcile")
     # One bar per stage and energy component with energy in it; one per counterfactual scenario.
     assert seen["chart-emissions"]["bars"] == len(records)
     assert seen["chart-energy"]["bars"] == sum(
-        1 for r in records for k in ("cpu_kwh", "gpu_kwh", "ram_kwh") if r[k] > 0
+        1 for r in records for k in ("cpu_kwh", "gpu_kwh", "ram_kwh") if getattr(r, k) > 0
     )
     assert seen["chart-counterfactuals"]["bars"] == len({r["scenario"] for r in statement["counterfactuals"]})

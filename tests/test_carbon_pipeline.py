@@ -27,8 +27,18 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
         for name, spec in executors.items()
         if "nodeSelector" in spec
     }
-    assert set(placed) == {"exec-curate-op", "exec-pretrain-op", "exec-adapt-op", "exec-adapt-from-scratch-op"}
+    # validate and evaluate are pinned where they are measured: curation's and adaptation's regions.
+    assert set(placed) == {
+        "exec-curate-op",
+        "exec-validate-op",
+        "exec-pretrain-op",
+        "exec-adapt-op",
+        "exec-adapt-from-scratch-op",
+        "exec-evaluate-op",
+    }
     producers = {name: p["producerTask"] for name, p in placed.items()}
+    assert producers["exec-validate-op"] == producers["exec-curate-op"]
+    assert producers["exec-evaluate-op"] == producers["exec-adapt-op"]
     assert all(p["outputParameterKey"] == "node_selector" for p in placed.values())
     # Each heavy task is placed by its own selection step, which selects for that stage.
     stage_of = {

@@ -154,5 +154,5 @@ def test_catalog_errors_are_user_errors(tmp_path):
     path.write_text("regions:\n  - {name: a, zone: SWE/SE3, gpus: {h100: '2'}}\n")
     catalog = load_catalog(path)
     assert catalog.default_region == "a" and catalog.regions[0].gpus == {"h100": 2}
-    assert catalog.regions[0].location().region == "se3"
+    assert catalog.regions[0].location().region == "SE3"  # codecarbon's key for the bidding zone
     assert load_catalog(path.read_text()).regions[0].name == "a"  # YAML text works too (pipeline parameter)

@@ -137,10 +137,24 @@ def test_bad_credentials_fall_back_to_static_with_a_warning(server):
     )
 
 
-def test_server_error_mid_sequence_falls_back(server):
+def test_forecast_failure_keeps_the_good_current_value(server):
+    """Only the forecast call fails: the live current value stays (same basis as the other regions), no time
+    shift, and the warning says so."""
     Replay.failing = {"/emissions/forecasts/current"}
     signal = WithFallback(CarbonAwareProvider(server, api_key="")).signal(REGION, NOW, 4)
-    assert signal.g_per_kwh == 46.0 and "500" in signal.warnings[0]["error"]
+    assert signal.g_per_kwh == 312.5 and not signal.fallback and signal.basis == "marginal"
+    assert signal.forecast == [] and "forecast" in signal.warnings[0]["error"] and "500" in signal.warnings[0]["error"]
+
+
+def test_current_value_failure_falls_back(server):
+    Replay.failing = {"/emissions/bylocations/best"}
+    signal = WithFallback(CarbonAwareProvider(server, api_key="")).signal(REGION, NOW, 4)
+    assert (
+        signal.g_per_kwh == 46.0
+        and signal.fallback
+        and signal.basis == "average"
+        and "500" in signal.warnings[0]["error"]
+    )
 
 
 def test_unreachable_provider_falls_back(server):
@@ -184,8 +198,8 @@ def test_static_matches_what_the_tracker_measures(name):
 
     region = load_catalog().get(name)
     _, record = measure("probe", region.location(), lambda: time.sleep(1.2))
-    assert record["energy_kwh"] > 0 and record["pue"] == region.pue
-    assert record["intensity_g_per_kwh"] == pytest.approx(StaticProvider().signal(region, NOW).g_per_kwh, rel=1e-6)
+    assert record.energy_kwh > 0 and record.pue == region.pue
+    assert record.intensity_g_per_kwh == pytest.approx(StaticProvider().signal(region, NOW).g_per_kwh, rel=1e-6)
 
 
 def test_secret_from_env_then_mounted_file(tmp_path, monkeypatch):

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 import pytest
 
 from components.carbon.catalog import load_catalog
-from components.carbon.costs import CostAssumptions, break_even, scratch_estimate
+from components.carbon.costs import CostAssumptions, break_even, scratch_flops_estimate
 from components.carbon.placement import Constraints, Job, select_region
 from components.carbon.providers import StaticProvider
+from components.carbon.records import EnergyRecord, Interval, PlacementDecision
 from components.carbon.statement import (
     STATEMENT_HTML,
     STATEMENT_JSON,
@@ -28,43 +29,50 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 def record(
     stage: str, cpu: float, gpu: float, ram: float, g_per_kwh: float, location: str, pue: float = 1.1, gpus: int = 0
-) -> dict:
+) -> EnergyRecord:
+    """A stage's record as the tracker writes it: two 30 s intervals (a third and two thirds of the energy)."""
     energy = (cpu + gpu + ram) * pue
-    return {
-        "stage": stage,
-        "started_at": "2026-03-01T12:00:00+00:00",
-        "wall_seconds": 60.0,
-        "failed": False,
-        "energy_kwh": energy,
-        "cpu_kwh": cpu,
-        "gpu_kwh": gpu,
-        "ram_kwh": ram,
-        "emissions_kg": energy * g_per_kwh / 1000.0,
-        "intensity_g_per_kwh": g_per_kwh,
-        "location": location,
-        "country": "Canada",
-        "pue": pue,
-        "cpu_model": "Test CPU",
-        "cpu_count": 2,
-        "gpu_model": "H100" if gpus else "",
-        "gpu_count": gpus,
-        "cpu_power_method": "cpu_load",
-        "tracking_mode": "machine",
-        "codecarbon_version": "3.3.2",
-    }
+    return EnergyRecord(
+        **{
+            "stage": stage,
+            "started_at": "2026-03-01T12:00:00+00:00",
+            "ended_at": "2026-03-01T12:01:00+00:00",
+            "intervals": [
+                Interval("2026-03-01T12:00:00+00:00", "2026-03-01T12:00:30+00:00", energy / 3),
+                Interval("2026-03-01T12:00:30+00:00", "2026-03-01T12:01:00+00:00", energy * 2 / 3),
+            ],
+            "wall_seconds": 60.0,
+            "failed": False,
+            "energy_kwh": energy,
+            "cpu_kwh": cpu,
+            "gpu_kwh": gpu,
+            "ram_kwh": ram,
+            "emissions_kg": energy * g_per_kwh / 1000.0,
+            "intensity_g_per_kwh": g_per_kwh,
+            "location": location,
+            "country": "Canada",
+            "pue": pue,
+            "cpu_model": "Test CPU",
+            "cpu_count": 2,
+            "gpu_model": "H100" if gpus else "",
+            "gpu_count": gpus,
+            "cpu_power_method": "cpu_load",
+            "tracking_mode": "machine",
+            "codecarbon_version": "3.3.2",
+        }
+    )
 
 
-def placement(stage: str, kwh: float) -> dict:
-    return select_region(load_catalog(), StaticProvider(), Constraints(), Job(stage, kwh, 1.0), NOW).to_json()
+def placement(stage: str, kwh: float) -> PlacementDecision:
+    return select_region(load_catalog(), StaticProvider(), Constraints(), Job(stage, kwh, 1.0), NOW)
 
 
 @pytest.fixture()
 def run_inputs():
+    curate = record("curate", 0.01, 0.0, 0.002, 2.0, "gcp:northamerica-northeast1")
+    curate.notes = {"dedup_removed_documents": 12, "tokens_per_document": 250.0}
     records = [
-        {
-            **record("curate", 0.01, 0.0, 0.002, 2.0, "gcp:northamerica-northeast1"),
-            "notes": {"dedup_removed_documents": 12, "tokens_per_document": 250.0},
-        },
+        curate,
         record("validate", 0.001, 0.0, 0.0005, 2.0, "gcp:northamerica-northeast1"),
         record("pretrain", 0.2, 1.5, 0.05, 2.0, "gcp:northamerica-northeast1", gpus=8),
         record("adapt", 0.02, 0.1, 0.005, 2.0, "gcp:northamerica-northeast1", gpus=1),
@@ -85,8 +93,8 @@ def test_every_number_reconciles(run_inputs):
     records, inputs = run_inputs
     statement = build_statement(records, {"outcome": "completed"}, inputs)
     assert reconcile(statement) == []
-    kwh = sum(r["energy_kwh"] for r in records)
-    kg = sum(r["emissions_kg"] for r in records)
+    kwh = sum(r.energy_kwh for r in records)
+    kg = sum(r.emissions_kg for r in records)  # static placement: the annual average is the attributed value
     costs = statement["costs"]
     assert statement["total_energy_kwh"] == pytest.approx(kwh) and statement["total_emissions_kg"] == pytest.approx(kg)
     assert costs["C_energy_usd"] == pytest.approx(kwh * 0.1376)
@@ -126,17 +134,25 @@ def test_costs_without_s_and_o_leave_v_open(run_inputs):
 
 
 def test_amortization_break_even():
-    assert break_even(pretrain_kwh=100.0, adapt_kwh=1.0, scratch_task_kwh=6.0) == pytest.approx(20.0)
+    assert break_even(pretrain=100.0, adapt=1.0, scratch=6.0) == pytest.approx(20.0)
     assert break_even(100.0, 5.0, 5.0) is None  # adapting is no cheaper than scratch: never breaks even
-    assert scratch_estimate(adapt_kwh=0.5, adapt_steps=50, pretrain_steps=1000) == pytest.approx(10.0)
+    # A 1e6-FLOP, 100-step pretraining: 1e4 FLOPs per step, so 30 from-scratch steps cost 3e5 FLOPs.
+    assert scratch_flops_estimate(1e6, pretrain_steps=100, adapt_steps=30) == pytest.approx(3e5)
 
 
 def test_statement_amortization_mitigations_threshold(run_inputs):
     records, inputs = run_inputs
     statement = build_statement(records, None, inputs)
-    pretrain_kwh, adapt_kwh = records[2]["energy_kwh"], records[3]["energy_kwh"]
-    scratch = adapt_kwh / 500 * 10_000
-    assert statement["amortization"]["break_even_adaptations"] == pytest.approx(pretrain_kwh / (scratch - adapt_kwh))
+    a = statement["amortization"]
+    pretrain_kg, adapt_kg = records[2].emissions_kg, records[3].emissions_kg  # at 2 g/kWh
+    # FLOPs estimate: 500 of the 10,000 pretraining steps' FLOPs, at pretraining's kWh per FLOP, on adapt's grid.
+    scratch_kg = records[2].energy_kwh * 500 / 10_000 * 2.0 / 1000
+    assert "estimate by FLOPs" in a["scratch_basis"] and a["scratch_flops"] == pytest.approx(3.2e21 / 20)
+    assert a["scratch_task_kg"] == pytest.approx(scratch_kg)
+    # This full fine-tune costs more per step than pretraining did: from scratch is cheaper, never breaks even.
+    assert scratch_kg < adapt_kg and a["break_even_uses"] is None
+    per_use = {r["uses"]: r["foundation_kg_per_use"] for r in a["per_use"]}
+    assert per_use[10] == pytest.approx(pretrain_kg / 10 + adapt_kg) and set(per_use) == {1, 10, 100, 1000}
     assert statement["compute"]["fraction_of_threshold"] == pytest.approx(3.2e-4)
     assert statement["compute"]["above_threshold"] is False
     applied = {m["mitigation"]: m["applied"] for m in statement["mitigations"]}
@@ -155,7 +171,7 @@ def test_warnings_from_placement_reach_the_statement(run_inputs):
     decision = select_region(
         load_catalog(), make_provider("electricitymaps", "http://127.0.0.1:9"), Constraints(), Job("adapt", 1, 1), NOW
     )
-    inputs.placements[2] = decision.to_json()
+    inputs.placements[2] = decision
     statement = build_statement(records, None, inputs)
     assert len(statement["warnings"]) == len(load_catalog().regions)
     assert all(w["provider"] == "electricitymaps" for w in statement["warnings"])
@@ -181,14 +197,26 @@ def test_written_statement_files(tmp_path, run_inputs):
     ):
         assert heading in md
     html = (tmp_path / STATEMENT_HTML).read_text()
-    assert html.count("<svg") == 3 and "<script" not in html
+    assert html.count("<svg") == 4 and "<script" not in html
 
 
 def test_rank_records_aggregate():
     ranks = [record("pretrain", 0.1, 0.5, 0.01, 46.0, "gcp:europe-north1", gpus=8) for _ in range(4)]
-    ranks[3]["wall_seconds"] = 75.0
+    ranks[3].wall_seconds = 75.0
     total = aggregate_ranks(ranks)
-    assert total["ranks"] == 4 and total["gpu_count"] == 32 and total["wall_seconds"] == 75.0
-    assert total["energy_kwh"] == pytest.approx(4 * ranks[0]["energy_kwh"])
-    assert total["intensity_g_per_kwh"] == pytest.approx(46.0)
+    assert total.ranks == 4 and total.gpu_count == 32 and total.wall_seconds == 75.0
+    assert total.energy_kwh == pytest.approx(4 * ranks[0].energy_kwh) and len(total.intervals) == 8
+    assert total.intensity_g_per_kwh == pytest.approx(46.0)
     assert reconcile(build_statement([total])) == []
+
+
+def test_measured_scratch_arm_replaces_the_estimate(run_inputs):
+    records, inputs = run_inputs
+    inputs.scratch_record = record("adapt-scratch", 0.2, 1.0, 0.02, 2.0, "gcp:northamerica-northeast1", gpus=1)
+    statement = build_statement(records, None, inputs)
+    a = statement["amortization"]
+    assert a["scratch_measured"] and a["scratch_basis"].startswith("measured") and a["scratch_flops"] is None
+    assert a["scratch_task_kg"] == pytest.approx(inputs.scratch_record.emissions_kg)
+    expected = records[2].emissions_kg / (inputs.scratch_record.emissions_kg - records[3].emissions_kg)
+    assert a["break_even_uses"] == pytest.approx(expected)
+    assert reconcile(statement) == []

@@ -47,7 +47,7 @@ def _wrong_type(name: str):
     if SPECS[name].metadata.get("number_text"):
         return ["1"]
     kind = base_type(name)
-    return {str: 12, int: 64.9, float: "fast"}[kind]
+    return {str: 12, int: 64.9, float: "fast", bool: "yes"}[kind]
 
 
 @pytest.mark.parametrize("name", _readme_keys())
@@ -145,7 +145,7 @@ def test_dag_signature_and_ui_descriptions_come_from_run_config(tmp_path):
 
 def test_choices_are_the_stages_own():
     from components.adapt.methods import METHODS
-    from components.carbon.providers import PROVIDERS
+    from components.carbon.providers import PROVIDER_NAMES
     from components.curate.k8s import BACKENDS as SPARK_BACKENDS
     from components.curate.quality import QUALITY_PRESETS
     from components.pretrain.launch import BACKENDS as LAUNCH_BACKENDS
@@ -154,7 +154,7 @@ def test_choices_are_the_stages_own():
 
     assert set(choices("model_size")) == set(MODEL_SIZES)
     assert set(choices("adapt_method")) == {*METHODS, "auto"}
-    assert set(choices("intensity_provider")) == set(PROVIDERS)
+    assert set(choices("intensity_provider")) == set(PROVIDER_NAMES)
     assert set(choices("spark_backend")) == set(SPARK_BACKENDS)
     assert set(choices("quality_preset")) == {*QUALITY_PRESETS, "auto"}
     assert set(choices("launch_backend")) == set(LAUNCH_BACKENDS)

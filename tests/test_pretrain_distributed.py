@@ -76,9 +76,10 @@ def test_report_states_tokens_flops_and_formula(shards, tmp_path):
     assert "FLOPs" in markdown and "| 12 |" in markdown
 
 
-def test_resume_continues_exactly(shards, tmp_path):
+@pytest.mark.parametrize("background", [False, True])  # synchronous saves; dcp.async_save (the GPU default)
+def test_resume_continues_exactly(shards, tmp_path, background):
     """A run restarted from its step-6 checkpoint ends bit-identical to one that never stopped."""
-    config = replace(TINY, checkpoint_every=3, keep_checkpoints=0)
+    config = replace(TINY, checkpoint_every=3, keep_checkpoints=0, async_checkpoints=background)
     full = train(shards, tmp_path / "full", config)
     saved = sorted(p.name for p in (tmp_path / "full" / "checkpoints").glob("step-*"))
     assert saved == ["step-00000003", "step-00000006", "step-00000009", "step-00000012"]
@@ -175,10 +176,10 @@ def test_two_nodes_fsdp_match_one_process(shards, tmp_path):
     assert multi.val_loss == pytest.approx(single.val_loss, abs=2e-3)
     # Each node measured itself once; the stage's energy is their sum.
     records = node_energy_records(tmp_path / "multi")
-    assert sorted(r["stage"] for r in records) == ["pretrain-node0", "pretrain-node1"]
-    assert all(r["energy_kwh"] > 0 and r["location"] == "FRA" for r in records)
+    assert sorted(r.stage for r in records) == ["pretrain-node0", "pretrain-node1"]
+    assert all(r.energy_kwh > 0 and r.location == "FRA" for r in records)
     total = aggregate_ranks(records)
-    assert total["energy_kwh"] == pytest.approx(sum(r["energy_kwh"] for r in records)) and total["ranks"] == 2
+    assert total.energy_kwh == pytest.approx(sum(r.energy_kwh for r in records)) and total.ranks == 2
 
 
 @pytest.mark.slow
@@ -208,3 +209,20 @@ def test_killed_worker_resumes_from_last_checkpoint(shards, tmp_path):
     for step, loss in losses(result).items():
         assert loss == pytest.approx(losses(reference)[step], abs=2e-3), step
     assert result.val_loss == pytest.approx(reference.val_loss, abs=2e-3)
+
+
+def test_fused_loss_trains_as_the_whole_logits_loss_did(shards, tmp_path, monkeypatch):
+    """The same seed and data with the loss computed the previous way (whole logits, then cross-entropy): the
+    logged losses and the validation loss agree within float tolerance."""
+    fused = train(shards, tmp_path / "fused", TINY)
+    from components.pretrain import model as model_module
+
+    def whole_logits(hidden, weight, targets):
+        logits = (hidden @ weight.T).float()
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.reshape(-1), ignore_index=-100)
+
+    monkeypatch.setattr(model_module, "linear_cross_entropy", whole_logits)
+    previous = train(shards, tmp_path / "previous", TINY)
+    for step, loss in losses(previous).items():
+        assert losses(fused)[step] == pytest.approx(loss, abs=1e-4), step
+    assert fused.val_loss == pytest.approx(previous.val_loss, abs=1e-4)

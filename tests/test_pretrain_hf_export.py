@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from components.pretrain.hf_export import export_llama, hf_name
+from components.pretrain.hf_export import export_llama, hf_name, unfused_state_dict
 from components.pretrain.model import Transformer, model_config
 
 transformers = pytest.importorskip("transformers")
@@ -21,13 +21,17 @@ def tokenizer_file(tmp_path):
     return path
 
 
-# Multi-head and grouped-query attention; untied: an adapted model whose input table moved (components/adapt).
-@pytest.mark.parametrize("kv_heads,tied", [(4, True), (2, True), (4, False)])
-def test_logits_match_llama_for_causal_lm(tmp_path, tokenizer_file, kv_heads, tied):
+# Multi-head and grouped-query attention; untied: an adapted model whose input table moved (components/adapt);
+# fused: the GPU sizes' single q/k/v and gate/up projections. The vocabulary (300) is padded to 384 rows.
+@pytest.mark.parametrize(
+    "kv_heads,tied,fused", [(4, True, False), (2, True, False), (4, False, False), (2, True, True)]
+)
+def test_logits_match_llama_for_causal_lm(tmp_path, tokenizer_file, kv_heads, tied, fused):
     torch.manual_seed(0)
-    model = Transformer(
-        model_config("tiny", n_heads=4, n_kv_heads=kv_heads, vocab_size=300, seq_len=32, tie_embeddings=tied)
-    ).eval()
+    cfg = model_config(
+        "tiny", n_heads=4, n_kv_heads=kv_heads, vocab_size=300, seq_len=32, tie_embeddings=tied, fused_projections=fused
+    )
+    model = Transformer(cfg).eval()
     with torch.no_grad():  # non-trivial norm weights, so a swapped norm would show
         for module in model.modules():
             if hasattr(module, "eps"):
@@ -43,10 +47,12 @@ def test_logits_match_llama_for_causal_lm(tmp_path, tokenizer_file, kv_heads, ti
     assert tokenizer.eos_token == "<|endoftext|>" and tokenizer("the fox")["input_ids"]
 
 
-def test_every_weight_has_a_name():
-    model = Transformer(model_config("tiny", vocab_size=64, seq_len=8))
-    names = {hf_name(n) for n in model.state_dict()} - {None}
-    assert len(names) == len(model.state_dict()) - 1  # all but the tied output projection
+@pytest.mark.parametrize("fused", [False, True])
+def test_every_weight_has_a_name(fused):
+    model = Transformer(model_config("tiny", vocab_size=64, seq_len=8, fused_projections=fused))
+    unfused = unfused_state_dict(model)
+    names = {hf_name(n) for n in unfused} - {None}
+    assert len(names) == len(unfused) - 1  # all but the tied output projection
     assert hf_name("output.weight", tied=False) == "lm_head.weight"
     with pytest.raises(ValueError, match="no Hugging Face Llama name"):
         hf_name("layers.0.attention.bias")

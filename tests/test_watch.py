@@ -196,7 +196,11 @@ def test_cli_watch_submits_to_kfp_once(tmp_path, kfp_server):
     second = CliRunner().invoke(app, args)
     assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
     assert first.stdout.strip().splitlines()[-1] == "submitted"
-    assert second.stdout.strip().splitlines()[-1] == "unchanged"
+    assert second.stdout.strip().splitlines()[-1] == "running"  # accepted only once it succeeded
+    (run,) = fake.runs.values()
+    run["state"] = "SUCCEEDED"
+    third = CliRunner().invoke(app, args)
+    assert third.exit_code == 0 and third.stdout.strip().splitlines()[-1] == "unchanged", third.output
     (run,) = fake.runs.values()
     params = run["runtime_config"]["parameters"]
     assert params["data_fingerprint"] == fingerprint_input(str(data))
@@ -230,6 +234,8 @@ def test_kfp_runs_warm_start_from_the_model_store(tmp_path, kfp_server):
         "model_store=/workspace/models",
     ]
     assert CliRunner().invoke(app, args).exit_code == 0
+    (first_run,) = fake.runs.values()
+    first_run["state"] = "SUCCEEDED"  # the next change is submitted once this one's run has succeeded
     write_corpus(tmp_path / "data", "hello changed world")
     assert CliRunner().invoke(app, args).exit_code == 0
     first, second = (run["runtime_config"]["parameters"] for run in fake.runs.values())

@@ -47,7 +47,7 @@ def adapt_op(
     outputs = NamedTuple(
         "AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float), ("method", str)]
     )
-    return outputs(json.dumps(energy), result.model_sha256, result.val_accuracy, result.method)
+    return outputs(energy.dumps(), result.model_sha256, result.val_accuracy, result.method)
 
 
 @dsl.component(base_image=TRAINER_IMAGE, install_kfp_package=False)
@@ -72,4 +72,4 @@ def adapt_from_scratch_op(
     result, energy = adapt_from_scratch(base_model.path, scratch.path, config, Location(**json.loads(location)))
     scratch.metadata.update({"sha256": result.model_sha256, "method": result.method, "init": "random"})
     outputs = NamedTuple("ScratchOutputs", [("energy", str), ("val_accuracy", float)])
-    return outputs(json.dumps(energy), result.val_accuracy)
+    return outputs(energy.dumps(), result.val_accuracy)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +28,9 @@ from components.adapt.methods import METHODS, choose_method, estimated_flops, se
 from components.adapt.task import TaskData, data_fingerprint, encode, load_default_task
 from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
 from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
-from components.common.contracts import PAD
+from components.common.contracts import PAD, special_token_id
 from components.common.fingerprint import file_sha256
+from components.common.model_store import require_finished
 from components.pretrain.checkpoint import load_model, read_config
 
 LORA_WEIGHTS = "lora.safetensors"
@@ -83,16 +85,16 @@ def predict(model: Classifier, tokens: torch.Tensor, lengths: torch.Tensor, batc
 
 
 def find_adapted_model(path: str | Path) -> Path:
-    """An adapted model directory, or the single adapted model inside a run directory."""
+    """An adapted model directory, or the single adapted model inside a run directory (of a succeeded run)."""
     path = Path(path)
     if is_classifier(path):
-        return path
+        return require_finished(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such adapted model or run directory")
     found = sorted({p.parent for p in path.rglob("task.json") if is_classifier(p.parent)})
     if len(found) != 1:
         raise ValueError(f"{path}: expected one adapted model inside, found {len(found)}")
-    return found[0]
+    return require_finished(found[0])
 
 
 def _shape(model: Classifier) -> dict:
@@ -131,7 +133,7 @@ def adapt(
     tokenizer = Tokenizer.from_file(str(base_model_dir / TOKENIZER))
     backbone = load_model(base_model_dir)
     model = Classifier(backbone, len(task.labels))
-    seq_len, pad_id = backbone.cfg.seq_len, tokenizer.token_to_id(PAD)
+    seq_len, pad_id = backbone.cfg.seq_len, special_token_id(tokenizer, PAD)
     train = encode(task.splits["train"], task.labels, tokenizer, seq_len, pad_id)
     val = encode(task.splits["val"], task.labels, tokenizer, seq_len, pad_id)
 
@@ -175,7 +177,7 @@ def adapt(
         merge_lora(model)  # export a plain model: no adapter code needed to serve it
     base_sha = file_sha256(base_model_dir / WEIGHTS)
     parent_sha = warm_sha or base_sha
-    description = {
+    description: dict[str, Any] = {
         "task": task.name,
         "labels": task.labels,
         "method": method,

@@ -14,17 +14,19 @@ from rich.tree import Tree
 from components.adapt.classifier import LINEAGE, is_classifier
 from components.adapt.finetune import AdaptConfig, AdaptResult, adapt
 from components.adapt.task import TaskData
+from components.carbon.records import EnergyRecord
 from components.carbon.tracking import Location, measure
 from components.common.contracts import MODEL_CONFIG as CONFIG
 from components.common.contracts import MODEL_FORMAT as FORMAT
 from components.common.contracts import MODEL_WEIGHTS as WEIGHTS
 from components.common.contracts import PARENT_SHA256, ModelDir
 from components.common.fingerprint import file_sha256
+from components.common.run_status import SUCCEEDED, finished_ok, run_dirs_under, run_state
 
 _ENERGY_KEYS = ("energy_kwh", "emissions_kg", "wall_seconds", "location", "cpu_power_method")
 
 
-def lineage_record(result: AdaptResult, energy: dict | None) -> dict:
+def lineage_record(result: AdaptResult, energy: EnergyRecord | None) -> dict:
     d = result.details
     return {
         "model_sha256": result.model_sha256,
@@ -42,13 +44,13 @@ def lineage_record(result: AdaptResult, energy: dict | None) -> dict:
         "warm_start": result.warm_start,
         "device": d["device"],  # the model card's GPU hours read it
         "val_accuracy": round(result.val_accuracy, 4),
-        "energy": {k: energy.get(k) for k in _ENERGY_KEYS} if energy else None,
+        "energy": {k: getattr(energy, k) for k in _ENERGY_KEYS} if energy else None,
     }
 
 
 def adapt_and_record(
     base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig, location: Location, task: TaskData | None = None
-) -> tuple[AdaptResult, dict]:
+) -> tuple[AdaptResult, EnergyRecord]:
     """Adapt under the energy tracker, then write lineage.json beside the model; return the result and energy.
     `task` defaults to the built-in task (loading it parses the standard library: pass it when adapting often)."""
     result, energy = measure("adapt", location, lambda: adapt(base_model_dir, out_dir, cfg, task))
@@ -95,14 +97,22 @@ def _adapted_node(model_dir: Path) -> Node:
     )
 
 
+def unfinished_runs(root: str | Path) -> dict[Path, str]:
+    """Run directories under `root` (itself included) that did not succeed, with their state."""
+    return {run: state for run in run_dirs_under(root) if (state := run_state(run)) != SUCCEEDED}
+
+
 def find_models(root: str | Path) -> list[Node]:
-    """Every base model (a greenfm model directory that is not a classifier) and adapted model under root."""
+    """Every base model (a greenfm model directory that is not a classifier) and adapted model under root,
+    except those of runs that did not succeed (see `unfinished_runs`)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such run directory")
     nodes = []
     for config in sorted(root.rglob(CONFIG)):
         model_dir = config.parent
+        if not finished_ok(model_dir):
+            continue
         try:
             is_model = json.loads(config.read_text()).get("format") == FORMAT
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -144,4 +154,6 @@ def lineage_tree(root: str | Path, describe_path: Callable[[Path], str] | None =
         add(tree, node)
     if not by_sha:
         tree.add("[dim]no models found[/]")
+    for run, state in unfinished_runs(root).items():
+        tree.add(f"[yellow]left out[/] {describe(run)}: run {state}")
     return tree

@@ -47,6 +47,8 @@ class LowRankUpdate(nn.Module):
 class LoraLinear(LowRankUpdate):
     """A frozen nn.Linear plus a trainable low-rank update."""
 
+    base: nn.Linear
+
     def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float):
         super().__init__(base, rank, alpha)
         self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
@@ -68,6 +70,8 @@ class LoraEmbedding(LowRankUpdate):
     """A frozen nn.Embedding plus a trainable low-rank update of its table: E + scale · (B A)ᵀ, A: (rank, vocab),
     B: (dim, rank), A = 0 at the start. The adapter trains the input lookup only; `merge_lora` unties the output
     projection first so the merged model computes what was trained."""
+
+    base: nn.Embedding
 
     def __init__(self, base: nn.Embedding, rank: int, alpha: float):
         super().__init__(base, rank, alpha)
@@ -107,10 +111,9 @@ def apply_lora(model: nn.Module, cfg: LoraConfig) -> list[str]:
             else LoraEmbedding(child, cfg.rank, cfg.alpha)  # a table lookup has no input to drop out
         ),
     )
-    if not replaced:
-        raise ValueError(
-            f"no nn.Linear or nn.Embedding named {', '.join(sorted(targets))} in the model; nothing to adapt with LoRA"
-        )
+    missing = sorted(targets - {name.rsplit(".", 1)[-1] for name in replaced})
+    if missing:  # e.g. wq/wv on a model with fused projections (wqkv): adapting only the rest would be silent
+        raise ValueError(f"no nn.Linear or nn.Embedding named {', '.join(missing)} in the model to adapt with LoRA")
     return replaced
 
 

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from components.adapt.lora import LoraConfig, apply_lora
+
+if TYPE_CHECKING:
+    from components.pretrain.model import Transformer
 
 METHODS = ("full", "lora", "last-layer", "head")
 SMALL_DATA = 100
@@ -71,7 +73,7 @@ def choose_method(n_train: int, backbone_params: int, tokens: int, budget_flops:
     return MethodChoice("head", rank, f"only the linear probe fits ({budget})")
 
 
-def set_trainable(backbone: nn.Module, method: str, lora: LoraConfig) -> list[str]:
+def set_trainable(backbone: Transformer, method: str, lora: LoraConfig) -> list[str]:
     """Freeze/unfreeze (and for lora, wrap) the backbone for `method`; return what was adapted, for the record."""
     if method not in METHODS:
         raise ValueError(f"unknown adaptation method {method!r}; choose one of {', '.join(METHODS)} or auto")

@@ -13,6 +13,7 @@ import torch
 
 from components.adapt.finetune import AdaptConfig, AdaptResult, adapt
 from components.adapt.task import TaskData
+from components.carbon.records import EnergyRecord
 from components.carbon.tracking import Location, measure
 from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
 from components.pretrain.checkpoint import load_model, save_model
@@ -31,7 +32,7 @@ def random_init_like(base_model_dir: str | Path, out_dir: str | Path, seed: int)
 
 def adapt_from_scratch(
     base_model_dir: str | Path, out_dir: str | Path, cfg: AdaptConfig, location: Location, task: TaskData | None = None
-) -> tuple[AdaptResult, dict]:
+) -> tuple[AdaptResult, EnergyRecord]:
     """Initialize randomly (like the base model), adapt with `cfg` (no warm start) under the energy tracker;
     return the result and the energy record of stage `adapt-from-scratch`."""
 

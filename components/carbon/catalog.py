@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from components.carbon.records import REGION_LABEL
 from components.carbon.tracking import Location
 from components.common.errors import GreenfmError
 
@@ -18,7 +19,7 @@ DEFAULT_CATALOG_PATH = Path(__file__).with_name("regions.yaml")
 # On a cluster the deployment's catalog (ConfigMap greenfm-regions, mounted by the pipeline) replaces the default.
 CLUSTER_CATALOG_PATH = Path("/etc/greenfm/regions.yaml")
 THIS_MACHINE = "this-machine"
-REGION_LABEL = "topology.kubernetes.io/region"
+__all__ = ["REGION_LABEL", "Catalog", "Region", "load_catalog", "parse_catalog", "this_machine_catalog"]
 
 
 @dataclass
@@ -40,7 +41,7 @@ class Region:
             cloud_region = self.zone.split(":", 1)[1]
             return Location(_gcp_country(cloud_region), "", "gcp", cloud_region, self.pue)
         country, _, sub = self.zone.partition("/")
-        return Location(country.upper(), sub.lower(), "", "", self.pue)
+        return Location(country.upper(), subregion(country.upper(), sub, self.name) if sub else "", "", "", self.pue)
 
 
 @dataclass
@@ -55,6 +56,42 @@ class Catalog:
         raise GreenfmError(
             f"region catalog: no region named {name!r}; known: {', '.join(r.name for r in self.regions)}"
         )
+
+
+NORDIC_ZONE_PREFIX = {"SWE": "SE", "NOR": "NO", "FIN": "FI"}
+
+
+def subregions(country: str) -> dict[str, str]:
+    """Accepted spellings of a country's subregions -> the key codecarbon's bundled table uses: US states by
+    name or postal code (eGRID2023), Canadian provinces by name, Chinese provinces (MEE 2023), Nordic bidding zones (SE1-SE4, NO1-NO5, FI)."""
+    from codecarbon.input import DataSource
+
+    source = DataSource()
+    if country == "USA":
+        table = source.get_country_emissions_data("usa")
+        names = {k: k for k in table if not k.startswith("_") and k != "usa"}
+        return names | {str(v["regionCode"]).lower(): k for k, v in table.items() if k in names}
+    if country == "CAN":
+        return {k: k for k in source.get_country_energy_mix_data("can")}
+    if country == "CHN":
+        provinces = source.get_china_provincial_emissions_data()["data"].values()
+        return {name: name for province in provinces for name in province["names"]}
+    if country in NORDIC_ZONE_PREFIX:
+        zones = source.get_nordic_country_energy_mix_data()["data"]
+        return {z.lower(): z for z in zones if z.startswith(NORDIC_ZONE_PREFIX[country])}
+    return {}
+
+
+def subregion(country: str, sub: str, where: str) -> str:
+    """codecarbon's key for a subregion; an unknown one is an error naming the valid ones (codecarbon itself
+    would silently use the country average under the subregion's label)."""
+    valid = subregions(country)
+    key = sub.strip().lower()
+    if key not in valid:
+        shown = sorted({v for v in valid.values()}) if valid else []
+        listing = f"valid: {', '.join(shown)}" if shown else "codecarbon has no subregion data for this country"
+        raise GreenfmError(f"region catalog: {where}: unknown subregion {country}/{sub} ({listing})")
+    return valid[key]
 
 
 def _gcp_country(cloud_region: str) -> str:
@@ -88,6 +125,7 @@ def parse_catalog(text: str, origin: str = "catalog") -> Catalog:
         region.gpus = {str(k): int(v) for k, v in (region.gpus or {}).items()}
         region.tags = [str(t) for t in region.tags or []]
         region.pue = float(region.pue)
+        region.location()  # a zone codecarbon cannot resolve fails here, naming the region
         regions.append(region)
     names = [r.name for r in regions]
     if len(set(names)) != len(names):

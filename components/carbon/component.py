@@ -20,9 +20,11 @@ def select_region_op(
     deadline_hours: float,
     max_wait_hours: float,
     job_estimates: str,
+    intensity_fail_closed: bool = False,
 ) -> NamedTuple("Placement", [("location", str), ("node_selector", dict), ("decision", str)]):
     """Choose the (region, start) with the least expected emissions for one heavy stage, wait for the start
-    (never longer than max_wait_hours), and hand the stage its node selector and measurement location."""
+    (never longer than max_wait_hours), and hand the stage its node selector and measurement location.
+    Regions are compared on one basis; `intensity_fail_closed` stops the run when the live provider fails."""
     import json
     from dataclasses import asdict
     from datetime import UTC, datetime
@@ -43,7 +45,10 @@ def select_region_op(
         constraints,
         Job(stage, float(estimate["kwh"]), float(estimate["hours"])),
         now,
+        fail_closed=intensity_fail_closed,
     )
+    # The statement attributes the stage's measured hours with the same provider.
+    decision.provider, decision.provider_url = intensity_provider, intensity_provider_url
     node_selector = decision.node_selector if pinned else {}
     record = {**decision.to_json(), "node_selector": node_selector, "reason": f"{decision.reason} {placement_note}"}
     print(record["reason"])
@@ -77,14 +82,17 @@ def statement_op(
     social_benefit_usd: str = "",
     other_costs_usd: str = "",
     scratch_task_kwh: str = "",
+    scratch_energy: str = "",
 ):
     """Gather every stage's energy record and placement into the carbon impact statement (Markdown and HTML
-    shown in the UI, JSON for machines). Optional money inputs are strings: empty means not given."""
-    import json
+    shown in the UI, JSON for machines). Optional money inputs are strings: empty means not given.
+    `scratch_energy`, when given, is the energy record (JSON) of a task model trained from random
+    initialization: the measured "from scratch" arm of the amortization (else it is estimated from FLOPs)."""
     import tempfile
     from pathlib import Path
 
     from components.carbon.costs import CostAssumptions
+    from components.carbon.records import EnergyRecord, PlacementDecision
     from components.carbon.statement import (
         STATEMENT_HTML,
         STATEMENT_JSON,
@@ -94,13 +102,26 @@ def statement_op(
     )
     from components.common.component_io import copy_outputs
 
-    energies = [curate_energy, validate_energy, pretrain_energy, adapt_energy, evaluate_energy]
-    records = [json.loads(e) for e in energies if e]
+    energies = {
+        "curate": curate_energy,
+        "validate": validate_energy,
+        "pretrain": pretrain_energy,
+        "adapt": adapt_energy,
+        "evaluate": evaluate_energy,
+    }
+    records = [EnergyRecord.from_json(e, f"{stage} energy record") for stage, e in energies.items() if e]
+    scratch = None
+    if scratch_energy:
+        scratch = EnergyRecord.from_json(scratch_energy, "scratch_energy record")
     run = {"outcome": outcome, "input data fingerprint": data_fingerprint or "not given"}
     if total_training_flops:
         run["pretraining compute"] = f"{total_training_flops:.3e} FLOPs"
     inputs = StatementInputs(
-        placements=[json.loads(p) for p in (curate_placement, pretrain_placement, adapt_placement) if p],
+        placements=[
+            PlacementDecision.from_json(p, "placement decision")
+            for p in (curate_placement, pretrain_placement, adapt_placement)
+            if p
+        ],
         assumptions=CostAssumptions.from_params(
             social_cost_usd_per_t, energy_usd_per_kwh, social_benefit_usd, other_costs_usd, scratch_task_kwh
         ),
@@ -108,6 +129,7 @@ def statement_op(
         adapt_method=adapt_method,
         pretrain_steps=train_steps,
         adapt_steps=adapt_steps,
+        scratch_record=scratch,
     )
     out = Path(tempfile.mkdtemp(prefix="greenfm-carbon-"))
     write_statement(records, out, run, inputs)

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from html import escape
 
+from components.carbon.attribution import METHODS
 from components.carbon.costs import usd
 from components.carbon.providers import describe_warning
 
-_COLORS = {"cpu": "#4e79a7", "gpu": "#e15759", "ram": "#59a14f", "bar": "#76b7b2"}
+_COLORS = {
+    "cpu": "#4e79a7",
+    "gpu": "#e15759",
+    "ram": "#59a14f",
+    "bar": "#76b7b2",
+    "operational": "#f28e2b",
+    "embodied": "#9c755f",
+}
 
 
 def bar_chart(title: str, rows: list[tuple[str, dict[str, float]]], unit: str, chart_id: str) -> str:
@@ -23,13 +31,14 @@ def bar_chart(title: str, rows: list[tuple[str, dict[str, float]]], unit: str, c
     ]
     names = [n for n in dict.fromkeys(k for _, v in rows for k in v) if n != "bar"]
     for j, name in enumerate(names):  # legend, for stacked series only
-        x = width - 70 * (len(names) - j)
+        legend_x = width - 70 * (len(names) - j)
         parts.append(
-            f'<rect x="{x}" y="6" width="10" height="10" fill="{_COLORS.get(name, _COLORS["bar"])}"/>'
-            f'<text x="{x + 14}" y="15" font-size="11">{escape(name.upper())}</text>'
+            f'<rect x="{legend_x}" y="6" width="10" height="10" fill="{_COLORS.get(name, _COLORS["bar"])}"/>'
+            f'<text x="{legend_x + 14}" y="15" font-size="11">{escape(name.upper())}</text>'
         )
     for i, (label, series) in enumerate(rows):
-        y, x = 28 + i * row_h, label_w
+        y = 28 + i * row_h
+        x: float = label_w
         parts.append(f'<text x="0" y="{y + 15}" font-size="12">{escape(label)}</text>')
         for name, value in series.items():
             w = (width - label_w - 110) * value / peak
@@ -58,14 +67,20 @@ def render_html(statement: dict) -> str:
     amort, compute = statement["amortization"], statement["compute"]
     figures = [
         _figure("total-energy", "Energy", f"{statement['total_energy_kwh'] * 1000:.3f} Wh"),
-        _figure("total-emissions", "Emissions", f"{statement['total_emissions_kg'] * 1000:.3f} g CO2e"),
+        _figure("total-emissions", "Emissions (operational)", f"{statement['total_emissions_kg'] * 1000:.3f} g CO2e"),
+        _figure(
+            "total-range",
+            "Uncertainty range",
+            f"{statement['total_low_kg'] * 1000:.3f}–{statement['total_high_kg'] * 1000:.3f} g",
+        ),
+        _figure("total-embodied", "Embodied (hardware)", f"{statement['total_embodied_kg'] * 1000:.4f} g CO2e"),
         _figure("energy-cost", "Energy cost C", usd(costs["C_energy_usd"])),
         _figure("carbon-cost", "Social cost of carbon E", usd(costs["E_carbon_usd"])),
         _figure("eu-fraction", "Share of EU 10^25 FLOP threshold", f"{compute['fraction_of_threshold']:.3e}"),
     ]
     if amort:
-        n = amort["break_even_adaptations"]
-        figures.append(_figure("break-even", "Break-even adaptations", "never" if n is None else f"{n:.2f}"))
+        n = amort["break_even_uses"]
+        figures.append(_figure("break-even", "Break-even uses", "never" if n is None else f"{n:.2f}"))
     sections = ['<div class="figures">' + "".join(figures) + "</div>"]
     if statement["run"]:
         sections.append(
@@ -82,9 +97,15 @@ def render_html(statement: dict) -> str:
                 "Wh RAM",
                 "Wh total",
                 "g/kWh",
+                "basis",
+                "intensity method",
                 "intensity source",
                 "g CO2e",
+                "range g",
+                "annual-average g",
+                "embodied g",
                 "location",
+                "scope",
                 "hardware",
             ],
             [
@@ -96,9 +117,15 @@ def render_html(statement: dict) -> str:
                     f"{s['ram_kwh'] * 1000:.4f}",
                     f"{s['energy_kwh'] * 1000:.4f}",
                     "n/a" if s["intensity_g_per_kwh"] is None else f"{s['intensity_g_per_kwh']:.1f}",
+                    s["intensity_basis"],
+                    METHODS[s["intensity_method"]],
                     s["intensity_source"],
                     f"{s['emissions_kg'] * 1000:.4f}",
-                    s["location"],
+                    f"{s['uncertainty']['low_kg'] * 1000:.4f}–{s['uncertainty']['high_kg'] * 1000:.4f}",
+                    f"{s['annual_average_kg'] * 1000:.4f}",
+                    f"{s['embodied_kg'] * 1000:.4f}",
+                    s["location"] + (f" (placed by {s['placed_by']})" if s["placed_by"] else " (not placed)"),
+                    s["scope"],
                     f"{s['cpu_count']} × {s['cpu_model']}"
                     + (f", {s['gpu_count']} × {s['gpu_model']}" if s["gpu_count"] else ""),
                 ]
@@ -129,13 +156,14 @@ def render_html(statement: dict) -> str:
         sections.append("<h2>Placement</h2>")
         sections.append(
             _table(
-                ["stage", "region", "start", "expected g/kWh", "source", "reason"],
+                ["stage", "region", "start", "expected g/kWh", "basis", "source", "reason"],
                 [
                     [
                         p["stage"],
                         p["chosen"]["region"],
                         p["chosen"]["start"],
                         f"{p['chosen']['mean_g_per_kwh']:.1f}",
+                        p["basis"],
                         p["chosen"]["source"],
                         p["reason"],
                     ]
@@ -164,7 +192,7 @@ def render_html(statement: dict) -> str:
         )
         sections.append(
             _table(
-                ["stage", "scenario", "region", "kWh", "g/kWh", "g CO2e"],
+                ["stage", "scenario", "region", "kWh", "g/kWh", "basis", "g CO2e"],
                 [
                     [
                         r["stage"],
@@ -172,6 +200,7 @@ def render_html(statement: dict) -> str:
                         r["region"],
                         f"{r['energy_kwh']:.6f}",
                         f"{r['g_per_kwh']:.1f}",
+                        r["basis"],
                         f"{r['emissions_kg'] * 1000:.4f}",
                     ]
                     for r in statement["counterfactuals"]
@@ -214,10 +243,52 @@ def render_html(statement: dict) -> str:
             ],
         )
     )
+    sections.append('<h2 id="social-cost">Social cost of carbon: sensitivity</h2>')
+    sections.append(
+        _table(
+            ["value", "t CO2e × $/t", "E (USD)", "source"],
+            [
+                [r["label"], f"{r['tonnes_co2e']:.4g} t × ${r['usd_per_t']:g}/t", usd(r["E_usd"]), r["source"]]
+                for r in statement["social_cost_sensitivity"]
+            ],
+        )
+    )
+    e = statement["embodied_assumptions"]
+    sections.append(
+        f'<h2 id="embodied">Embodied emissions</h2><p>{statement["total_embodied_kg"] * 1000:.4f} g CO2e of hardware '
+        f"manufacturing, not in the operational total: {e['gpu_kg']:g} kg per GPU and {e['server_kg']:g} kg per server "
+        f"over {e['lifetime_years']:g} years at {e['utilization']:.0%} utilization, charged for each stage's wall time "
+        f"({escape(e['source'])}).</p>"
+    )
+    sections.append(
+        bar_chart(
+            "Operational vs embodied per stage (g CO2e)",
+            [
+                (s["stage"], {"operational": s["emissions_kg"] * 1000, "embodied": s["embodied_kg"] * 1000})
+                for s in stages
+            ],
+            "g",
+            "chart-embodied",
+        )
+    )
     if amort:
         sections.append(
-            f"<h2>Amortization</h2><p>Pretraining {amort['pretrain_kwh']:.6f} kWh; one adaptation {amort['adapt_kwh']:.6f} kWh; "
-            f"one task model from scratch {amort['scratch_task_kwh']:.6f} kWh ({escape(amort['scratch_basis'])}).</p>"
+            f'<h2 id="amortization">Amortization: per-use cost = pretrain/N + adapt</h2><p>Pretraining '
+            f"{amort['pretrain_kg'] * 1000:.4f} g CO2e; one adaptation {amort['adapt_kg'] * 1000:.4f} g; one task model "
+            f"from scratch {amort['scratch_task_kg'] * 1000:.4f} g ({escape(amort['scratch_basis'])}).</p>"
+        )
+        sections.append(
+            _table(
+                ["uses N", "foundation model g CO2e per use", "from scratch g CO2e per use"],
+                [
+                    [
+                        str(r["uses"]),
+                        f"{r['foundation_kg_per_use'] * 1000:.4f}",
+                        f"{r['scratch_kg_per_use'] * 1000:.4f}",
+                    ]
+                    for r in amort["per_use"]
+                ],
+            )
         )
     sections.append(
         f"<h2>Compute</h2><p>{compute['total_training_flops']:.3e} training FLOPs against the EU 10^25 FLOP threshold "

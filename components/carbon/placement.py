@@ -7,6 +7,10 @@ provider's current value holds. The mean over a sliding window of a piecewise-co
 linear in s with kinks only where the window's start or end crosses a breakpoint, so its minimum over an
 interval of starts is attained at one of: the earliest start, the latest start, a breakpoint b, or b − duration.
 Checking those candidates is therefore exact, not a heuristic (tests check it against brute force).
+
+Regions are compared on one basis: when a live provider fails for some regions (they fall back to the static
+annual average), every region falls back together, so an annual average never competes with live marginal
+values; `fail_closed` stops the placement instead.
 """
 
 from __future__ import annotations
@@ -15,10 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
 
-from components.carbon.catalog import REGION_LABEL, Catalog, Region
-from components.carbon.providers import IntensityProvider, Signal
+from components.carbon.catalog import Catalog, Region
+from components.carbon.providers import IntensityProvider, Signal, StaticProvider, piecewise_mean
+from components.carbon.records import Option, PlacementDecision
 from components.common.errors import GreenfmError
 from components.common.params import split_list
 
@@ -46,40 +50,9 @@ class Job:
     duration_hours: float
 
 
-@dataclass
-class Option:
-    region: str
-    start: str  # ISO time
-    wait_hours: float
-    mean_g_per_kwh: float  # mean intensity over the run window
-    pue: float
-    energy_kwh: float  # job energy × PUE
-    expected_kg: float
-    source: str
-
-
-@dataclass
-class Decision:
-    stage: str
-    chosen: Option
-    default: Option | None  # the catalog's default region, started now (None when it is infeasible)
-    worst: Option  # worst feasible region, started now
-    now: Option  # the chosen region, started now (to show what waiting bought)
-    alternatives: list[Option]  # the best option of every feasible region, best first
-    infeasible: dict[str, str]  # region -> why it was excluded
-    reason: str
-    warnings: list[dict]
-    signals: list[dict]
-
-    @property
-    def node_selector(self) -> dict[str, str]:
-        return {REGION_LABEL: self.chosen.region}
-
-    def to_json(self) -> dict:
-        return {**asdict(self), "node_selector": self.node_selector}
-
-
-def wait_for_start(decision: Decision, max_wait_hours: float, sleep: Callable[[float], None] = time.sleep) -> float:
+def wait_for_start(
+    decision: PlacementDecision, max_wait_hours: float, sleep: Callable[[float], None] = time.sleep
+) -> float:
     """Sleep until the chosen start (a cleaner forecast hour), never longer than max_wait_hours; return the
     seconds waited."""
     wait_s = (datetime.fromisoformat(decision.chosen.start) - datetime.now(UTC)).total_seconds()
@@ -102,21 +75,9 @@ def why_infeasible(region: Region, constraints: Constraints, job: Job) -> str:
     return ""
 
 
-def intensity_at(signal: Signal, t: datetime) -> float:
-    for point in signal.forecast:
-        if point.start <= t < point.end:
-            return point.g_per_kwh
-    return signal.g_per_kwh
-
-
 def window_mean(signal: Signal, start: datetime, hours: float) -> float:
     """Exact time-weighted mean intensity over [start, start + hours] of the piecewise-constant signal."""
-    if hours <= 0:
-        return intensity_at(signal, start)
-    end = start + timedelta(hours=hours)
-    cuts = sorted({start, end} | {t for p in signal.forecast for t in (p.start, p.end) if start < t < end})
-    total = sum(intensity_at(signal, a) * (b - a).total_seconds() for a, b in pairwise(cuts))
-    return total / (end - start).total_seconds()
+    return piecewise_mean(signal.forecast, signal.g_per_kwh, start, start + timedelta(hours=max(0.0, hours)))
 
 
 def latest_start(now: datetime, constraints: Constraints, job: Job) -> datetime:
@@ -145,16 +106,22 @@ def _option(region: Region, signal: Signal, job: Job, start: datetime, now: date
         energy_kwh=energy,
         expected_kg=energy * mean / 1000.0,
         source=signal.source,
+        basis=signal.basis,
     )
 
 
-def choose(catalog: Catalog, signals: dict[str, Signal], constraints: Constraints, job: Job, now: datetime) -> Decision:
+def choose(
+    catalog: Catalog, signals: dict[str, Signal], constraints: Constraints, job: Job, now: datetime
+) -> PlacementDecision:
     """The pure decision, given each region's signal (no I/O: this is what the optimality tests exercise)."""
     infeasible = {r.name: why for r in catalog.regions if (why := why_infeasible(r, constraints, job))}
     feasible = [r for r in catalog.regions if r.name not in infeasible]
     if not feasible:
         detail = "; ".join(f"{name}: {why}" for name, why in infeasible.items())
         raise GreenfmError(f"no region in the catalog can run {job.stage}: {detail}")
+    bases = {signals[r.name].basis for r in feasible}
+    if len(bases) > 1:
+        raise GreenfmError(f"placement of {job.stage}: signals mix {' and '.join(sorted(bases))} intensities")
     last = latest_start(now, constraints, job)
     best_per_region, now_options = [], {}
     for region in feasible:
@@ -174,7 +141,7 @@ def choose(catalog: Catalog, signals: dict[str, Signal], constraints: Constraint
     chosen = alternatives[0]
     default = now_options.get(catalog.default_region)
     worst = max(now_options.values(), key=lambda o: o.expected_kg)
-    return Decision(
+    return PlacementDecision(
         stage=job.stage,
         chosen=chosen,
         default=default,
@@ -185,6 +152,8 @@ def choose(catalog: Catalog, signals: dict[str, Signal], constraints: Constraint
         reason=_reason(chosen, default, now_options[chosen.region], alternatives, infeasible),
         warnings=[w for s in signals.values() for w in s.warnings],
         signals=[signals[r.name].to_json() for r in feasible],
+        basis=bases.pop(),
+        region=asdict(catalog.get(chosen.region)),
     )
 
 
@@ -206,14 +175,48 @@ def _reason(chosen: Option, default: Option | None, now: Option, alternatives: l
     return "; ".join(parts) + "."
 
 
+def one_basis(
+    regions: list[Region], signals: dict[str, Signal], now: datetime, fail_closed: bool = False
+) -> dict[str, Signal]:
+    """Like with like: if the live provider failed for some regions but not all, every region falls back to the
+    static annual average together (with a warning naming the failed ones); fail_closed raises instead."""
+    failed = [name for name, s in signals.items() if s.fallback]
+    if failed and fail_closed:
+        detail = "; ".join(f"{w['region']}: {w['error']}" for s in signals.values() for w in s.warnings)
+        raise GreenfmError(f"intensity provider failed for {', '.join(failed)} (fail-closed): {detail}")
+    if not failed or len(failed) == len(signals):
+        return signals
+    static = StaticProvider()
+    together = {}
+    for region in regions:
+        name, signal = region.name, signals[region.name]
+        replaced = static.signal(region, now)
+        replaced.fallback = True
+        replaced.warnings = [
+            *signal.warnings,
+            {
+                "provider": "placement",
+                "region": name,
+                "error": f"live data missing for {', '.join(failed)}; regions must be compared on one basis",
+                "fallback": f"{replaced.source} for every region",
+            },
+        ]
+        together[name] = replaced
+    return together
+
+
 def select_region(
-    catalog: Catalog, provider: IntensityProvider, constraints: Constraints, job: Job, now: datetime
-) -> Decision:
-    """Ask the provider about every feasible region, then choose."""
+    catalog: Catalog,
+    provider: IntensityProvider,
+    constraints: Constraints,
+    job: Job,
+    now: datetime,
+    fail_closed: bool = False,
+) -> PlacementDecision:
+    """Ask the provider about every feasible region, compare them on one basis, then choose."""
     horizon = latest_start(now, constraints, job) - now + timedelta(hours=job.duration_hours)
-    signals = {
-        r.name: provider.signal(r, now, horizon.total_seconds() / 3600)
-        for r in catalog.regions
-        if not why_infeasible(r, constraints, job)
-    }
-    return choose(catalog, signals, constraints, job, now)
+    feasible = [r for r in catalog.regions if not why_infeasible(r, constraints, job)]
+    signals = {r.name: provider.signal(r, now, horizon.total_seconds() / 3600) for r in feasible}
+    decision = choose(catalog, one_basis(feasible, signals, now, fail_closed), constraints, job, now)
+    decision.provider = provider.name
+    return decision

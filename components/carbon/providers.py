@@ -2,8 +2,12 @@
 the Green Software Foundation carbon-aware-sdk Web API.
 
 Every provider answers `signal(region, now, horizon_hours)` with the current intensity and, where the source
-has one, a forecast. Live providers are wrapped in `WithFallback`: an HTTP or parsing failure falls back to the
-static value and records a warning that the carbon statement lists, so a run never stops for a missing API.
+has one, a forecast; live ones also answer `interval_means(region, spans)`: the intensity the grid actually had
+over past intervals (what a stage's measured energy is attributed to). Each signal says its basis: average
+(Electricity Maps, the static annual averages) or marginal (WattTime; the carbon-aware-sdk as configured).
+Live providers are wrapped in `WithFallback`: an HTTP or parsing failure falls back to the static value and
+records a warning; a failed forecast call alone keeps the good current value (no time shift, with a warning).
+Placement then compares every region on one basis (components/carbon/placement.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from components.carbon.catalog import Region
 from components.common.errors import GreenfmError
@@ -58,6 +62,8 @@ class Signal:
     at: datetime
     forecast: list[ForecastPoint] = field(default_factory=list)
     warnings: list[dict] = field(default_factory=list)  # fallbacks taken for this region
+    basis: str = "average"  # average | marginal
+    fallback: bool = False  # True: the live provider failed and this is the static annual average
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -96,10 +102,49 @@ def _minutes(duration) -> float:
     return hours * 60 + minutes + seconds / 60
 
 
-def _get_json(url: str, headers: dict[str, str] | None = None) -> object:
-    request = urllib.request.Request(url, headers={"Accept": "application/json", **(headers or {})})
+def _get_json(url: str, headers: dict[str, str] | None = None, body: object = None) -> Any:
+    """GET (or POST with a JSON body) and parse the JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    content = {"Content-Type": "application/json"} if data is not None else {}
+    request = urllib.request.Request(url, data, headers={"Accept": "application/json", **content, **(headers or {})})
     with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:
         return json.loads(response.read().decode("utf-8"))
+
+
+FAILURES = (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError)  # what a live call raises
+
+
+def piecewise_mean(points: list[ForecastPoint], default: float, start: datetime, end: datetime) -> float:
+    """Exact time-weighted mean over [start, end] of a piecewise-constant intensity: each point holds over its
+    interval, `default` wherever no point does; at a single instant, the value there."""
+
+    def at(t: datetime) -> float:
+        return next((p.g_per_kwh for p in points if p.start <= t < p.end), default)
+
+    if end <= start:
+        return at(start)
+    cuts = sorted({start, end} | {t for p in points for t in (p.start, p.end) if start < t < end})
+    return sum(at(a) * (b - a).total_seconds() for a, b in pairwise(cuts)) / (end - start).total_seconds()
+
+
+def _means_from_points(points: list[ForecastPoint], spans: list[tuple[datetime, datetime]], what: str) -> list[float]:
+    """Each span's mean over measured points; a span no point covers is an error (never a silent guess)."""
+    means = []
+    for start, end in spans:
+        covering = [p for p in points if p.end > start and p.start < max(end, start + timedelta(seconds=1))]
+        if not covering:
+            raise ValueError(f"{what} has no data for {start.isoformat()}..{end.isoformat()}")
+        means.append(piecewise_mean(covering, sum(p.g_per_kwh for p in covering) / len(covering), start, end))
+    return means
+
+
+def _forecast_warning(provider: str, region: Region, error: Exception, signal_source: str) -> dict:
+    return {
+        "provider": provider,
+        "region": region.name,
+        "error": f"forecast: {type(error).__name__}: {error}",
+        "fallback": f"the current value ({signal_source}), no time shift",
+    }
 
 
 def _within(points: list[ForecastPoint], now: datetime, horizon_hours: float) -> list[ForecastPoint]:
@@ -115,7 +160,7 @@ class StaticProvider:
 
     def signal(self, region: Region, now: datetime, horizon_hours: float = 0.0) -> Signal:
         g, source = static_intensity(region)
-        return Signal(region.name, g, source, now)
+        return Signal(region.name, g, source, now, basis="average")
 
 
 def static_intensity(region: Region) -> tuple[float, str]:
@@ -137,19 +182,31 @@ def static_intensity(region: Region) -> tuple[float, str]:
 
 
 def static_source(country_iso_code: str, region: str, cloud_provider: str) -> str:
-    """Which bundled codecarbon table gives the intensity for a location (mirrors codecarbon's lookup order)."""
+    """Which bundled codecarbon table gives the intensity for a location, with its data year (mirrors
+    codecarbon's lookup order)."""
     if cloud_provider == "gcp":
-        return "codecarbon bundled GCP region table (impact.csv), annual average"
+        return "codecarbon bundled GCP region table (impact.csv: Google Cloud region grid intensity), annual average"
     if cloud_provider:
         return f"{cloud_provider.upper()} region not in codecarbon's bundled table: country annual average"
     country = country_iso_code.upper()
     if region and country in ("SWE", "NOR", "FIN"):
-        return "codecarbon bundled Nordic bidding-zone factors (nordic_emissions.json)"
+        return "codecarbon bundled Nordic bidding-zone factors (nordic_emissions.json, ENTSO-E 2025), annual average"
     if region and country == "USA":
-        return "codecarbon bundled EPA eGRID 2023 state rates (usa_emissions.json)"
+        return "codecarbon bundled EPA eGRID2023 state rates (usa_emissions.json, data year 2023), annual average"
     if region and country == "CAN":
-        return "codecarbon bundled Canadian provincial energy mix (canada_energy_mix.json)"
-    return "codecarbon bundled country energy mix (global_energy_mix.json), annual average"
+        return "codecarbon bundled Canadian provincial energy mix (canada_energy_mix.json, 2023), annual average"
+    from codecarbon.input import DataSource
+
+    year = DataSource().get_global_energy_mix_data().get(country, {}).get("year", "year not stated")
+    return f"codecarbon bundled country energy mix (global_energy_mix.json, Our World in Data {year}), annual average"
+
+
+def intensity_source(location: str) -> str:
+    """Where codecarbon's offline tracker takes the grid intensity for a location (Location.describe() text)."""
+    if ":" in location:
+        return static_source("", "", location.split(":", 1)[0])
+    country, _, region = location.partition("/")
+    return static_source(country, region, "")
 
 
 class ElectricityMapsProvider:
@@ -167,24 +224,44 @@ class ElectricityMapsProvider:
         zone = urllib.parse.quote(region.electricitymaps_zone)
         headers = {"auth-token": self.token}
         latest = _get_json(f"{self.base_url}/carbon-intensity/latest?zone={zone}", headers)
-        forecast: list[ForecastPoint] = []
-        if horizon_hours > 0:
-            body = _get_json(f"{self.base_url}/carbon-intensity/forecast?zone={zone}", headers)
-            times = [_parse_time(p["datetime"]) for p in body["forecast"]]
-            # Points are hourly in practice; take each point's length from the spacing (last one: 60 min).
-            steps = [(b - a).total_seconds() / 60 for a, b in pairwise(times)] + [60.0]
-            forecast = [
-                ForecastPoint(t, m, float(p["carbonIntensity"]))
-                for t, m, p in zip(times, steps, body["forecast"], strict=True)
-            ]
         kind = latest.get("emissionFactorType", "lifecycle")
-        return Signal(
+        signal = Signal(
             region.name,
             float(latest["carbonIntensity"]),
             f"Electricity Maps zone {region.electricitymaps_zone} ({kind}, average)",
             _parse_time(latest["datetime"]),
-            _within(forecast, now, horizon_hours),
+            basis="average",
         )
+        if horizon_hours > 0:
+            try:
+                body = _get_json(f"{self.base_url}/carbon-intensity/forecast?zone={zone}", headers)
+                signal.forecast = _within(_hourly(body["forecast"]), now, horizon_hours)
+            except FAILURES as error:
+                signal.warnings.append(_forecast_warning(self.name, region, error, signal.source))
+        return signal
+
+    def interval_means(self, region: Region, spans: list[tuple[datetime, datetime]]) -> list[float]:
+        """/carbon-intensity/past-range: the zone's measured hourly intensity over the spans."""
+        zone = urllib.parse.quote(region.electricitymaps_zone)
+        start, end = min(a for a, _ in spans), max(b for _, b in spans)
+        window = urllib.parse.urlencode(
+            {"start": _hour(start).isoformat(), "end": (_hour(end) + timedelta(hours=1)).isoformat()}
+        )
+        body = _get_json(
+            f"{self.base_url}/carbon-intensity/past-range?zone={zone}&{window}", {"auth-token": self.token}
+        )
+        return _means_from_points(_hourly(body["data"]), spans, f"Electricity Maps zone {region.electricitymaps_zone}")
+
+
+def _hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _hourly(points: list[dict]) -> list[ForecastPoint]:
+    """Electricity Maps points (datetime, carbonIntensity); each lasts until the next one (the last: 60 min)."""
+    times = [_parse_time(p["datetime"]) for p in points]
+    steps = [(b - a).total_seconds() / 60 for a, b in pairwise(times)] + [60.0]
+    return [ForecastPoint(t, m, float(p["carbonIntensity"])) for t, m, p in zip(times, steps, points, strict=True)]
 
 
 class WattTimeProvider:
@@ -230,18 +307,45 @@ class WattTimeProvider:
             f"WattTime {region.watttime_region} marginal (co2_moer), now at percentile {percentile} of the coming day",
             points[0].start,
             _within(points, now, horizon_hours) if horizon_hours > 0 else [],
+            basis="marginal",
         )
+
+    def interval_means(self, region: Region, spans: list[tuple[datetime, datetime]]) -> list[float]:
+        """/v3/historical: the region's measured marginal rate (co2_moer, 5-minute points) over the spans."""
+        headers = {"Authorization": f"Bearer {self._login()}"}
+        start, end = min(a for a, _ in spans), max(b for _, b in spans)
+        query = urllib.parse.urlencode(
+            {
+                "region": region.watttime_region,
+                "signal_type": "co2_moer",
+                "start": (start - timedelta(minutes=5)).isoformat(),
+                "end": (end + timedelta(minutes=5)).isoformat(),
+            }
+        )
+        body = _get_json(f"{self.base_url}/v3/historical?{query}", headers)
+        if body["meta"]["units"] != "lbs_co2_per_mwh":
+            raise ValueError(f"WattTime historical in {body['meta']['units']}, expected lbs_co2_per_mwh")
+        period = float(body["meta"].get("data_point_period_seconds", 300)) / 60
+        points = [
+            ForecastPoint(_parse_time(p["point_time"]), period, float(p["value"]) * LBS_PER_MWH_TO_G_PER_KWH)
+            for p in body["data"]
+        ]
+        return _means_from_points(points, spans, f"WattTime {region.watttime_region}")
 
 
 class CarbonAwareProvider:
-    """GSF carbon-aware-sdk Web API: /emissions/bylocations/best and /emissions/forecasts/current."""
+    """GSF carbon-aware-sdk Web API: /emissions/bylocations/best, /emissions/forecasts/current, and
+    /emissions/average-carbon-intensity/batch for the measured hours. Its values are marginal with its WattTime
+    data source (the SDK's documented default) and average with Electricity Maps: `basis` says which one the
+    deployment runs (`carbon-aware-sdk/average` in make_provider)."""
 
     name = "carbon-aware-sdk"
 
-    def __init__(self, base_url: str = "http://localhost:8080", api_key: str | None = None):
+    def __init__(self, base_url: str = "http://localhost:8080", api_key: str | None = None, basis: str = "marginal"):
         self.base_url = base_url.rstrip("/")
         # The Web API has no auth of its own; a gateway in front of it may want a key.
         self.api_key = secret("CARBON_AWARE_API_KEY") if api_key is None else api_key
+        self.basis = basis
 
     def signal(self, region: Region, now: datetime, horizon_hours: float) -> Signal:
         if not region.carbon_aware_location:
@@ -253,20 +357,36 @@ class CarbonAwareProvider:
         if not best:
             raise ValueError(f"carbon-aware-sdk has no recent data for {region.carbon_aware_location}")
         current = best[0]
-        forecast: list[ForecastPoint] = []
-        if horizon_hours > 0:
-            body = _get_json(f"{self.base_url}/emissions/forecasts/current?location={location}", headers)
-            data = body[0]["forecastData"] if body else []
-            forecast = [
-                ForecastPoint(_parse_time(p["timestamp"]), _minutes(p["duration"]), float(p["value"])) for p in data
-            ]
-        return Signal(
+        signal = Signal(
             region.name,
             float(current["rating"]),
-            f"GSF carbon-aware-sdk location {region.carbon_aware_location}",
+            f"GSF carbon-aware-sdk location {region.carbon_aware_location} ({self.basis})",
             _parse_time(current["time"]),
-            _within(forecast, now, horizon_hours),
+            basis=self.basis,
         )
+        if horizon_hours > 0:
+            try:
+                body = _get_json(f"{self.base_url}/emissions/forecasts/current?location={location}", headers)
+                data = body[0]["forecastData"] if body else []
+                forecast = [
+                    ForecastPoint(_parse_time(p["timestamp"]), _minutes(p["duration"]), float(p["value"])) for p in data
+                ]
+                signal.forecast = _within(forecast, now, horizon_hours)
+            except FAILURES as error:
+                signal.warnings.append(_forecast_warning(self.name, region, error, signal.source))
+        return signal
+
+    def interval_means(self, region: Region, spans: list[tuple[datetime, datetime]]) -> list[float]:
+        """POST /emissions/average-carbon-intensity/batch: one request, one average per span, in order."""
+        headers = {"x-api-key": self.api_key} if self.api_key else {}
+        requests = [
+            {"location": region.carbon_aware_location, "startTime": a.isoformat(), "endTime": b.isoformat()}
+            for a, b in spans
+        ]
+        body = _get_json(f"{self.base_url}/emissions/average-carbon-intensity/batch", headers, requests)
+        if len(body) != len(spans):
+            raise ValueError(f"carbon-aware-sdk answered {len(body)} averages for {len(spans)} intervals")
+        return [float(item["carbonIntensity"]) for item in body]
 
 
 def describe_warning(warning: dict) -> str:
@@ -284,8 +404,9 @@ class WithFallback:
     def signal(self, region: Region, now: datetime, horizon_hours: float) -> Signal:
         try:
             return self.primary.signal(region, now, horizon_hours)
-        except (urllib.error.URLError, OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        except FAILURES as error:
             signal = self.fallback.signal(region, now, horizon_hours)
+            signal.fallback = True
             signal.warnings.append(
                 {
                     "provider": self.primary.name,
@@ -303,13 +424,21 @@ PROVIDERS = {
     "watttime": WattTimeProvider,
     "carbon-aware-sdk": CarbonAwareProvider,
 }
+# The names a run may choose: each provider, and the SDK deployment that reports average (Electricity Maps) data.
+PROVIDER_NAMES = (*PROVIDERS, "carbon-aware-sdk/average")
 
 
-def make_provider(name: str, base_url: str = "") -> IntensityProvider:
-    """A provider by name; live ones come wrapped in the static fallback."""
-    if name not in PROVIDERS:
-        raise GreenfmError(f"unknown intensity provider {name!r}; choose one of {', '.join(PROVIDERS)}")
-    if name == "static":
+def make_provider(name: str, base_url: str = "", fallback: bool = True) -> IntensityProvider:
+    """A provider by name (`carbon-aware-sdk/average` for an SDK backed by Electricity Maps); live ones come
+    wrapped in the static fallback unless `fallback` is False."""
+    base, _, basis = name.partition("/")
+    if base not in PROVIDERS or (basis and (base != "carbon-aware-sdk" or basis not in ("average", "marginal"))):
+        choices = ", ".join(PROVIDER_NAMES)
+        raise GreenfmError(f"unknown intensity provider {name!r}; choose one of {choices}")
+    if base == "static":
         return StaticProvider()
-    provider = PROVIDERS[name](base_url=base_url) if base_url else PROVIDERS[name]()
-    return WithFallback(provider)
+    options: dict = {"base_url": base_url} if base_url else {}
+    if basis:
+        options["basis"] = basis
+    provider = PROVIDERS[base](**options)
+    return WithFallback(provider) if fallback else provider

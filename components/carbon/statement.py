@@ -1,22 +1,34 @@
 """The carbon impact statement of one run: energy and emissions per stage, how each number was obtained,
-and totals that reconcile (kg CO2e = kWh × kg/kWh)."""
+and totals that reconcile (kg CO2e = kWh × kg/kWh).
+
+Each stage's operational emissions are its measured energy per interval × the intensity of those hours
+(components/carbon/attribution.py); codecarbon's annual-average figure is kept beside it. Embodied emissions of
+the hardware are reported separately, every stage has an uncertainty range, and the social cost of carbon has
+a sensitivity line. Report dictionaries are keyed by stable names; display labels live in the renderers."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from components.carbon.attribution import METHODS, attribute
 from components.carbon.costs import (
     CostAssumptions,
+    EmbodiedAssumptions,
     break_even,
     crfm_value,
+    embodied_kg,
     equivalents,
     eu_threshold,
-    scratch_estimate,
+    per_use,
+    scratch_flops_estimate,
+    social_cost_sensitivity,
+    uncertainty,
     usd,
 )
-from components.carbon.providers import describe_warning
+from components.carbon.providers import describe_warning, intensity_source
+from components.carbon.records import EnergyRecord, PlacementDecision
 
 STATEMENT_MD = "carbon_statement.md"
 STATEMENT_JSON = "carbon_statement.json"
@@ -30,26 +42,23 @@ _POWER_METHODS = {
 }
 
 
-def intensity_source(location: str) -> str:
-    """Where codecarbon's offline tracker takes the grid intensity for a location (Location.describe() text)."""
-    from components.carbon.providers import static_source
-
-    if ":" in location:
-        return static_source("", "", location.split(":", 1)[0])
-    country, _, region = location.partition("/")
-    return static_source(country, region, "")
+# Which placement decision applies to each stage: validate runs pinned to curation's region, evaluate to
+# adaptation's (pipelines/dag.py gives them those node selectors).
+PLACEMENT_OF = {"curate": "curate", "validate": "curate", "pretrain": "pretrain", "adapt": "adapt", "evaluate": "adapt"}
 
 
 @dataclass
 class StatementInputs:
     """What the statement needs besides the stages' energy records."""
 
-    placements: list[dict] = field(default_factory=list)  # placement.Decision.to_json() of each placed stage
+    placements: list[PlacementDecision] = field(default_factory=list)
     assumptions: CostAssumptions = field(default_factory=CostAssumptions)
     total_training_flops: float = 0.0
     adapt_method: str = ""
     pretrain_steps: int = 0
     adapt_steps: int = 0
+    scratch_record: EnergyRecord | None = None  # measured task model from random initialization, if one ran
+    embodied: EmbodiedAssumptions = field(default_factory=EmbodiedAssumptions)
 
 
 def _scenario(name: str, record: dict, option: dict | None) -> dict | None:
@@ -84,30 +93,31 @@ def counterfactuals(records: list[dict], placements: list[dict]) -> list[dict]:
         ):
             row = _scenario(name, record, placement[key])
             if row:
+                row["basis"] = placement["basis"]
                 rows.append(row)
     return rows
 
 
-def mitigations(records: list[dict], inputs: StatementInputs) -> list[dict]:
+def mitigations(records: list[dict], placements: list[dict], inputs: StatementInputs) -> list[dict]:
     """Each mitigation the pipeline knows, whether it was applied in this run, and the evidence."""
     by_stage = {r["stage"]: r for r in records}
     items = []
-    if inputs.placements:
-        moved = [p for p in inputs.placements if p["default"] and p["chosen"]["region"] != p["default"]["region"]]
+    if placements:
+        moved = [p for p in placements if p["default"] and p["chosen"]["region"] != p["default"]["region"]]
         saved = sum(p["default"]["expected_kg"] - p["chosen"]["expected_kg"] for p in moved)
         items.append(
             {
                 "mitigation": "low-carbon region",
                 "applied": bool(moved),
                 "detail": (
-                    f"{len(moved)} of {len(inputs.placements)} placed stage(s) moved off the default region; "
+                    f"{len(moved)} of {len(placements)} placed stage(s) moved off the default region; "
                     f"expected saving {saved * 1000:.3f} g CO2e for the estimated job energy (measured: see counterfactuals)"
                     if moved
                     else "the default region was already the least-emitting feasible one"
                 ),
             }
         )
-        shifted = [p for p in inputs.placements if p["chosen"]["wait_hours"] > 0]
+        shifted = [p for p in placements if p["chosen"]["wait_hours"] > 0]
         items.append(
             {
                 "mitigation": "time shift to a cleaner hour",
@@ -171,36 +181,84 @@ def mitigations(records: list[dict], inputs: StatementInputs) -> list[dict]:
     return items
 
 
-def amortization(records: list[dict], inputs: StatementInputs) -> dict | None:
-    by_stage = {r["stage"]: r for r in records}
-    if "pretrain" not in by_stage or "adapt" not in by_stage:
-        return None
-    pretrain_kwh, adapt_kwh = by_stage["pretrain"]["energy_kwh"], by_stage["adapt"]["energy_kwh"]
-    given = inputs.assumptions.scratch_task_kwh
-    scratch = given if given is not None else scratch_estimate(adapt_kwh, inputs.adapt_steps, inputs.pretrain_steps)
+def stage_row(record: EnergyRecord, decision: PlacementDecision | None, embodied: EmbodiedAssumptions) -> dict:
+    """One stage of the statement: the record, its emissions at the intensity of its hours, the annual-average
+    figure codecarbon gave, embodied emissions, and an uncertainty range."""
+    attribution = attribute(record, decision)
+    data = record.to_json()
+    data.pop("intervals")
+    kg = attribution.emissions_kg
     return {
-        "pretrain_kwh": pretrain_kwh,
-        "adapt_kwh": adapt_kwh,
-        "scratch_task_kwh": scratch,
-        "scratch_basis": "user input"
-        if given is not None
-        else (f"estimate: measured adapt energy per step × {inputs.pretrain_steps} pretraining steps"),
-        "break_even_adaptations": break_even(pretrain_kwh, adapt_kwh, scratch),
+        **data,
+        "emissions_kg": kg,
+        "intensity_g_per_kwh": attribution.g_per_kwh,
+        "intensity_method": attribution.method,
+        "intensity_basis": attribution.basis,
+        "intensity_source": attribution.source,
+        "attribution_warnings": attribution.warnings,
+        "intervals": attribution.intervals,
+        "annual_average_kg": record.emissions_kg,
+        "annual_average_source": intensity_source(record.location),
+        "placed_by": decision.stage if decision else None,
+        "cpu_power": _POWER_METHODS.get(record.cpu_power_method, record.cpu_power_method),
+        "embodied_kg": embodied_kg(record.wall_seconds, max(1, record.ranks), record.gpu_count, embodied),
+        "uncertainty": uncertainty(
+            record.cpu_kwh, record.gpu_kwh, record.ram_kwh, record.cpu_power_method, attribution.method, kg
+        ),
     }
 
 
-def build_statement(records: list[dict], run: dict | None = None, inputs: StatementInputs | None = None) -> dict:
-    inputs = inputs or StatementInputs()
-    stages = []
-    for record in records:
-        stages.append(
-            {
-                **record,
-                "intensity_source": intensity_source(record["location"]),
-                "cpu_power": _POWER_METHODS.get(record["cpu_power_method"], record["cpu_power_method"]),
-                "reconciles": stage_reconciles(record),
-            }
+def amortization(stages: list[dict], inputs: StatementInputs, decisions: dict[str, PlacementDecision]) -> dict | None:
+    """Per-use cost = pretrain/N + adapt for several N, in kg CO2e (stages may run on different grids), against a
+    task model trained from scratch: measured when that arm ran, else user-given kWh, else estimated by FLOPs."""
+    by_stage = {s["stage"]: s for s in stages}
+    if "pretrain" not in by_stage or "adapt" not in by_stage:
+        return None
+    pretrain, adapt = by_stage["pretrain"], by_stage["adapt"]
+    adapt_g = adapt["intensity_g_per_kwh"] or 0.0
+    scratch_flops = None
+    if inputs.scratch_record is not None:
+        scratch = stage_row(inputs.scratch_record, decisions.get("adapt"), inputs.embodied)
+        scratch_kwh, scratch_kg = scratch["energy_kwh"], scratch["emissions_kg"]
+        basis = f"measured: a task model trained from random initialization ({scratch['intensity_method']} intensity)"
+    elif inputs.assumptions.scratch_task_kwh is not None:
+        scratch_kwh = inputs.assumptions.scratch_task_kwh
+        scratch_kg = scratch_kwh * adapt_g / 1000.0
+        basis = "user input (kWh), at the adaptation's intensity"
+    elif inputs.total_training_flops and inputs.pretrain_steps:
+        scratch_flops = scratch_flops_estimate(inputs.total_training_flops, inputs.pretrain_steps, inputs.adapt_steps)
+        scratch_kwh = pretrain["energy_kwh"] / inputs.total_training_flops * scratch_flops
+        scratch_kg = scratch_kwh * adapt_g / 1000.0
+        basis = (
+            f"estimate by FLOPs: {scratch_flops:.3e} FLOPs (full training of the same model for {inputs.adapt_steps} "
+            "steps from random initialization) × pretraining's measured kWh per FLOP, at the adaptation's intensity"
         )
+    else:
+        return None
+    return {
+        "pretrain_kwh": pretrain["energy_kwh"],
+        "adapt_kwh": adapt["energy_kwh"],
+        "pretrain_kg": pretrain["emissions_kg"],
+        "adapt_kg": adapt["emissions_kg"],
+        "scratch_task_kwh": scratch_kwh,
+        "scratch_task_kg": scratch_kg,
+        "scratch_flops": scratch_flops,
+        "scratch_basis": basis,
+        "scratch_measured": inputs.scratch_record is not None,
+        "per_use": per_use(pretrain["emissions_kg"], adapt["emissions_kg"], scratch_kg),
+        "break_even_uses": break_even(pretrain["emissions_kg"], adapt["emissions_kg"], scratch_kg),
+    }
+
+
+def build_statement(
+    records: list[EnergyRecord], run: dict | None = None, inputs: StatementInputs | None = None
+) -> dict:
+    inputs = inputs or StatementInputs()
+    decisions = {d.stage: d for d in inputs.placements}
+    placements = [d.to_json() for d in inputs.placements]
+    stages = [stage_row(r, decisions.get(PLACEMENT_OF.get(r.stage, "")), inputs.embodied) for r in records]
+    for s in stages:
+        s["reconciles"] = stage_reconciles(s)
     total_kwh = sum(s["energy_kwh"] for s in stages)
     total_kg = sum(s["emissions_kg"] for s in stages)
     return {
@@ -208,14 +266,20 @@ def build_statement(records: list[dict], run: dict | None = None, inputs: Statem
         "stages": stages,
         "total_energy_kwh": total_kwh,
         "total_emissions_kg": total_kg,
+        "total_annual_average_kg": sum(s["annual_average_kg"] for s in stages),
+        "total_embodied_kg": sum(s["embodied_kg"] for s in stages),
+        "total_low_kg": sum(s["uncertainty"]["low_kg"] for s in stages),
+        "total_high_kg": sum(s["uncertainty"]["high_kg"] for s in stages),
+        "embodied_assumptions": asdict(inputs.embodied),
         "total_wall_seconds": sum(s["wall_seconds"] for s in stages),
         "failed_stages": [s["stage"] for s in stages if s["failed"]],
-        "placements": inputs.placements,
-        "warnings": [w for p in inputs.placements for w in p.get("warnings", [])],
-        "counterfactuals": counterfactuals(records, inputs.placements),
-        "mitigations": mitigations(records, inputs),
+        "placements": placements,
+        "warnings": [w for p in placements for w in p.get("warnings", [])],
+        "counterfactuals": counterfactuals(stages, placements),
+        "mitigations": mitigations(stages, placements, inputs),
         "costs": crfm_value(total_kwh, total_kg, inputs.assumptions),
-        "amortization": amortization(records, inputs),
+        "social_cost_sensitivity": social_cost_sensitivity(total_kg, inputs.assumptions.social_cost_usd_per_t),
+        "amortization": amortization(stages, inputs, decisions),
         "compute": eu_threshold(inputs.total_training_flops),
         "equivalents": equivalents(total_kg),
     }
@@ -226,9 +290,16 @@ def _close(a: float, b: float) -> bool:
 
 
 def stage_reconciles(stage: dict) -> bool:
-    """kWh × g/kWh / 1000 = kg for one stage record (the Markdown flag and `reconcile` use the same rule)."""
-    return not stage["energy_kwh"] or _close(
-        stage["energy_kwh"] * stage["intensity_g_per_kwh"] / 1000.0, stage["emissions_kg"]
+    """For one stage row: Σ interval kWh = kWh, each interval's kWh × g/kWh / 1000 = its kg, Σ interval kg = kg,
+    and kWh × effective g/kWh / 1000 = kg (the Markdown flag and `reconcile` use the same rule)."""
+    rows = stage["intervals"]
+    if not stage["energy_kwh"]:
+        return True
+    return (
+        _close(sum(r["kwh"] for r in rows), stage["energy_kwh"])
+        and all(_close(r["kwh"] * r["g_per_kwh"] / 1000.0, r["kg"]) for r in rows)
+        and _close(sum(r["kg"] for r in rows), stage["emissions_kg"])
+        and _close(stage["energy_kwh"] * stage["intensity_g_per_kwh"] / 1000.0, stage["emissions_kg"])
     )
 
 
@@ -260,6 +331,15 @@ def reconcile(statement: dict) -> list[str]:
         costs["S_social_benefit_usd"] - costs["C_energy_usd"] - costs["E_carbon_usd"] - costs["O_other_costs_usd"],
     ):
         problems.append("V ≠ S − C − E − O")
+    if not _close(sum(s["embodied_kg"] for s in statement["stages"]), statement["total_embodied_kg"]):
+        problems.append("total embodied kg ≠ sum of stages")
+    for row in statement["social_cost_sensitivity"]:
+        if not _close(row["E_usd"], row["tonnes_co2e"] * row["usd_per_t"]):
+            problems.append(f"social cost {row['label']}: E ≠ t × $/t")
+    a = statement["amortization"]
+    for row in (a or {}).get("per_use", []):
+        if not _close(row["foundation_kg_per_use"], a["pretrain_kg"] / row["uses"] + a["adapt_kg"]):
+            problems.append(f"amortization N={row['uses']}: per-use ≠ pretrain/N + adapt")
     for e in statement["equivalents"]:
         if not _close(e["count"] * e["kg_per_unit"], statement["total_emissions_kg"]):
             problems.append(f"equivalent {e['label']}: count × kg/unit ≠ total kg")
@@ -273,18 +353,24 @@ def render_markdown(statement: dict) -> str:
         lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in run.items()] + [""]
     lines += [
         f"**Total: {statement['total_energy_kwh'] * 1000:.3f} Wh, "
-        f"{statement['total_emissions_kg'] * 1000:.3f} g CO2e** over "
-        f"{statement['total_wall_seconds']:.0f} s of measured stages.",
+        f"{statement['total_emissions_kg'] * 1000:.3f} g CO2e operational** "
+        f"(range {statement['total_low_kg'] * 1000:.3f}–{statement['total_high_kg'] * 1000:.3f} g) over "
+        f"{statement['total_wall_seconds']:.0f} s of measured stages; embodied (hardware manufacturing, reported "
+        f"separately) {statement['total_embodied_kg'] * 1000:.3f} g CO2e.",
         "",
-        "| stage | wall s | energy Wh (CPU / GPU / RAM) | intensity g/kWh | g CO2e | location |",
-        "| --- | ---: | --- | ---: | ---: | --- |",
+        "| stage | wall s | energy Wh (CPU / GPU / RAM) | intensity g/kWh (basis, method) | g CO2e (range) | "
+        "annual-average g | embodied g | location |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | --- |",
     ]
     for s in statement["stages"]:
         intensity = "n/a" if s["intensity_g_per_kwh"] is None else f"{s['intensity_g_per_kwh']:.0f}"
+        u = s["uncertainty"]
         lines.append(
             f"| {s['stage']}{' (failed)' if s['failed'] else ''} | {s['wall_seconds']:.1f} | "
             f"{s['energy_kwh'] * 1000:.4f} ({s['cpu_kwh'] * 1000:.4f} / {s['gpu_kwh'] * 1000:.4f} / "
-            f"{s['ram_kwh'] * 1000:.4f}) | {intensity} | {s['emissions_kg'] * 1000:.4f} | {s['location']} |"
+            f"{s['ram_kwh'] * 1000:.4f}) | {intensity} ({s['intensity_basis']}, {METHODS[s['intensity_method']]}) | "
+            f"{s['emissions_kg'] * 1000:.4f} ({u['low_kg'] * 1000:.4f}–{u['high_kg'] * 1000:.4f}) | "
+            f"{s['annual_average_kg'] * 1000:.4f} | {s['embodied_kg'] * 1000:.4f} | {s['location']} |"
         )
     lines += ["", "## How these numbers were obtained", ""]
     seen = set()
@@ -298,14 +384,24 @@ def render_markdown(statement: dict) -> str:
             f"- Hardware: {s['cpu_count']} × {s['cpu_model']} CPU, {gpu}. CPU power: {s['cpu_power']}. "
             f"RAM power: codecarbon's per-GB estimate. PUE {s['pue']}."
         )
-        lines.append(
-            f"- Grid intensity for {s['location']} ({s['country']}): {s['intensity_source']}. "
-            "The location is the region the placement step chose from the region catalog, not detected."
+        where = (
+            f"the region the {s['placed_by']} placement chose from the region catalog (pinned there)"
+            if s["placed_by"]
+            else "configured, not placed by this run"
         )
+        lines.append(f"- Location {s['location']} ({s['country']}): {where}. Tracker scope: {s['scope']}.")
+    for s in statement["stages"]:
+        lines.append(
+            f"- {s['stage']} emissions: {len(s['intervals'])} interval(s) × {METHODS[s['intensity_method']]} "
+            f"({s['intensity_basis']}; {s['intensity_source']}). Annual-average figure beside it: "
+            f"{s['annual_average_source']}."
+        )
+        lines += [f"  - warning: {w}" for w in s["attribution_warnings"]]
     version = statement["stages"][0]["codecarbon_version"] if statement["stages"] else "?"
     lines += [
-        f"- Tool: codecarbon {version}, offline tracker, {statement['stages'][0]['tracking_mode'] if statement['stages'] else ''} mode.",
-        "- Every stage row reconciles: g CO2e = Wh × g/kWh / 1000"
+        f"- Tool: codecarbon {version}, offline tracker; modes: "
+        f"{', '.join(sorted({s['tracking_mode'] for s in statement['stages']}))}.",
+        "- Every stage row reconciles: g CO2e = Σ interval Wh × g/kWh / 1000"
         + ("." if all(s["reconciles"] for s in statement["stages"]) else " — **a row does not reconcile**."),
         "- Offsets: none are counted or netted.",
     ]
@@ -326,13 +422,14 @@ def _markdown_context(statement: dict) -> list[str]:
             "",
             "## Placement",
             "",
-            "| stage | region | start | g/kWh (expected) | source | why |",
-            "| --- | --- | --- | ---: | --- | --- |",
+            "| stage | region | start | g/kWh (expected) | basis | source | why |",
+            "| --- | --- | --- | ---: | --- | --- | --- |",
         ]
         for p in statement["placements"]:
             c = p["chosen"]
             lines.append(
-                f"| {p['stage']} | {c['region']} | {c['start']} | {c['mean_g_per_kwh']:.1f} | {c['source']} | {p['reason']} |"
+                f"| {p['stage']} | {c['region']} | {c['start']} | {c['mean_g_per_kwh']:.1f} | {p['basis']} | "
+                f"{c['source']} | {p['reason']} |"
             )
         lines += ["", "Alternatives considered (best start per feasible region):", ""]
         for p in statement["placements"]:
@@ -349,17 +446,17 @@ def _markdown_context(statement: dict) -> list[str]:
             "",
             "The measured energy of each placed stage under other placements, at the intensities placement expected.",
             "",
-            "| stage | scenario | region | kWh | g/kWh | g CO2e |",
+            "| stage | scenario | region | kWh | g/kWh (basis) | g CO2e |",
             "| --- | --- | --- | ---: | ---: | ---: |",
         ]
         lines += [
-            f"| {r['stage']} | {r['scenario']} | {r['region']} | {r['energy_kwh']:.6f} | {r['g_per_kwh']:.1f} | "
-            f"{r['emissions_kg'] * 1000:.4f} |"
+            f"| {r['stage']} | {r['scenario']} | {r['region']} | {r['energy_kwh']:.6f} | {r['g_per_kwh']:.1f} "
+            f"({r['basis']}) | {r['emissions_kg'] * 1000:.4f} |"
             for r in statement["counterfactuals"]
         ]
     lines += ["", "## Mitigations", ""]
     lines += [f"- [{'x' if m['applied'] else ' '}] {m['mitigation']}: {m['detail']}" for m in statement["mitigations"]]
-    c = statement["costs"]
+    c, e = statement["costs"], statement["embodied_assumptions"]
     lines += [
         "",
         "## Costs (CRFM framework: V(M) = S − C − E − O)",
@@ -369,17 +466,38 @@ def _markdown_context(statement: dict) -> list[str]:
         f"- S, social benefit: {_money(c['S_social_benefit_usd'], 'S')}; O, other costs: {_money(c['O_other_costs_usd'], 'O')}",
         f"- V(M): {_money(c['V_usd'], 'needs S and O')}",
         "- Defaults from the CRFM report §5.3 (EPA 2017 upper-bound social cost, US residential price Apr 2021); overridable.",
+        "",
+        "### Social cost of carbon: sensitivity",
+        "",
+        *[
+            f"- {r['label']}: {r['tonnes_co2e']:.4g} t × ${r['usd_per_t']:g}/t = {usd(r['E_usd'])} ({r['source']})"
+            for r in statement["social_cost_sensitivity"]
+        ],
+        "",
+        "## Embodied emissions (hardware manufacturing, not in the operational total)",
+        "",
+        f"- {statement['total_embodied_kg'] * 1000:.4f} g CO2e: {e['gpu_kg']:g} kg per GPU and {e['server_kg']:g} kg "
+        f"per server, amortized over {e['lifetime_years']:g} years at {e['utilization']:.0%} utilization, charged for "
+        f"each stage's wall time ({e['source']}).",
     ]
     a = statement["amortization"]
     if a:
-        n = a["break_even_adaptations"]
+        n = a["break_even_uses"]
         lines += [
             "",
-            "## Amortization",
+            "## Amortization (CRFM: per-use cost = pretrain/N + adapt)",
             "",
-            f"- Pretraining {a['pretrain_kwh']:.6f} kWh, one adaptation {a['adapt_kwh']:.6f} kWh, one task model from "
-            f"scratch {a['scratch_task_kwh']:.6f} kWh ({a['scratch_basis']}).",
-            f"- Break-even: {'never (adapting costs as much as training from scratch)' if n is None else f'{n:.2f} adaptations'}"
+            f"- Pretraining {a['pretrain_kg'] * 1000:.4f} g CO2e, one adaptation {a['adapt_kg'] * 1000:.4f} g, one task "
+            f"model from scratch {a['scratch_task_kg'] * 1000:.4f} g ({a['scratch_basis']}).",
+            "",
+            "| uses N | foundation model g CO2e per use | from scratch g CO2e per use |",
+            "| ---: | ---: | ---: |",
+            *[
+                f"| {r['uses']} | {r['foundation_kg_per_use'] * 1000:.4f} | {r['scratch_kg_per_use'] * 1000:.4f} |"
+                for r in a["per_use"]
+            ],
+            "",
+            f"- Break-even: {'never (adapting emits as much as training from scratch)' if n is None else f'{n:.2f} uses'}"
             " (pretrain + N·adapt < N·scratch).",
         ]
     f = statement["compute"]
@@ -396,7 +514,7 @@ def _markdown_context(statement: dict) -> list[str]:
 
 
 def write_statement(
-    records: list[dict], out_dir: str | Path, run: dict | None = None, inputs: StatementInputs | None = None
+    records: list[EnergyRecord], out_dir: str | Path, run: dict | None = None, inputs: StatementInputs | None = None
 ) -> dict:
     from components.carbon.html import render_html
 

@@ -7,16 +7,22 @@ import json
 import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from components.carbon.records import EnergyRecord
 
 T = TypeVar("T")
 
 
-def measured(stage: str, location: str, work: Callable[[], T]) -> tuple[T, dict]:
-    """(work's result, the stage's energy record); `location` is select_region's JSON Location."""
+def measured(
+    stage: str, location: str, work: Callable[[], T], tracking_mode: str | None = None
+) -> tuple[T, EnergyRecord]:
+    """(work's result, the stage's energy record); `location` is select_region's JSON Location; tracking_mode
+    None: codecarbon's process mode in a pod, machine mode elsewhere (carbon.tracking.default_tracking_mode)."""
     from components.carbon.tracking import Location, measure
 
-    return measure(stage, Location(**json.loads(location)), work)
+    return measure(stage, Location(**json.loads(location)), work, tracking_mode)
 
 
 def copy_outputs(pairs: Iterable[tuple[str | Path, str]]) -> None:

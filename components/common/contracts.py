@@ -31,6 +31,14 @@ INDEX_FORMAT = "greenfm-tokens-v1"
 INDEX_FILE = "index.json"
 
 
+def special_token_id(tokenizer: Any, token: str) -> int:
+    """The id of EOS or PAD in a curated tokenizer (a `tokenizers.Tokenizer`); a one-line error without it."""
+    token_id = tokenizer.token_to_id(token)
+    if token_id is None:
+        raise ValueError(f"the tokenizer lacks {token}, which curation adds to every vocabulary")
+    return int(token_id)
+
+
 def token_dtype_name(vocab_size: int) -> str:
     """The shard element type: uint16 while every id fits, else uint32 (the gate checks shards against this)."""
     return "uint16" if vocab_size <= 2**16 - 1 else "uint32"

@@ -135,7 +135,7 @@ def follow_pod_log(
 
     last_line: float | None = None
     while keep_going():
-        kwargs = {"follow": True}
+        kwargs: dict[str, bool | int] = {"follow": True}
         if last_line is not None:
             kwargs["since_seconds"] = max(1, int(time.time() - last_line) + 1)
         try:

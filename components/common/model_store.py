@@ -14,8 +14,10 @@ import tempfile
 from pathlib import Path
 
 from components.common.errors import GreenfmError
+from components.common.run_status import finished_ok, run_dir_of, run_state
 
 LATEST = "LATEST"
+ORIGIN = "ORIGIN"  # inside a published model: the directory it was copied from (its run's, on this machine)
 
 
 def publish(model_dir: str | Path, store: str | Path, key: str) -> Path:
@@ -29,6 +31,7 @@ def publish(model_dir: str | Path, store: str | Path, key: str) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=store))
     try:
         shutil.copytree(model_dir, staging, dirs_exist_ok=True)
+        (staging / ORIGIN).write_text(str(Path(model_dir).absolute()) + "\n")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -41,23 +44,47 @@ def publish(model_dir: str | Path, store: str | Path, key: str) -> Path:
     return target
 
 
+def _finished(model: Path) -> bool:
+    """Whether `model` comes from a run that finished well (see run_status.finished_ok): for a published
+    model, the run it was published from, when that run's directory is on this machine."""
+    origin = model / ORIGIN
+    return finished_ok(origin.read_text().strip() if origin.is_file() else model)
+
+
+def require_finished(model: Path) -> Path:
+    if not finished_ok(model):
+        run_dir = run_dir_of(model)
+        raise GreenfmError(
+            f"{model}: from run {run_dir}, which {run_state(run_dir)}; only a model of a succeeded run is used"
+        )
+    return model
+
+
 def resolve(uri: str | Path, missing_ok: bool = False) -> Path | None:
-    """The model directory `uri` names: a model directory itself, or a store (the model LATEST names; None
-    when nothing was published yet, or, with `missing_ok`, when the store does not exist yet)."""
+    """The model directory `uri` names: a model directory itself (of a run that succeeded), or a store: the
+    model LATEST names, or, when that one's run did not finish well, the newest published model whose run did
+    (None when there is none yet, or, with `missing_ok`, when the store does not exist yet)."""
     path = Path(uri)
     if (path / LATEST).is_file():
         key = (path / LATEST).read_text().strip()
         model = path / key
         if not model.is_dir():
             raise GreenfmError(f"{path / LATEST}: names {key!r}, which is not in the store")
-        return model
+        if _finished(model):
+            return model
+        published = sorted(
+            (p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and p != model),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        return next((p for p in published if _finished(p)), None)
     if not path.exists():
         if missing_ok:
             return None
         raise GreenfmError(f"{path}: no such model directory or model store")
     if path.is_dir() and not any(path.iterdir()):
         return None  # an empty store: nothing to start from yet
-    return path
+    return require_finished(path)
 
 
 def warm_start_source(warm_start_model: str, model_store: str) -> str:

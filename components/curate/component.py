@@ -24,7 +24,6 @@ def curate_op(
     report: Output[Markdown],
 ) -> NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)]):
     """Curate raw text into deduplicated Parquet and token shards. `data_fingerprint` only keys the cache."""
-    import json
     import tempfile
     from pathlib import Path
 
@@ -40,8 +39,10 @@ def curate_op(
         return curate_with_backend(source, curated.path, config, spark)
 
     result, energy = measured("curate", location, work)
-    energy["notes"] = result.mitigation_notes()
+    energy.notes = result.mitigation_notes()
+    if spark_backend != "local":  # executors run in other pods: this step's tracker sees the driver only
+        energy.scope = f"Spark driver only ({spark_backend}): the {spark_executors} executor(s) are not measured"
     copy_outputs([(Path(curated.path) / REPORT_MD, report.path)])
     curated.metadata.update({"fingerprint": result.fingerprint, "documents": result.documents})
     outputs = NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)])
-    return outputs(json.dumps(energy), result.fingerprint, result.documents)
+    return outputs(energy.dumps(), result.fingerprint, result.documents)

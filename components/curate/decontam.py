@@ -67,7 +67,7 @@ def evaluation_keys(spark: SparkSession, texts: list[str], n: int) -> np.ndarray
 
 
 def _overlap_udf(eval_keys: np.ndarray, n: int):
-    @F.pandas_udf(T.BooleanType())
+    @F.pandas_udf(T.BooleanType())  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
     def overlaps(word_hashes: pd.Series) -> pd.Series:
         def hit(hashes: np.ndarray) -> bool:
             if len(hashes) == 0:
@@ -82,7 +82,7 @@ def _overlap_udf(eval_keys: np.ndarray, n: int):
 
 
 def decontaminate(df: DataFrame, cfg: DecontamConfig) -> Marked:
-    spark = SparkSession.getActiveSession()
+    spark = df.sparkSession
     eval_keys = evaluation_keys(spark, evaluation_texts(cfg), cfg.ngram)
     if len(eval_keys) == 0:
         return Marked("decontam", mark("decontam", df))  # nothing to compare with: every document passes

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from components.common.atomic import describe_failed_write, staged_dir, writing
 from components.common.contracts import CURATION_REPORT_JSON as REPORT_JSON
 from components.common.contracts import CURATION_REPORT_MD as REPORT_MD
 from components.common.contracts import (
@@ -22,13 +23,13 @@ from components.common.contracts import (
     REMOVED_DIR,
     TOKENS_DIR,
 )
-from components.common.errors import InputError
+from components.common.errors import InputError, OutputError
 from components.common.fingerprint import sorted_digest
 from components.common.params import split_list
 from components.curate import steps
 from components.curate.decontam import DecontamConfig, decontaminate
 from components.curate.ingest import locate_quarantined, read_documents
-from components.curate.inputs import scan_inputs
+from components.curate.inputs import InputListing, scan_inputs
 from components.curate.langid import language_filter
 from components.curate.marks import Marked, StepReport, run_step, with_transforms
 from components.curate.minhash import MinHashConfig, fuzzy_dedup
@@ -193,11 +194,26 @@ def _markdown_report(report: dict) -> str:
 
 
 def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None = None) -> CurateResult:
+    """Curate `input_uri` into `output_dir` (new, empty, or an earlier curated dataset). The dataset is written
+    to a temporary sibling that replaces `output_dir` only when every part is written: a failed run leaves an
+    earlier dataset there whole."""
     config = config or CurateConfig()
     listing = scan_inputs(input_uri, strict=config.strict_inputs)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / REMOVED_DIR, ignore_errors=True)
+    target = Path(output_dir)
+    if target.is_dir() and any(target.iterdir()) and not (target / REPORT_JSON).is_file():
+        raise InputError(f"{target}: not empty and not a curated dataset (no {REPORT_JSON}); it would be replaced")
+    with staged_dir(target) as staging:
+        try:
+            result = _curate_into(staging, input_uri, listing, config)
+        except Exception as error:
+            described = describe_failed_write(error, target)
+            if described is None:
+                raise
+            raise OutputError(str(described).replace(str(staging), str(target.absolute()))) from error
+    return replace(result, output_dir=str(target))
+
+
+def _curate_into(out: Path, input_uri: str, listing: InputListing, config: CurateConfig) -> CurateResult:
     spark = get_spark(config.spark_master)
 
     docs, quarantined = read_documents(spark, listing.files, config.default_license, out / STAGING_DIR)
@@ -205,7 +221,7 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
     documents_read = docs.count()
 
     quarantine_rows = locate_quarantined([row.asDict() for row in quarantined.toLocalIterator()])
-    with open(out / QUARANTINE_FILE, "w", encoding="utf-8") as handle:
+    with writing(out / QUARANTINE_FILE), open(out / QUARANTINE_FILE, "w", encoding="utf-8") as handle:
         for row in quarantine_rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
@@ -251,8 +267,10 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
         "val_tokens": split_tokens["val"],
         "vocab_size": index["vocab_size"],
     }
-    (out / REPORT_JSON).write_text(json.dumps(summary, indent=2))
-    (out / REPORT_MD).write_text(_markdown_report(summary))
+    with writing(out / REPORT_JSON):
+        (out / REPORT_JSON).write_text(json.dumps(summary, indent=2))
+    with writing(out / REPORT_MD):
+        (out / REPORT_MD).write_text(_markdown_report(summary))
     docs.unpersist()
     shutil.rmtree(out / STAGING_DIR, ignore_errors=True)
     return CurateResult(

@@ -18,7 +18,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -90,7 +90,7 @@ class SparkK8sConfig:
             self.spark_version = pyspark.__version__
 
     @classmethod
-    def from_env(cls, env: dict | None = None) -> SparkK8sConfig:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SparkK8sConfig:
         """GREENFM_SPARK_* variables; a k8s:// GREENFM_SPARK_MASTER alone selects client mode."""
         env = os.environ if env is None else env
         master = env.get("GREENFM_SPARK_MASTER", "")

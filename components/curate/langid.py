@@ -33,7 +33,7 @@ def identify(text: str) -> tuple[str, float]:
     return lang, float(score)
 
 
-@F.pandas_udf(T.StringType())
+@F.pandas_udf(T.StringType())  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
 def _identify(texts: pd.Series) -> pd.Series:
     # One UDF, one string "code score": Arrow round-trips of struct results fail with this pyspark/pyarrow pair.
     return texts.map(lambda text: "{} {:.6f}".format(*identify(text)))

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from components.common.contracts import EOS, INDEX_FILE, INDEX_FORMAT, PAD, token_dtype_name
+from components.common.atomic import writing
+from components.common.contracts import EOS, INDEX_FILE, INDEX_FORMAT, PAD, special_token_id, token_dtype_name
 
 _ENCODE_BATCH = 1024
 
@@ -64,7 +65,8 @@ class _ShardWriter:
         if not self._buffered:
             return
         name = f"{self.split}-{len(self.shards):05d}.bin"
-        np.concatenate(self._buffer).tofile(self.directory / name)
+        with writing(self.directory / name):
+            np.concatenate(self._buffer).tofile(self.directory / name)
         self.shards.append({"file": name, "tokens": self._buffered, "docs": self._docs})
         self._buffer, self._buffered, self._docs = [], 0, 0
 
@@ -85,7 +87,7 @@ def pack_shards(
     out.mkdir(parents=True, exist_ok=True)
     vocab_size = tokenizer.get_vocab_size()
     dtype = token_dtype(vocab_size)
-    eos_id = tokenizer.token_to_id(EOS)
+    eos_id = special_token_id(tokenizer, EOS)
     writers = {split: _ShardWriter(out, split, dtype, shard_tokens) for split in ("train", "val")}
 
     def flush_batch(batch: list[tuple[str, str]]) -> None:
@@ -101,7 +103,8 @@ def pack_shards(
     flush_batch(batch)
     for writer in writers.values():
         writer.flush()
-    tokenizer.save(str(out / "tokenizer.json"))
+    with writing(out / "tokenizer.json"):
+        tokenizer.save(str(out / "tokenizer.json"))
     index = {
         "format": INDEX_FORMAT,
         "dtype": dtype.name,
@@ -111,5 +114,6 @@ def pack_shards(
         "tokenizer": "tokenizer.json",
         "splits": {split: writer.shards for split, writer in writers.items()},
     }
-    (out / INDEX_FILE).write_text(json.dumps(index, indent=2))
+    with writing(out / INDEX_FILE):
+        (out / INDEX_FILE).write_text(json.dumps(index, indent=2))
     return index

@@ -34,7 +34,7 @@ class BagOfWords:
 
     def __init__(self, texts: list[str], labels: list[str], label_names: list[str]):
         self.labels = label_names
-        counts = {label: Counter() for label in label_names}
+        counts: dict[str, Counter[str]] = {label: Counter() for label in label_names}
         for text, label in zip(texts, labels, strict=True):
             counts[label].update(_features(text))
         vocab = set().union(*counts.values())

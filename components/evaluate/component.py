@@ -32,6 +32,7 @@ def evaluate_op(
     import tempfile
     from pathlib import Path
 
+    from components.carbon.records import EnergyRecord
     from components.carbon.tracking import Location
     from components.common.component_io import copy_outputs, measured
     from components.evaluate.model_card import write_model_cards
@@ -50,7 +51,7 @@ def evaluate_op(
             cfg=EvalConfig(seed=seed),
             location=where,
             scratch_model_dir=scratch_model.path,
-            scratch_energy=json.loads(scratch_energy) if scratch_energy else None,
+            scratch_energy=EnergyRecord.from_json(scratch_energy, "scratch_energy record") if scratch_energy else None,
         ),
     )
     copy_outputs(
@@ -62,4 +63,4 @@ def evaluate_op(
     for name, value in result.metrics().items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("EvaluateOutputs", [("energy", str)])
-    return outputs(json.dumps(energy))
+    return outputs(energy.dumps())

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
+import yaml
 
 from components.adapt.classifier import ADAPT_REPORT, LINEAGE
 from components.common.contracts import DOCUMENTS_DIR, ModelDir
@@ -35,13 +36,48 @@ def data_sources(curated_dir: str | Path) -> list[tuple[str, str, int]]:
     return [(source, lic, n) for (source, lic), n in sorted(counts.items())]
 
 
-def _compute_row(stage: str, flops: float | None, device: str, seconds: float | None, energy: dict | None) -> list[str]:
-    gpu_hours = (seconds or 0.0) / 3600 if device.startswith("cuda") else 0.0
+def on_gpu(device: str) -> bool:
+    """The trainers record torch.cuda.get_device_name ("NVIDIA H100 80GB HBM3"), a torch device ("cuda:0"), or
+    "cpu"; anything but a CPU (or nothing recorded) is a GPU."""
+    return bool(device) and device.split(":")[0].lower() not in ("cpu", "unknown", "mps")
+
+
+def gpu_hours(device: str, seconds: float | None, processes: int = 1) -> float:
+    """Wall hours × GPUs in use (one per training process)."""
+    return (seconds or 0.0) / 3600 * max(1, processes) if on_gpu(device) else 0.0
+
+
+def co2_eq_emissions(energy: dict | None, training_type: str, hardware: str) -> list[str]:
+    """The Hugging Face model card `co2_eq_emissions` metadata (YAML front matter; emissions in grams)."""
+    if not energy:
+        return []
+    meta = {
+        "co2_eq_emissions": {
+            "emissions": round(energy["emissions_kg"] * 1000.0, 6),
+            "source": f"codecarbon {energy['codecarbon_version']} offline tracker via greenfm (annual-average "
+            "intensity of the placed region; the run's carbon statement has the per-interval figure)",
+            "training_type": training_type,
+            "geographical_location": energy["location"],
+            "hardware_used": hardware,
+        }
+    }
+    return ["---", *yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).splitlines(), "---", ""]
+
+
+def _hardware(energy: dict | None, device: str, processes: int) -> str:
+    if on_gpu(device):
+        return f"{max(1, processes)} x {device}"
+    return f"{energy['cpu_count']:g} x {energy['cpu_model']} (CPU)" if energy else device
+
+
+def _compute_row(
+    stage: str, flops: float | None, device: str, seconds: float | None, energy: dict | None, processes: int = 1
+) -> list[str]:
     return [
         stage,
         f"{flops:.3e}" if flops else "n/a",
         device,
-        f"{gpu_hours:.4f}",
+        f"{gpu_hours(device, seconds, processes):.4f}",
         f"{energy['energy_kwh']:.6f}" if energy else "not measured",
         f"{energy['emissions_kg']:.6f}" if energy else "not measured",
     ]
@@ -60,6 +96,7 @@ class CardFacts:
     base_sha: str
     pretrain_row: list[str]
     limitations: list[str]
+    energy: dict[str, dict]  # stage (pretrain, adapt) -> its energy record as JSON
 
 
 def _facts(base_dir: Path, adapted_dir: Path, curated_dir: str | Path, energy: dict[str, dict]) -> CardFacts:
@@ -71,6 +108,7 @@ def _facts(base_dir: Path, adapted_dir: Path, curated_dir: str | Path, energy: d
         train.get("device", "unknown"),
         train.get("seconds"),
         energy.get("pretrain"),
+        train.get("world_size", 1),
     )
     limitations = [
         f"- A {train.get('parameters', 0):,}-parameter model trained on {train.get('tokens', 0):,} tokens: a research and "
@@ -89,6 +127,7 @@ def _facts(base_dir: Path, adapted_dir: Path, curated_dir: str | Path, energy: d
         base_sha=file_sha256(base_dir / WEIGHTS),
         pretrain_row=pretrain_row,
         limitations=limitations,
+        energy=energy,
     )
 
 
@@ -98,7 +137,10 @@ def base_card(facts: CardFacts, result: EvalResult) -> list[str]:
         ["held-out perplexity", f"{result.base_perplexity:.2f}"],
         [f"zero-shot `{d['task']}` accuracy (label-name PMI)", f"{result.zero_shot_accuracy:.3f}"],
     ]
+    pretrain = facts.energy.get("pretrain")
+    hardware = _hardware(pretrain, train.get("device", ""), train.get("world_size", 1))
     return [
+        *co2_eq_emissions(pretrain, "pre-training", hardware),
         f"# Model card: base model `{facts.base_sha[:12]}`",
         "",
         f"Decoder-only transformer, {train.get('parameters', 0):,} parameters, context "
@@ -143,6 +185,11 @@ def adapted_card(facts: CardFacts, result: EvalResult, adapt_energy: dict | None
         adapt_energy,
     )
     return [
+        *co2_eq_emissions(
+            facts.energy.get("adapt"),
+            "fine-tuning",
+            _hardware(facts.energy.get("adapt"), adapt.get("device", "cpu"), 1),
+        ),
         f"# Model card: `{d['task']}` classifier `{adapt['model_sha256'][:12]}`",
         "",
         f"The base model adapted with **{adapt['method']}** ({adapt['trainable_parameters']:,} of "

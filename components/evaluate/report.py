@@ -8,6 +8,7 @@ dictionaries are keyed by stable names (MODELS), display labels live in the rend
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from tokenizers import Tokenizer
 from components.adapt.classifier import Classifier, load_classifier
 from components.adapt.finetune import predict
 from components.adapt.task import TaskData, encode, load_default_task
+from components.carbon.records import EnergyRecord
 from components.carbon.tracking import Location, measure
 from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
 from components.common.contracts import PAD, TOKENS_DIR, read_split
@@ -254,9 +256,9 @@ def _efficiency(classifier: Classifier, test: TestSet, cfg: EvalConfig, location
         "predictions_per_second": round(predictions / seconds, 1),
         "tokens_per_second": round(real_tokens / seconds, 1),
         "latency_ms_median": round(1000 * statistics.median(timings), 3),
-        "energy_kwh": energy["energy_kwh"],
-        "energy_kwh_per_1k_predictions": energy["energy_kwh"] / predictions * 1000,
-        "cpu_power_method": energy["cpu_power_method"],
+        "energy_kwh": energy.energy_kwh,
+        "energy_kwh_per_1k_predictions": energy.energy_kwh / predictions * 1000,
+        "cpu_power_method": energy.cpu_power_method,
         "device": str(next(classifier.parameters()).device),
     }
 
@@ -313,7 +315,7 @@ def evaluate(
     cfg: EvalConfig | None = None,
     location: Location | None = None,
     scratch_model_dir: str | Path | None = None,
-    scratch_energy: dict | None = None,
+    scratch_energy: EnergyRecord | None = None,
 ) -> EvalResult:
     """Evaluate the adapted model (and the from-scratch arm, when given) against the baselines; write the
     report into out_dir. `scratch_energy` is the arm's energy record, shown beside its accuracy."""
@@ -331,7 +333,8 @@ def evaluate(
         scratch_test = _encode_test(task, Path(scratch_model_dir), base.cfg.seq_len)
         outcomes[FROM_SCRATCH] = _correct(predict(scratch, scratch_test.tokens, scratch_test.lengths), test.targets)
         backbones[FROM_SCRATCH] = scratch.backbone
-        arms[FROM_SCRATCH] = {**_arm(Path(scratch_model_dir)), "energy": scratch_energy}
+        energy = json.loads(scratch_energy.dumps()) if scratch_energy is not None else None  # as the report stores it
+        arms[FROM_SCRATCH] = {**_arm(Path(scratch_model_dir)), "energy": energy}
     outcomes.update(_baseline_outcomes(task, test, base, base_dir))
     details = {
         "task": task.name,

@@ -33,7 +33,6 @@ def pretrain_op(
 ) -> NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)]):
     """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob on the
     nodes `node_selector` picks); publish it to `model_store` if given."""
-    import json
     from pathlib import Path
 
     from components.common.component_io import copy_outputs, measured
@@ -56,8 +55,9 @@ def pretrain_op(
         # scratch for restarts within this step, next to (not inside) the model artifact
         checkpoint_dir=str(Path(model.path).parent / "checkpoints"),
     )
-    # This step's tracker measures this machine. On Kubernetes the workers run on other nodes and each measures
-    # itself at the same location (with_node_energy adds them up).
+    # On Kubernetes the workers run on other nodes: each node measures itself (one tracker per node) at the same
+    # location and the stage's energy is their sum (with_node_energy). This launcher pod only waits and
+    # measures its own process.
     on_cluster = launch_backend == "kubernetes"
     launch_config = LaunchConfig(
         backend=launch_backend,
@@ -67,7 +67,8 @@ def pretrain_op(
         energy_location=location if on_cluster else "",
     )
     tokens = Path(curated.path) / TOKENS_DIR
-    result, energy = measured("pretrain", location, lambda: launch(tokens, model.path, config, launch_config))
+    work = lambda: launch(tokens, model.path, config, launch_config)  # noqa: E731
+    result, energy = measured("pretrain", location, work, tracking_mode="process" if on_cluster else None)
     energy = with_node_energy(energy, model.path)
     copy_outputs([(Path(model.path) / TRAIN_REPORT_MD, report.path)])
     model.metadata.update({"sha256": result.checkpoint_sha256, "val_loss": result.val_loss})
@@ -75,4 +76,4 @@ def pretrain_op(
         published = publish(model.path, model_store, data_fingerprint or result.checkpoint_sha256)
         model.metadata["published"] = str(published)
     outputs = NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)])
-    return outputs(json.dumps(energy), result.checkpoint_sha256, result.total_flops)
+    return outputs(energy.dumps(), result.checkpoint_sha256, result.total_flops)

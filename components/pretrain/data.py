@@ -43,15 +43,18 @@ class GlobalBatches:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         return torch.randint(0, len(self.tokens) - self.seq_len - 1, (self.global_batch,), generator=generator)
 
-    def micro_batches(self, step: int, pin_memory: bool = False) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """This rank's `grad_accum` (inputs, targets) pairs of step `step`, each `batch_size` rows."""
+    def micro_batches(self, step: int, device: torch.device | str = "cpu") -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's `grad_accum` (inputs, targets) pairs of step `step`, each `batch_size` rows, on `device`.
+
+        The rank's rows travel as one contiguous block (pinned, copied without blocking, when `device` is a
+        GPU) and are sliced there: one transfer per step, and no host wait for slices of pinned memory."""
         per_rank = self.batch_size * self.grad_accum
         mine = self.starts(step)[self.rank * per_rank : (self.rank + 1) * per_rank].tolist()
         rows = np.stack([self.tokens[s : s + self.seq_len + 1] for s in mine]).astype(np.int64)
-        batch = torch.from_numpy(rows)
-        if pin_memory:
-            batch = batch.pin_memory()  # lets the host-to-device copy run asynchronously
-        return [(b[:, :-1], b[:, 1:]) for b in batch.split(self.batch_size)]
+        block = torch.from_numpy(rows)
+        if torch.device(device).type == "cuda":
+            block = block.pin_memory().to(device, non_blocking=True)
+        return [(b[:, :-1], b[:, 1:]) for b in block.split(self.batch_size)]
 
 
 def consecutive_windows(

@@ -10,10 +10,14 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+if TYPE_CHECKING:
+    from components.pretrain.model import Transformer
 
 PARALLELISMS = ("ddp", "fsdp")
 
@@ -55,7 +59,7 @@ def teardown(d: Dist) -> None:
         dist.destroy_process_group()
 
 
-def wrap(model: nn.Module, parallelism: str, d: Dist, compile_model: bool) -> nn.Module:
+def wrap(model: Transformer, parallelism: str, d: Dist, compile_model: bool) -> nn.Module:
     """The module the training step calls. `model` itself stays the handle for state dicts.
 
     FSDP2 shards every block, then the root (embedding, final norm, tied output), as torchtitan does;
@@ -65,16 +69,22 @@ def wrap(model: nn.Module, parallelism: str, d: Dist, compile_model: bool) -> nn
     """
     if parallelism not in PARALLELISMS:
         raise ValueError(f"parallelism {parallelism!r}: expected one of {', '.join(PARALLELISMS)}")
-    if d.world_size == 1:
+    if d.world_size == 1 and not dist.is_initialized():  # one process, no group: nothing to synchronize
         if compile_model:
             model.compile()  # in place: parameter names (and so checkpoints) stay the same
         return model
     if parallelism == "ddp":
         ddp = nn.parallel.DistributedDataParallel(
-            model, device_ids=[d.device.index] if d.device.type == "cuda" else None
+            model,
+            device_ids=[d.device.index] if d.device.type == "cuda" else None,
+            # the only buffers (RoPE tables) are computed, identical on every rank (torch ≥ 2.13 prefers
+            # forward_sync_buffers=False, which older releases lack; this flag works on both)
+            broadcast_buffers=False,
+            gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: no copy in or out
+            static_graph=True,  # the same parameters are used every step: DDP can skip the unused-param search
         )
         # compiling DDP itself lets dynamo split the graph at gradient buckets, so all-reduces overlap backward
-        return torch.compile(ddp) if compile_model else ddp
+        return cast(nn.Module, torch.compile(ddp)) if compile_model else ddp
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -103,7 +113,7 @@ def gradient_sync(step_model: nn.Module, sync: bool) -> Iterator[None]:
             yield
         return
     if hasattr(step_model, "set_requires_gradient_sync"):  # FSDP2
-        step_model.set_requires_gradient_sync(sync)
+        cast(Any, step_model).set_requires_gradient_sync(sync)
     yield
 
 

@@ -6,6 +6,8 @@ grouped-query attention without biases, SDPA's 1/√head_dim scaling, tied embed
 permutation: `model.apply_rope` rotates the pairs (x[i], x[i + d/2]) (the two halves of each head) by
 θ_i = base^(−2i/d), which is exactly HF Llama's `rotate_half` with cos/sin repeated over both halves. (Meta's
 original checkpoints rotate interleaved pairs (x[2i], x[2i+1]); only those need the q/k permutation.)
+Fused projections (`wqkv`, `w13`) are split into HF's separate q/k/v and gate/up weights; a padded vocabulary
+is exported padded (HF's embedding may have more rows than the tokenizer has tokens).
 """
 
 from __future__ import annotations
@@ -48,13 +50,31 @@ def hf_name(name: str, tied: bool = True) -> str | None:
     return f"model.layers.{index}.{LAYER_NAMES[rest]}"
 
 
+def unfused_state_dict(model: Transformer) -> dict[str, torch.Tensor]:
+    """`model`'s weights under the unfused names: wqkv → wq, wk, wv and w13 → w1, w3 (views, no copies)."""
+    cfg, unfused = model.cfg, {}
+    q_dim, kv_dim = cfg.n_heads * cfg.head_dim, cfg.n_kv_heads * cfg.head_dim
+    for name, tensor in model.state_dict().items():
+        if name.endswith("attention.wqkv.weight"):
+            prefix = name.removesuffix("wqkv.weight")
+            for part, value in zip(("wq", "wk", "wv"), tensor.split([q_dim, kv_dim, kv_dim]), strict=True):
+                unfused[f"{prefix}{part}.weight"] = value
+        elif name.endswith("feed_forward.w13.weight"):
+            prefix = name.removesuffix("w13.weight")
+            for part, value in zip(("w1", "w3"), tensor.chunk(2), strict=True):
+                unfused[f"{prefix}{part}.weight"] = value
+        else:
+            unfused[name] = tensor
+    return unfused
+
+
 def hf_config(model: Transformer, tokenizer: Tokenizer) -> dict:
     cfg = model.cfg
     eos, pad = tokenizer.token_to_id(EOS), tokenizer.token_to_id(PAD)
     return {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
-        "vocab_size": cfg.vocab_size,
+        "vocab_size": cfg.padded_vocab,
         "hidden_size": cfg.dim,
         "intermediate_size": cfg.ffn_dim,
         "num_hidden_layers": cfg.n_layers,
@@ -84,7 +104,7 @@ def export_llama(model: Transformer, tokenizer_path: str | Path, out_dir: str | 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tensors = {}
-    for name, tensor in model.state_dict().items():
+    for name, tensor in unfused_state_dict(model).items():
         target = hf_name(name, model.cfg.tie_embeddings)
         if target is not None:
             tensors[target] = tensor.detach().to("cpu", torch.float32).contiguous()

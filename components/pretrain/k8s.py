@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -66,7 +66,7 @@ class PyTorchJobConfig:
     energy_location: str = ""  # JSON Location each node measures its energy at; empty: not measured
 
     @classmethod
-    def from_launch(cls, launch: LaunchConfig, env: dict | None = None) -> PyTorchJobConfig:
+    def from_launch(cls, launch: LaunchConfig, env: Mapping[str, str] | None = None) -> PyTorchJobConfig:
         """Nodes, GPUs, restarts and placement from the launch config; cluster details from GREENFM_* variables."""
         env = os.environ if env is None else env
         values: dict = {

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from components.common.contracts import TRAIN_REPORT_JSON
-from components.common.errors import GreenfmError
+from components.common.errors import GreenfmError, root_cause
 from components.pretrain.train import TrainConfig, TrainResult
 
 BACKENDS = ("local", "kubernetes")
@@ -119,6 +119,7 @@ def run_local(
         text=True,
         env={**os.environ, **TORCHRUN_ENV, **(env or {})},
     ) as process:
+        assert process.stdout is not None  # stdout=PIPE
         for line in process.stdout:
             sys.stdout.write(line)  # the step's log shows the workers' progress
             tail.append(line.rstrip())
@@ -126,7 +127,8 @@ def run_local(
             if entry is not None and on_log:
                 on_log(entry)
     if process.returncode != 0:
-        raise GreenfmError(f"torchrun exited with {process.returncode}; last output:\n" + "\n".join(tail))
+        cause = root_cause(tail) or "no error printed"
+        raise GreenfmError(f"torchrun exited with {process.returncode}: {cause}\nlast output:\n" + "\n".join(tail))
     return TrainResult.load(model_dir)
 
 

@@ -7,6 +7,11 @@ and a checkpoint saved by N ranks loads on M (DCP reshards). Layout:
 
 The data position is the step number (see data.py), so model + optimizer + scheduler + step + RNG is all a
 restarted run needs to continue exactly where the checkpoint left off.
+
+Checkpoints during training can be written in the background (`CheckpointWriter`, `dcp.async_save`): the
+step waits only while the state is staged into host memory. A checkpoint becomes `latest` only once every rank
+has written it; the loop checks after each step, so a crash loses at most `checkpoint_every` steps plus the
+write still in flight (the next save waits for it).
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
@@ -54,21 +61,52 @@ def _state(model, optimizer, scheduler, step: int, run: dict) -> dict:
     }
 
 
-def save(directory: str | Path, step: int, model, optimizer, scheduler, run: dict, d: Dist, keep: int = 2) -> Path:
-    """Collective: every rank calls it. Returns the checkpoint's folder."""
-    directory = Path(directory)
-    path = directory / f"step-{step:08d}"
-    path.mkdir(parents=True, exist_ok=True)
-    torch.save(_rng_state(d.device), path / f"rng-rank{d.rank}.pt")
-    state = _state(model, optimizer, scheduler, step, run)
-    dcp.save(state, checkpoint_id=str(path), no_dist=d.world_size == 1)  # ends with a collective
-    if d.is_main:
-        tmp = directory / f".{LATEST}.tmp"
+class CheckpointWriter:
+    """Saves the checkpoints of one training run; every rank makes one and calls `save` at the same steps."""
+
+    def __init__(self, directory: str | Path, run: dict, d: Dist, keep: int = 2):
+        self.directory, self.run, self.d, self.keep = Path(directory), dict(run), d, keep
+        self.pending: tuple[Future, Path] | None = None
+        # the background write's collectives run on their own (gloo) group, never interleaved with training's
+        self.group = dist.new_group(backend="gloo") if d.world_size > 1 else None
+
+    def save(self, step: int, model, optimizer, scheduler, background: bool = True) -> Path:
+        """Collective. With `background`, returns once the state is staged; the files are written meanwhile."""
+        self.wait()  # one write at a time: its files and the `latest` marker stay in order
+        path = self.directory / f"step-{step:08d}"
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(_rng_state(self.d.device), path / f"rng-rank{self.d.rank}.pt")
+        state = _state(model, optimizer, scheduler, step, self.run)
+        no_dist = self.d.world_size == 1
+        if background:
+            saved = dcp.async_save(state, checkpoint_id=str(path), process_group=self.group, no_dist=no_dist)
+            self.pending = (saved if isinstance(saved, Future) else saved.upload_completion, path)
+        else:
+            dcp.save(state, checkpoint_id=str(path), no_dist=no_dist)  # ends with a collective
+            self._completed(path)
+        return path
+
+    def poll(self) -> None:
+        """Publish the write in flight if it has finished; never waits."""
+        if self.pending and self.pending[0].done():
+            self.wait()
+
+    def wait(self) -> None:
+        """Block until the write in flight (if any) is on disk, then publish it."""
+        if self.pending:
+            future, path = self.pending
+            self.pending = None
+            future.result()  # re-raises a failed write
+            self._completed(path)
+
+    def _completed(self, path: Path) -> None:
+        if not self.d.is_main:
+            return
+        tmp = self.directory / f".{LATEST}.tmp"
         tmp.write_text(path.name)
-        os.replace(tmp, directory / LATEST)
-        for old in sorted(directory.glob("step-*"))[:-keep] if keep > 0 else []:
+        os.replace(tmp, self.directory / LATEST)
+        for old in sorted(self.directory.glob("step-*"))[: -self.keep] if self.keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
-    return path
 
 
 def latest(directory: str | Path) -> Path | None:

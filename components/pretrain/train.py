@@ -3,7 +3,10 @@ and torch.compile on GPU, DDP or FSDP2 across the processes torchrun started (NC
 DCP checkpoints every N steps with exact resumption, and a report (JSON + Markdown) with tokens, FLOPs, MFU.
 
 The step loop never waits for the GPU: losses accumulate on the device and are read only every `log_every`
-steps, batches are built in pinned memory and copied without blocking.
+steps, each step's batch travels as one pinned block copied without blocking, checkpoints are written in the
+background. Attention runs on the fastest SDPA kernel the GPU offers (cuDNN first on Hopper; the report names
+it). Throughput and MFU leave out the first `timing_warmup_steps` steps (compilation, allocator warm-up), and
+the final evaluation runs eagerly, so it triggers no recompilation.
 
 Launch under torchrun with `python -m torch.distributed.run ... --module components.pretrain.train
 --tokens DIR --model-dir DIR --config '{"model_size": ...}'`; components.pretrain.launch does that for you.
@@ -18,11 +21,12 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from components.carbon.records import EnergyRecord
 from components.common.contracts import (
     ENERGY_DIR,
     HF_DIR,
@@ -36,6 +40,7 @@ from components.common.contracts import (
 from components.common.fingerprint import file_sha256
 from components.common.model_store import resolve
 from components.pretrain import resume
+from components.pretrain.attention import attention_backend, preferred_attention
 from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.data import GlobalBatches, consecutive_windows
 from components.pretrain.distributed import Dist, gradient_sync, mean_across_ranks, setup, teardown, wrap
@@ -44,8 +49,9 @@ from components.pretrain.mfu import mfu, peak_flops
 from components.pretrain.model import Transformer, flops_per_token, model_config
 
 FLOPS_FORMULA = (
-    "6·N_matmul + 12·L·d·T per token (N_matmul: all weights but the embedding table, plus the tied d×V output "
-    "projection; 12·L·d·T: attention scores and weighted sum, causal mask not discounted)"
+    "6·N_matmul + 12·L·d·T per token (N_matmul: the weights of every linear layer, the d×V output projection "
+    "included even when tied to the embedding table; 12·L·d·T: attention scores and weighted sum, causal mask "
+    "not discounted)"
 )
 
 
@@ -69,8 +75,12 @@ class TrainConfig:
     init_from: str = ""  # a model directory to warm-start from (retraining on changed data); empty: random init
     parallelism: str = "ddp"  # ddp | fsdp, when several processes train
     checkpoint_every: int = 0  # DCP checkpoint every N steps (0: only at the end); a restart loses < N steps
+    # Write checkpoints in the background (None: on CUDA, where the step time matters). A crash during a write
+    # loses that checkpoint too: up to one more interval than a synchronous save.
+    async_checkpoints: bool | None = None
     checkpoint_dir: str = ""  # empty: <model_dir>/checkpoints. A run finding a checkpoint there resumes from it
     keep_checkpoints: int = 2
+    timing_warmup_steps: int = 3  # left out of tokens/s and MFU: compilation and allocator warm-up
 
 
 def pipeline_train_config(
@@ -158,15 +168,17 @@ def allow_tf32() -> None:
 def mean_loss(
     model: torch.nn.Module, tokens, seq_len: int, batch_size: int, max_batches: int, device: torch.device
 ) -> float:
-    """Mean next-token cross-entropy over consecutive held-out windows."""
+    """Mean next-token cross-entropy over consecutive held-out windows. Runs eagerly (a compiled model would
+    recompile for the evaluation's shapes and grad mode) and without autograd."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for x, y in consecutive_windows(tokens, seq_len, batch_size, max_batches):
-        with autocast(device):
-            _, loss = model(x.to(device), y.to(device))
-        total += loss.item() * x.numel()
-        count += x.numel()
+    with torch.no_grad(), torch.compiler.set_stance("force_eager"):
+        for x, y in consecutive_windows(tokens, seq_len, batch_size, max_batches):
+            with autocast(device):
+                loss = model(x.to(device), y.to(device))
+            total += loss.item() * x.numel()
+            count += x.numel()
     model.train(was_training)
     return total / max(count, 1)
 
@@ -196,7 +208,7 @@ def train_step(
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with gradient_sync(step_model, sync=i == accum - 1):
             with autocast(device):
-                _, loss = step_model(x, y)
+                loss = step_model(x, y)
             (loss / accum).backward()
         loss_sum += loss.detach()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -216,13 +228,40 @@ def run_identity(cfg: TrainConfig, world_size: int) -> dict:
     }
 
 
-def train(
-    tokens_dir: str | Path,
-    model_dir: str | Path,
-    cfg: TrainConfig | None = None,
-    on_log: Callable[[dict], None] | None = None,
-) -> TrainResult:
-    cfg = cfg or TrainConfig()
+@dataclass
+class _Run:
+    """What the loop works with, set up once per launch."""
+
+    cfg: TrainConfig
+    d: Dist
+    model: Transformer
+    step_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    batches: GlobalBatches
+    checkpoints: resume.CheckpointWriter
+    checkpoint_dir: Path
+    start: int
+    val_tokens: object
+    index: dict
+    warm_start: str
+    parent_sha256: str | None  # the weights warm start loaded, for lineage
+    compiled: bool
+    async_checkpoints: bool
+    attention: str
+
+
+@dataclass
+class _Timing:
+    """Wall time of the steps that count for throughput (after `timing_warmup_steps`) and of the ones before."""
+
+    history: list[dict] = field(default_factory=list)
+    warmup_seconds: float = 0.0
+    timed_seconds: float = 0.0
+    timed_steps: int = 0
+
+
+def _set_up(tokens_dir: str | Path, model_dir: str | Path, cfg: TrainConfig) -> _Run:
     d = setup(cfg.device)
     cuda = d.device.type == "cuda"
     if cuda:
@@ -243,54 +282,99 @@ def train(
     identity = run_identity(cfg, d.world_size)
     start = resume.load_latest(checkpoint_dir, model, optimizer, scheduler, identity, d)
     batches = GlobalBatches(train_tokens, cfg.seq_len, cfg.batch_size, cfg.seed, cfg.grad_accum, d.rank, d.world_size)
+    mc = model.cfg
+    attention = attention_backend(
+        mc.n_heads, mc.n_kv_heads, cfg.seq_len, mc.head_dim, d.device, torch.bfloat16 if cuda else torch.float32
+    )
+    return _Run(
+        cfg=cfg,
+        d=d,
+        model=model,
+        step_model=step_model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        batches=batches,
+        checkpoints=resume.CheckpointWriter(checkpoint_dir, identity, d, cfg.keep_checkpoints),
+        checkpoint_dir=checkpoint_dir,
+        start=start,
+        val_tokens=val_tokens,
+        index=index,
+        warm_start=warm_start,
+        parent_sha256=parent_sha256,
+        compiled=compiled,
+        async_checkpoints=cfg.async_checkpoints if cfg.async_checkpoints is not None else cuda,
+        attention=attention,
+    )
 
-    tokens_per_step = batches.global_batch * cfg.seq_len
-    flops_token = flops_per_token(model)
-    peak = peak_flops(d.device)
-    history: list[dict] = []
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _loop(run: _Run, on_log: Callable[[dict], None] | None) -> _Timing:
+    """The optimizer steps from `run.start` to `cfg.steps`, with periodic logs and background checkpoints."""
+    cfg, d = run.cfg, run.d
+    timing = _Timing()
+    tokens_per_step = run.batches.global_batch * cfg.seq_len
+    flops_token, peak = flops_per_token(run.model), peak_flops(d.device)
     loss_sum = torch.zeros((), device=d.device)
+    warmup_end = min(cfg.steps, run.start + cfg.timing_warmup_steps)
     window_steps = 0
-    started = window_start = time.perf_counter()
-    upcoming = batches.micro_batches(start, pin_memory=cuda) if start < cfg.steps else []
-    for step in range(start, cfg.steps):
-        grad_norm = train_step(step_model, model, optimizer, scheduler, upcoming, cfg.grad_clip, d.device, loss_sum)
-        done, window_steps = step + 1, window_steps + 1
-        if done < cfg.steps:  # the host builds the next batch while the device works through this step
-            upcoming = batches.micro_batches(done, pin_memory=cuda)
-        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
-            resume.save(checkpoint_dir, done, model, optimizer, scheduler, identity, d, cfg.keep_checkpoints)
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            mean = mean_across_ranks(loss_sum / (window_steps * cfg.grad_accum), d).item()  # waits for the device
-            if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
-                grad_norm = grad_norm.full_tensor()
-            now = time.perf_counter()
-            tps = window_steps * tokens_per_step / (now - window_start)
-            utilization = mfu(tps, flops_token, peak, d.world_size)
-            entry = {
-                "step": done,
-                "loss": round(mean, 4),
-                "lr": lr_at(step, cfg),
-                "grad_norm": round(float(grad_norm), 4),
-                "tokens_per_second": round(tps, 1),
-                "mfu": None if utilization is None else round(utilization, 4),
-            }
-            history.append(entry)
-            if on_log and d.is_main:
-                on_log(entry)
-            loss_sum.zero_()
-            window_start, window_steps = time.perf_counter(), 0
-    elapsed = time.perf_counter() - started
-    if start < cfg.steps or resume.latest(checkpoint_dir) is None:
-        resume.save(checkpoint_dir, cfg.steps, model, optimizer, scheduler, identity, d, cfg.keep_checkpoints)
-    # every rank evaluates the same windows, as many as one process with the whole batch would
-    val_loss = mean_loss(model, val_tokens, cfg.seq_len, cfg.batch_size * d.world_size, cfg.eval_batches, d.device)
-    weights = _full_state_dict(model, cfg.parallelism, d)
+    started = window_start = timed_from = time.perf_counter()
+    upcoming = run.batches.micro_batches(run.start, d.device) if run.start < cfg.steps else []
+    with preferred_attention():
+        for step in range(run.start, cfg.steps):
+            grad_norm = train_step(
+                run.step_model, run.model, run.optimizer, run.scheduler, upcoming, cfg.grad_clip, d.device, loss_sum
+            )
+            done, window_steps = step + 1, window_steps + 1
+            if done < cfg.steps:  # the host builds the next batch while the device works through this step
+                upcoming = run.batches.micro_batches(done, d.device)
+            if done == warmup_end and warmup_end < cfg.steps:  # the timed steps start after this one
+                _synchronize(d.device)
+                timed_from = time.perf_counter()
+                timing.warmup_seconds = timed_from - started
+            run.checkpoints.poll()
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < cfg.steps:
+                run.checkpoints.save(done, run.model, run.optimizer, run.scheduler, background=run.async_checkpoints)
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                mean = mean_across_ranks(loss_sum / (window_steps * cfg.grad_accum), d).item()  # waits for the device
+                if hasattr(grad_norm, "full_tensor"):  # FSDP: a DTensor
+                    grad_norm = grad_norm.full_tensor()
+                now = time.perf_counter()
+                tps = window_steps * tokens_per_step / (now - window_start)
+                utilization = mfu(tps, flops_token, peak, d.world_size)
+                entry = {
+                    "step": done,
+                    "loss": round(mean, 4),
+                    "lr": lr_at(step, cfg),
+                    "grad_norm": round(float(grad_norm), 4),
+                    "tokens_per_second": round(tps, 1),
+                    "mfu": None if utilization is None else round(utilization, 4),
+                }
+                timing.history.append(entry)
+                if on_log and d.is_main:
+                    on_log(entry)
+                loss_sum.zero_()
+                window_start, window_steps = time.perf_counter(), 0
+    _synchronize(d.device)
+    ended = time.perf_counter()
+    timed_steps = cfg.steps - warmup_end if warmup_end < cfg.steps else cfg.steps - run.start
+    timing.timed_steps = timed_steps
+    timing.timed_seconds = ended - (timed_from if warmup_end < cfg.steps else started)
+    return timing
 
-    trained_tokens = tokens_per_step * (cfg.steps - start)
-    total_tokens = tokens_per_step * cfg.steps
-    tps = trained_tokens / elapsed if trained_tokens else 0.0
+
+def _report(run: _Run, timing: _Timing, val_loss: float) -> dict:
+    cfg, d, model = run.cfg, run.d, run.model
+    tokens_per_step = run.batches.global_batch * cfg.seq_len
+    flops_token, peak = flops_per_token(model), peak_flops(d.device)
+    trained_tokens = tokens_per_step * (cfg.steps - run.start)
+    timed_tokens = tokens_per_step * timing.timed_steps
+    tps = timed_tokens / timing.timed_seconds if timed_tokens and timing.timed_seconds > 0 else 0.0
     overall_mfu = mfu(tps, flops_token, peak, d.world_size)
-    report = {
+    return {
         "config": asdict(cfg),
         "model": model.cfg.to_dict(),
         "parameters": model.num_params(),
@@ -298,34 +382,64 @@ def train(
         "flops_formula": FLOPS_FORMULA,
         "world_size": d.world_size,
         "parallelism": cfg.parallelism if d.world_size > 1 else "none",
-        "global_batch_sequences": batches.global_batch,
+        "global_batch_sequences": run.batches.global_batch,
         "tokens_per_step": tokens_per_step,
-        "device": torch.cuda.get_device_name(d.device) if cuda else "cpu",
+        "device": torch.cuda.get_device_name(d.device) if d.device.type == "cuda" else "cpu",
         "peak_flops_per_device": peak,
-        "compiled": compiled,
+        "compiled": run.compiled,
+        "attention_backend": run.attention,
         "torch": torch.__version__,
-        "tokens": total_tokens,
-        "total_flops": float(flops_token * total_tokens),
-        "resumed_from_step": start,
+        "tokens": tokens_per_step * cfg.steps,
+        "total_flops": float(flops_token * tokens_per_step * cfg.steps),
+        "resumed_from_step": run.start,
         "tokens_this_launch": trained_tokens,
-        "seconds": round(elapsed, 3),
+        "seconds": round(timing.warmup_seconds + timing.timed_seconds, 3),
+        "warmup_seconds": round(timing.warmup_seconds, 3),
+        "timed_steps": timing.timed_steps,
         "tokens_per_second": round(tps, 1),
         "mfu": None if overall_mfu is None else round(overall_mfu, 4),
-        "train_loss": history[-1]["loss"] if history else None,
+        "train_loss": timing.history[-1]["loss"] if timing.history else None,
         "val_loss": round(val_loss, 4),
         "val_perplexity": round(math.exp(val_loss), 3),
-        "history": history,
-        "warm_start": warm_start,
-        PARENT_SHA256: parent_sha256,
-        "checkpoint_dir": str(checkpoint_dir),
+        "history": timing.history,
+        "warm_start": run.warm_start,
+        PARENT_SHA256: run.parent_sha256,
+        "checkpoint_dir": str(run.checkpoint_dir),
     }
+
+
+def _export(run: _Run, weights: dict, tokens_dir: str | Path, model_dir: str | Path, report: dict) -> None:
+    """Rank 0: the model directory (weights, config, tokenizer), its Hugging Face twin and the report."""
+    export = Transformer(run.model.cfg)
+    export.load_state_dict(weights)
+    tokenizer = Path(tokens_dir) / run.index["tokenizer"]
+    report["checkpoint_sha256"] = save_model(export, model_dir, tokenizer, {"training": report["config"]})
+    export_llama(export, tokenizer, Path(model_dir) / HF_DIR)
+    write_report(Path(model_dir), report)
+
+
+def train(
+    tokens_dir: str | Path,
+    model_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    on_log: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    cfg = cfg or TrainConfig()
+    run = _set_up(tokens_dir, model_dir, cfg)
+    timing = _loop(run, on_log)
+    if run.start < cfg.steps or resume.latest(run.checkpoint_dir) is None:
+        run.checkpoints.save(cfg.steps, run.model, run.optimizer, run.scheduler, background=False)
+    else:
+        run.checkpoints.wait()
+    d = run.d
+    # every rank evaluates the same windows, as many as one process with the whole batch would
+    val_loss = mean_loss(
+        run.model, run.val_tokens, cfg.seq_len, cfg.batch_size * d.world_size, cfg.eval_batches, d.device
+    )
+    weights = _full_state_dict(run.model, cfg.parallelism, d)
+    report = _report(run, timing, val_loss)
     if d.is_main:
-        export = Transformer(model.cfg)
-        export.load_state_dict(weights)
-        tokenizer = Path(tokens_dir) / index["tokenizer"]
-        report["checkpoint_sha256"] = save_model(export, model_dir, tokenizer, {"training": report["config"]})
-        export_llama(export, tokenizer, Path(model_dir) / HF_DIR)
-        write_report(Path(model_dir), report)
+        _export(run, weights, tokens_dir, model_dir, report)
     teardown(d)
     return TrainResult.from_report(model_dir, report)
 
@@ -412,8 +526,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def measure_node(model_dir: str | Path, location_json: str, work: Callable[[], TrainResult]) -> None:
-    """One tracker per node (its local rank 0): codecarbon measures the whole machine, so one per node counts
-    every GPU and core once. Each attempt (torchrun restarts the workers after a failure) writes its own
+    """One tracker per node (its local rank 0) in machine mode: the node's GPUs are the job's, and one tracker
+    per node counts every GPU and core once. Each attempt (torchrun restarts the workers after a failure) writes its own
     record, also when it fails, so the energy of lost work is counted too."""
     from components.carbon.tracking import Location, measure
 
@@ -422,27 +536,37 @@ def measure_node(model_dir: str | Path, location_json: str, work: Callable[[], T
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"node{node}-attempt{attempt}.json"
     try:
-        _, record = measure(f"pretrain-node{node}", Location(**json.loads(location_json)), work)
+        _, record = measure(f"pretrain-node{node}", Location(**json.loads(location_json)), work, "machine")
     except Exception as error:
-        target.write_text(json.dumps(getattr(error, "energy_record", None) or {}))
+        failed = getattr(error, "energy_record", None)
+        target.write_text(failed.dumps() if failed else "{}")
         raise
-    target.write_text(json.dumps(record))
+    target.write_text(record.dumps())
 
 
-def node_energy_records(model_dir: str | Path) -> list[dict]:
-    """The per-node (per-attempt) records the workers wrote; empty when the workers did not measure."""
+def node_energy_records(model_dir: str | Path) -> list[EnergyRecord]:
+    """The per-node (per-attempt) records the workers wrote; empty when the workers did not measure. An empty
+    file is an attempt killed before its tracker stopped (nothing to count)."""
     folder = Path(model_dir) / ENERGY_DIR
-    records = [json.loads(p.read_text()) for p in sorted(folder.glob("node*-attempt*.json"))] if folder.is_dir() else []
-    return [r for r in records if r]
+    paths = sorted(folder.glob("node*-attempt*.json")) if folder.is_dir() else []
+    texts = [(p, p.read_text()) for p in paths]
+    return [EnergyRecord.from_json(text, str(p)) for p, text in texts if text.strip() not in ("", "{}")]
 
 
-def with_node_energy(energy: dict, model_dir: str | Path) -> dict:
-    """The stage's energy: the launching pod's record plus every worker node's, when the workers measured
-    themselves (a PyTorchJob on other nodes); the launching pod's alone otherwise."""
+def with_node_energy(energy: EnergyRecord, model_dir: str | Path) -> EnergyRecord:
+    """The stage's energy: the sum of the worker nodes' records when the workers measured themselves (a
+    PyTorchJob on other nodes; one machine-mode tracker per node), else the launching pod's own. The launching
+    pod only waits and may share a node with a worker, so its (process-mode) record is left out of the sum and
+    kept as a note: no node is counted twice."""
     from components.carbon.tracking import aggregate_ranks
 
     nodes = node_energy_records(model_dir)
-    return aggregate_ranks([energy, *nodes]) if nodes else energy  # keeps the first record's stage
+    if not nodes:
+        return energy
+    total = aggregate_ranks(nodes)
+    total.stage = energy.stage
+    total.notes["launcher_process_kwh_not_counted"] = energy.energy_kwh
+    return total
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ def validate_op(
 ) -> NamedTuple("ValidateOutputs", [("passed", bool), ("energy", str), ("failures", str)]):
     """Run the expectation suites; `passed` gates training. `data_docs` is the Data Docs index page,
     `data_docs_site` the whole site (validation pages included) to download and browse."""
-    import json
     import tempfile
     from pathlib import Path
 
@@ -60,7 +59,7 @@ def validate_op(
     for name, value in gate_metrics(gate).items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("ValidateOutputs", [("passed", bool), ("energy", str), ("failures", str)])
-    return outputs(gate.passed, json.dumps(energy), "\n".join(gate.failures))
+    return outputs(gate.passed, energy.dumps(), "\n".join(gate.failures))
 
 
 @dsl.component(base_image=BASE_IMAGE, install_kfp_package=False)

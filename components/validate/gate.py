@@ -252,11 +252,13 @@ def _run_suites(config: ValidateConfig, tables: dict[str, pd.DataFrame], docs_di
         for validation in run.run_results.values():
             for result in validation.results:
                 target, detail = _describe(result, tables[name], ID_NOUNS[name])
-                kwargs = result.expectation_config.kwargs
+                expectation = result.expectation_config
+                assert expectation is not None  # GX sets it on every result of a suite run
+                kwargs = expectation.kwargs
                 checks.append(
                     {
                         "suite": name,
-                        "expectation": result.expectation_config.type,
+                        "expectation": expectation.type,
                         "target": target,
                         "column": next((str(v) for k, v in kwargs.items() if k.startswith("column")), ""),
                         "success": bool(result.success),
@@ -293,10 +295,14 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
         tables["languages"] = _language_frame(config, current["languages"])
 
     measures: dict[str, float] = {}
-    baseline = ""
+    baseline = unusable = ""
     if config.profile_store and config.drift_mode != "off":
-        previous = profile.load_accepted(config.profile_store)
-        baseline = config.profile_store if previous else f"no accepted snapshot in {config.profile_store} yet"
+        try:
+            previous = profile.load_accepted(config.profile_store)
+            baseline = config.profile_store if previous else f"no accepted snapshot in {config.profile_store} yet"
+        except profile.ProfileUnreadable as error:  # reported, and replaced when this dataset is accepted
+            previous, unusable = None, str(error)
+            baseline = f"the accepted snapshot is unusable ({unusable})"
         if previous:
             measures = profile.drift(previous, current)
             tables["drift"] = _drift_frame(config, measures)
@@ -315,6 +321,10 @@ def validate(curated_dir: str | Path, docs_dir: str | Path, config: ValidateConf
     checks = _run_suites(config, tables, docs_dir)
     failures = [_reason(c) for c in checks if not c["success"] and c["severity"] == "failure"]
     warnings = [_reason(c) for c in checks if not c["success"] and c["severity"] == "warning"]
+    if unusable:
+        warnings.append(
+            f"drift not measured, the accepted snapshot is unusable: {unusable}; a passing gate replaces it"
+        )
     gate = GateResult(not failures, failures, warnings, checks, len(documents), current, measures, baseline)
     if gate.passed and config.profile_store:
         profile.save_accepted(

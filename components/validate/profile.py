@@ -12,13 +12,16 @@ pyarrow-supported URI such as s3://bucket/greenfm/profile), and the next run mea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import uuid
 
 import numpy as np
 import pandas as pd
 import pyarrow.fs as pafs
 
+from components.common.atomic import writing
 from components.common.errors import InputError
 
 PROFILE_FILE = "accepted_profile.json"
@@ -43,7 +46,7 @@ def _shares(values: pd.Series) -> dict[str, float]:
 def build_profile(documents: pd.DataFrame, tokens: int) -> dict:
     """The profile of a documents frame (from `frames.documents_frame`) and its total token count."""
     words = documents["words"] if "words" in documents.columns else pd.Series(dtype=float)
-    histogram = np.histogram(words.to_numpy(dtype=float), bins=LENGTH_BINS)[0] if len(words) else []
+    histogram: list[int] = np.histogram(words.to_numpy(dtype=float), bins=LENGTH_BINS)[0].tolist() if len(words) else []
     return {
         "version": PROFILE_VERSION,
         "documents": len(documents),
@@ -91,29 +94,47 @@ def _filesystem(store: str) -> tuple[pafs.FileSystem, str]:
         raise InputError(f"{store}: unusable profile store ({error})") from None
 
 
+class ProfileUnreadable(InputError):
+    """The profile store holds an accepted profile that cannot be used (truncated, not JSON, another version)."""
+
+
 def load_accepted(store: str) -> dict | None:
-    """The accepted profile in `store`, or None when nothing was accepted there yet."""
+    """The accepted profile in `store`, or None when nothing was accepted there yet. Raises ProfileUnreadable,
+    naming the file and what is wrong with it, when the file is there but unusable."""
     fs, root = _filesystem(store)
     path = f"{root.rstrip('/')}/{PROFILE_FILE}"
     if fs.get_file_info(path).type == pafs.FileType.NotFound:
         return None
     with fs.open_input_stream(path) as handle:
-        try:
-            profile = json.loads(handle.read())
-        except json.JSONDecodeError as error:
-            raise InputError(f"{store}/{PROFILE_FILE}: not valid JSON ({error})") from None
-    if profile.get("version") != PROFILE_VERSION:
-        raise InputError(
-            f"{store}/{PROFILE_FILE}: profile version {profile.get('version')}, expected {PROFILE_VERSION}"
-        )
+        data = handle.read()
+    try:
+        profile = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        state = "empty" if not data.strip() else f"truncated or not JSON ({len(data)} bytes; {error})"
+        raise ProfileUnreadable(f"{store}/{PROFILE_FILE}: {state}") from None
+    if not isinstance(profile, dict) or profile.get("version") != PROFILE_VERSION:
+        found = profile.get("version") if isinstance(profile, dict) else type(profile).__name__
+        raise ProfileUnreadable(f"{store}/{PROFILE_FILE}: profile version {found}, expected {PROFILE_VERSION}")
+    missing = [key for key in ("documents", "tokens", "length", "languages", "sources") if key not in profile]
+    if missing or "histogram" not in profile["length"]:
+        raise ProfileUnreadable(f"{store}/{PROFILE_FILE}: missing {', '.join(missing) or 'length.histogram'}")
     return profile
 
 
 def save_accepted(store: str, files: dict[str, str]) -> None:
-    """Write `files` ({name: text}, the profile and the datasheet) into the profile store."""
+    """Write `files` ({name: text}, the profile and the datasheet) into the profile store, each through a
+    temporary name moved into place, so a reader (a concurrent gate) or a crash never sees a partial file."""
     fs, root = _filesystem(store)
     root = root.rstrip("/")
-    fs.create_dir(root, recursive=True)
-    for name, text in files.items():
-        with fs.open_output_stream(f"{root}/{name}") as handle:
-            handle.write(text.encode())
+    with writing(store):
+        fs.create_dir(root, recursive=True)
+    for name in sorted(files, key=lambda n: n == PROFILE_FILE):  # the profile last: it is what readers look for
+        final, temporary = f"{root}/{name}", f"{root}/.{name}.{uuid.uuid4().hex}.tmp"
+        try:
+            with writing(f"{store}/{name}"), fs.open_output_stream(temporary) as handle:
+                handle.write(files[name].encode())
+            fs.move(temporary, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                fs.delete_file(temporary)
+            raise
