@@ -2,11 +2,8 @@
 and its per-choice log-likelihoods are the ones our own model computes: users can put a greenfm model in the
 same table as anything else that harness scores.
 
-lm-eval pins packages that clash with ours, so it lives in its own environment:
-    python -m venv benchmarks/.venv-lmeval
-    echo "$PWD/.venv/lib/python3.11/site-packages" > benchmarks/.venv-lmeval/lib/python3.11/site-packages/zz_greenfm.pth
-    benchmarks/.venv-lmeval/bin/pip install "lm-eval[hf]==0.4.13"
-(the .pth line goes last on sys.path, so lm-eval's own pins win and torch/transformers come from ours).
+lm-eval pins packages that clash with ours, so it lives in its own environment, benchmarks/.venv-lmeval, which
+benchmarks/lm_eval_env.sh creates (lm-eval[hf] 0.4.13; our torch and transformers reached through a .pth file).
 """
 
 from __future__ import annotations
@@ -46,7 +43,10 @@ def _our_loglikelihood(model, tokenizer: Tokenizer, context: str, continuation: 
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not LM_EVAL_PYTHON.is_file(), reason="lm-eval's environment is missing (see module docstring)")
+@pytest.mark.skipif(
+    not LM_EVAL_PYTHON.is_file(),
+    reason="lm-eval's environment benchmarks/.venv-lmeval is missing: run benchmarks/lm_eval_env.sh",
+)
 def test_lm_eval_harness_scores_the_hf_export(pretrained, tmp_path):
     hf_dir = Path(pretrained.model_dir) / HF_DIR
     task = yaml.safe_load((FIXTURES / f"{TASK}.yaml").read_text())
