@@ -166,11 +166,15 @@ def _collect_reports(result) -> dict[str, Path]:
 @user_errors
 def compile_command(
     out: Path = typer.Option(Path("greenfm-pipeline.yaml"), "--out", help="Where to write the IR YAML."),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML run config: parameter defaults and compile-time cluster settings."
+    ),
 ) -> None:
     """Write the KFP v2 pipeline (IR YAML) to upload in the Kubeflow UI."""
     from pipelines.compile import compile_pipeline
+    from pipelines.config import load_config
 
-    path = compile_pipeline(out)
+    path = compile_pipeline(out, load_config(config) if config else None)
     console.print(f"compiled pipeline: {path}", highlight=False)
 
 
@@ -326,7 +330,18 @@ def regions(
 @app.command()
 @user_errors
 def submit(
-    host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API, e.g. http://localhost:8888 (port-forward)."),
+    host: str | None = typer.Option(
+        None,
+        "--host",
+        help="Kubeflow Pipelines API, e.g. http://localhost:8888 (port-forward); default: the cleanest cluster "
+        "of the region catalog (its regions' kfp_host).",
+    ),
+    catalog: Path | None = typer.Option(
+        None,
+        "--catalog",
+        help="Region catalog to place the run with (default: the run's region_catalog, else the shipped one); "
+        "with --host, only that cluster's regions, for the start time.",
+    ),
     experiment: str = typer.Option("greenfm", "--experiment", help="Experiment to run in (created if missing)."),
     param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
     package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
@@ -339,17 +354,30 @@ def submit(
         None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
     ),
 ) -> None:
-    """Upload the pipeline (a new version if it exists) and start a run on Kubeflow Pipelines."""
+    """Upload the pipeline (a new version if it exists) and start a run on Kubeflow Pipelines. Without --host
+    (or with --catalog) the run is placed first: on the cluster of the least-emitting feasible region, and, when
+    a later start within max_wait_hours is cleaner, as a one-off scheduled run starting then."""
+    from components.carbon.catalog import load_catalog
+    from pipelines.run_placement import submit_placed
     from pipelines.submit import SubmitTarget, parse_params, submit_run
 
     params = parse_params(param)
     name = run_name or "greenfm-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = SubmitTarget(host, experiment, namespace=namespace, service_account=service_account, token_path=token_path)
-    done = submit_run(target, params, name, package)
+    target = SubmitTarget(
+        host or "", experiment, namespace=namespace, service_account=service_account, token_path=token_path
+    )
+    if host and catalog is None:
+        done = submit_run(target, params, name, package)
+    else:
+        regions = load_catalog(catalog or params.get("region_catalog") or None)
+        done, placement = submit_placed(target, params, name, package, regions)
+        console.print(f"placement: {placement.summary()}", highlight=False, soft_wrap=True)
     console.print(
         f"pipeline {done.pipeline_id} version {done.version_id}; experiment {done.experiment_id}", highlight=False
     )
-    print(done.run_id)  # stdout: the one id a script wants
+    if done.recurring_run_id:
+        console.print(f"one-off schedule {done.recurring_run_id} starts the run", highlight=False)
+    print(done.run_id or done.recurring_run_id)  # stdout: the one id a script wants
 
 
 @app.command()
@@ -390,6 +418,12 @@ def watch(
     namespace: str | None = typer.Option(None, "--namespace", help="Namespace of the state ConfigMap / KFP profile."),
     service_account: str | None = typer.Option(None, "--service-account", help="Account the runs' pods use."),
     token_path: str | None = typer.Option(None, "--token-path", help="KFP service account token (multi-user)."),
+    place: bool = typer.Option(
+        False,
+        "--place",
+        help="Place each run as `greenfm submit` does: on the cleanest cluster of the region catalog (only "
+        "--host's regions if given), as a one-off schedule when a later start is cleaner.",
+    ),
 ) -> None:
     """Submit one run when the input data changed since the last accepted run; otherwise do nothing."""
     from dataclasses import replace
@@ -404,7 +438,7 @@ def watch(
     target = SubmitTarget(
         host or "", experiment, namespace=namespace, service_account=service_account, token_path=token_path
     )
-    submitter = KfpSubmitter(target) if host else LocalSubmitter(out)
+    submitter = KfpSubmitter(target, place=place) if host or place else LocalSubmitter(out)
     result = watch_once(input, open_store(state, namespace), submitter, base)
     messages = {
         "unchanged": f"input unchanged (fingerprint {result.fingerprint[:12]}); nothing submitted",

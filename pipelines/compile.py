@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfp import compiler
+from kfp import compiler, dsl
 
-from pipelines.dag import greenfm_pipeline
+from pipelines.cluster_tasks import compiling_with
+from pipelines.config import DEFAULTS, RunConfig
+from pipelines.dag import PIPELINE_DESCRIPTION, PIPELINE_NAME, greenfm_pipeline
 
 
-def compile_pipeline(out_file: str | Path) -> Path:
+def compile_pipeline(out_file: str | Path, config: RunConfig | None = None) -> Path:
+    """Write the IR. With `config`, its values become the pipeline's parameter defaults (what the UI's run form
+    shows) and its compile-time settings (timeouts, retries, /dev/shm) are baked in."""
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(greenfm_pipeline, str(out_file))
+    config = config or DEFAULTS
+    with compiling_with(config):
+        # KFP builds a pipeline's graph when it is decorated: decorate again so the graph sees `config`.
+        pipeline = dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)(greenfm_pipeline.pipeline_func)
+        compiler.Compiler().compile(pipeline, str(out_file), pipeline_parameters=config.pipeline_arguments())
     return out_file

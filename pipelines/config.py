@@ -48,7 +48,34 @@ def param(
     (`ge` ≥, `gt` >, `le` ≤), a `check` returning what is wrong with a value ("" when fine), and `number_text`
     for text parameters that hold an optional number (empty: not given), which KFP has no type for."""
     metadata = {"description": description, "ge": ge, "gt": gt, "le": le, "check": check, "number_text": number_text}
+    if isinstance(default, list):  # a JSON list parameter (KFP type list): each config gets its own copy
+        return field(default_factory=lambda: json.loads(json.dumps(default)), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def _tolerations_problem(value: Any) -> str:
+    if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+        return f"must be a list of Kubernetes tolerations (mappings), got {value!r}"
+    known = {"key", "operator", "value", "effect", "tolerationSeconds"}
+    for toleration in value:
+        if set(toleration) - known:
+            return f"toleration {toleration!r}: unknown field(s) {', '.join(sorted(set(toleration) - known))}"
+    return ""
+
+
+# GPU node pools are commonly tainted so that only pods asking for GPUs land there (GKE, AKS, EKS GPU AMIs).
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def _submission_placement_problem(text: str) -> str:
+    from components.carbon.submission import SubmissionPlacement
+
+    try:
+        if text:
+            SubmissionPlacement.from_json(text, "decision")
+    except GreenfmError as error:
+        return str(error)
+    return ""
 
 
 def _job_estimates_problem(text: str) -> str:
@@ -73,7 +100,7 @@ AdaptMethod = Literal["lora", "full", "last-layer", "head", "auto"]
 SparkBackend = Literal["local", "client", "operator"]
 IntensityProvider = Literal["static", "electricitymaps", "watttime", "carbon-aware-sdk", "carbon-aware-sdk/average"]
 Parallelism = Literal["ddp", "fsdp"]
-LaunchBackend = Literal["local", "kubernetes"]
+LaunchBackend = Literal["local", "kubernetes", "trainjob"]
 QualityPreset = Literal["fineweb", "c4", "gopher", "docstrings", "auto"]
 DriftMode = Literal["fail", "warn", "off"]
 
@@ -146,7 +173,9 @@ class RunConfig:
         0, "Save a resumable checkpoint every N steps (0: only at the end); a restart loses < N steps.", ge=0
     )
     launch_backend: LaunchBackend = param(
-        "local", "Where pretraining runs: local (torchrun in the step's pod) or kubernetes (a PyTorchJob)."
+        "local",
+        "Where pretraining runs: local (torchrun in the step's pod), kubernetes (a Training Operator PyTorchJob) "
+        "or trainjob (a Kubeflow Trainer v2 TrainJob).",
     )
     train_nodes: int = param(1, "Nodes (pods) for pretraining; more than one needs launch_backend kubernetes.", ge=1)
     gpus_per_node: int = param(
@@ -210,6 +239,12 @@ class RunConfig:
         "JSON of expected IT kWh and hours per heavy stage (curate, pretrain, adapt).",
         check=_job_estimates_problem,
     )
+    submission_placement: str = param(
+        "",
+        "Set by `greenfm submit` / `greenfm watch` when they choose the run's cluster and start: that decision "
+        "(JSON), shown in the carbon statement; empty: not placed at submission.",
+        check=_submission_placement_problem,
+    )
     # The carbon statement's money assumptions (CRFM defaults, components/carbon/costs.py).
     social_cost_usd_per_t: float = param(
         _COSTS.social_cost_usd_per_t, "Social cost of carbon in the statement, USD per tonne CO2e.", ge=0
@@ -226,12 +261,46 @@ class RunConfig:
         number_text=True,
     )
 
+    # Kubernetes resources per step class (pipelines/cluster_tasks.py; kfp.local ignores them). Requests equal
+    # limits: steps get what they asked for and are never evicted for overcommit.
+    control_cpu: str = param("500m", "CPU request and limit of select-region, carbon-statement and gate-failed.")
+    control_memory: str = param("1Gi", "Memory request and limit of those steps.")
+    data_cpu: str = param(
+        "4", "CPU request and limit of curate (the Spark driver, or all of Spark locally) and validate."
+    )
+    data_memory: str = param("16Gi", "Memory request and limit of curate and validate.")
+    train_cpu: str = param("8", "CPU request and limit of pretrain, adapt, evaluate and each training replica.")
+    train_memory: str = param(
+        "32Gi", "Memory request and limit of pretrain, adapt, evaluate and each training replica."
+    )
+    gpu_resource: str = param("nvidia.com/gpu", "Extended resource pretrain and adapt request gpus_per_node of.")
+    gpu_tolerations: list = param(
+        [GPU_TOLERATION],
+        "Tolerations of the GPU steps and training replicas (tainted GPU nodes).",
+        check=_tolerations_problem,
+    )
+    # Compile-time Kubernetes settings (`greenfm compile --config FILE`): KFP accepts only constants for these,
+    # so they are baked into the compiled pipeline and are not run parameters.
+    control_timeout_hours: float = param(
+        25.0, "Deadline of select-region (which may wait max_wait_hours), the statement and the gate.", gt=0
+    )
+    data_timeout_hours: float = param(12.0, "Deadline of curate and validate.", gt=0)
+    train_timeout_hours: float = param(72.0, "Deadline of pretrain, adapt and evaluate.", gt=0)
+    step_retries: int = param(
+        2, "KFP retries of a failed step (evicted node, API hiccup); backoff 1 min, doubling.", ge=0
+    )
+    shm_size: str = param("8Gi", "Size of the memory-backed /dev/shm of torch steps and training replicas.")
+
     def __post_init__(self) -> None:
         for spec in fields(self):
             setattr(self, spec.name, checked_value(spec.name, getattr(self, spec.name)))
 
     def pipeline_arguments(self) -> dict:
-        return asdict(self)
+        """The run parameters (what the compiled pipeline takes): everything but the compile-time settings."""
+        return {key: value for key, value in asdict(self).items() if key not in COMPILE_TIME}
+
+
+COMPILE_TIME = ("control_timeout_hours", "data_timeout_hours", "train_timeout_hours", "step_retries", "shm_size")
 
 
 @cache
@@ -343,7 +412,7 @@ def describe(name: str) -> dict[str, str]:
     kind = " \\| ".join(allowed) if allowed else base_type(name).__name__
     if spec.metadata.get("number_text"):
         kind = "number or empty"
-    default = spec.default if spec.default is not MISSING else ""
+    default = spec.default if spec.default is not MISSING else spec.default_factory()
     return {
         "name": name,
         "type": kind,
@@ -366,7 +435,11 @@ def markdown_table() -> str:
 
 def documented_by_run_config(pipeline_func):
     """Append the `Args:` section (KFP's parameter descriptions, the Kubeflow UI form) generated from RunConfig."""
-    lines = [f"        {name}: {_fields()[name].metadata.get('description', '')}" for name in _fields()]
+    lines = [
+        f"        {name}: {_fields()[name].metadata.get('description', '')}"
+        for name in _fields()
+        if name not in COMPILE_TIME
+    ]
     pipeline_func.__doc__ = (pipeline_func.__doc__ or "").rstrip() + "\n\n    Args:\n" + "\n".join(lines) + "\n"
     return pipeline_func
 

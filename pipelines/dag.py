@@ -8,16 +8,19 @@ from components.adapt.component import adapt_from_scratch_op, adapt_op
 from components.carbon.catalog import CLUSTER_CATALOG_PATH
 from components.carbon.component import select_region_op, statement_op
 from components.carbon.providers import SECRET_KEYS, SECRET_NAME
+from components.carbon.tracking import NODE_NAME
 from components.common.cluster import NAMESPACE_ENV, WORKSPACE_MOUNT, WORKSPACE_PVC
 from components.curate.component import curate_op
 from components.curate.k8s import SPARK_ENV
 from components.evaluate.component import evaluate_op
 from components.pretrain.component import pretrain_op
 from components.validate.component import gate_failed_op, validate_op
+from pipelines import cluster_tasks
 from pipelines.config import DEFAULTS as D
 from pipelines.config import documented_by_run_config
 
 PIPELINE_NAME = "greenfm"
+PIPELINE_DESCRIPTION = "Curate, validate, pretrain, adapt, evaluate, and state the carbon cost."
 REGIONS_CONFIG_MAP = "greenfm-regions"
 SPARK_CONFIG_MAP = "greenfm-spark"  # manifests/base/spark-config.yaml
 
@@ -34,11 +37,13 @@ def in_run_namespace(task):
 
 
 def placed(task, select):
-    """Run `task` on the nodes of the region `select` chose, and measure it there (kfp.local ignores selectors)."""
+    """Run `task` on the nodes of the region `select` chose, and measure it there (kfp.local ignores selectors).
+    Its energy record names its node (downward API), so no node is counted twice."""
+    kubernetes.use_field_path_as_env(task, NODE_NAME, "spec.nodeName")
     return kubernetes.add_node_selector_json(task, select.outputs["node_selector"])
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="Curate, validate, pretrain, adapt, evaluate, and state the carbon cost.")
+@dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
 @documented_by_run_config  # the Kubeflow UI form's descriptions: RunConfig's
 def greenfm_pipeline(
     input_uri: str = D.input_uri,
@@ -69,6 +74,7 @@ def greenfm_pipeline(
     max_wait_hours: float = D.max_wait_hours,
     intensity_fail_closed: bool = D.intensity_fail_closed,
     job_estimates: str = D.job_estimates,
+    submission_placement: str = D.submission_placement,
     social_cost_usd_per_t: float = D.social_cost_usd_per_t,
     energy_usd_per_kwh: float = D.energy_usd_per_kwh,
     social_benefit_usd: str = D.social_benefit_usd,
@@ -91,8 +97,27 @@ def greenfm_pipeline(
     language_share_bounds: str = D.language_share_bounds,
     drift_mode: str = D.drift_mode,
     profile_store: str = D.profile_store,
+    control_cpu: str = D.control_cpu,
+    control_memory: str = D.control_memory,
+    data_cpu: str = D.data_cpu,
+    data_memory: str = D.data_memory,
+    train_cpu: str = D.train_cpu,
+    train_memory: str = D.train_memory,
+    gpu_resource: str = D.gpu_resource,
+    gpu_tolerations: list = D.gpu_tolerations,
 ):
     """greenfm foundation-model pipeline (parameters: pipelines/config.py)."""
+    cluster = dict(
+        control_cpu=control_cpu,
+        control_memory=control_memory,
+        data_cpu=data_cpu,
+        data_memory=data_memory,
+        train_cpu=train_cpu,
+        train_memory=train_memory,
+        gpu_resource=gpu_resource,
+        gpu_tolerations=gpu_tolerations,
+        gpus_per_node=gpus_per_node,
+    )
 
     def select(stage: str, gpus: bool):
         task = select_region_op(
@@ -109,6 +134,7 @@ def greenfm_pipeline(
             intensity_fail_closed=intensity_fail_closed,
         ).set_display_name(f"select-region-{stage}")
         task.set_caching_options(False)  # grid intensity changes: never reuse yesterday's pick
+        cluster_tasks.control_task(task, cluster)
         # Live-provider credentials (optional: without them the static provider's data is used).
         kubernetes.use_secret_as_env(task, SECRET_NAME, {key: env for env, key in SECRET_KEYS.items()}, optional=True)
         # The deployment's catalog (multi-region overlay), used when region_catalog is empty.
@@ -129,6 +155,7 @@ def greenfm_pipeline(
         quality_preset=quality_preset,
     ).set_display_name("curate")
     placed(curate, select_curate)
+    cluster_tasks.curate_task(curate, cluster)
     on_workspace(curate)  # input data (and Spark operator output) live there
     in_run_namespace(curate)  # Spark executors / the SparkApplication go there
     kubernetes.use_config_map_as_env(curate, SPARK_CONFIG_MAP, {var: var for var in SPARK_ENV}, optional=True)
@@ -146,6 +173,7 @@ def greenfm_pipeline(
     ).set_display_name("validate")
     placed(validate, select_curate)  # measured on curation's grid, so it runs there
     on_workspace(validate)  # the profile store may live there
+    cluster_tasks.validate_task(validate, cluster)
     validate.set_caching_options(False)  # the verdict depends on the profile store, which changes between runs
 
     # The statement's money assumptions, the same whichever way the gate goes.
@@ -175,9 +203,14 @@ def greenfm_pipeline(
             launch_backend=launch_backend,
             train_nodes=train_nodes,
             gpus_per_node=gpus_per_node,
+            replica_cpu=train_cpu,
+            replica_memory=train_memory,
+            gpu_resource=gpu_resource,
+            gpu_tolerations=gpu_tolerations,
             node_selector=select_pretrain.outputs["node_selector"],
         ).set_display_name("pretrain")
         placed(pretrain, select_pretrain)
+        cluster_tasks.pretrain_task(pretrain, cluster)
         on_workspace(pretrain)  # the model store and warm-start models live there
         in_run_namespace(pretrain)  # the PyTorchJob goes there
         select_adapt = select("adapt", gpus=True)
@@ -193,6 +226,7 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("adapt")
         placed(adapt, select_adapt)
+        cluster_tasks.gpu_task(adapt, cluster)
         # The pretraining ablation: the same adaptation from a random init of the same size, on the same nodes.
         scratch = adapt_from_scratch_op(
             base_model=pretrain.outputs["model"],
@@ -205,6 +239,7 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("adapt-from-scratch")
         placed(scratch, select_adapt)
+        cluster_tasks.gpu_task(scratch, cluster)
         evaluate = evaluate_op(
             base_model=pretrain.outputs["model"],
             adapted_model=adapt.outputs["adapted"],
@@ -217,7 +252,8 @@ def greenfm_pipeline(
             seed=seed,
         ).set_display_name("evaluate")
         placed(evaluate, select_adapt)  # measured on adaptation's grid, so it runs there
-        statement_op(
+        cluster_tasks.evaluate_task(evaluate, cluster)
+        statement = statement_op(
             data_fingerprint=data_fingerprint,
             outcome="completed",
             curate_energy=curate.outputs["energy"],
@@ -234,8 +270,10 @@ def greenfm_pipeline(
             adapt_steps=adapt_steps,
             scratch_task_kwh=scratch_task_kwh,
             scratch_energy=scratch.outputs["energy"],  # the measured from-scratch arm of the amortization
+            submission_placement=submission_placement,
             **cost_inputs,
         ).set_display_name("carbon-statement")
+        cluster_tasks.control_task(statement, cluster)
 
     with dsl.Else(name="gate-failed"):
         failed_statement = statement_op(
@@ -244,6 +282,10 @@ def greenfm_pipeline(
             curate_energy=curate.outputs["energy"],
             validate_energy=validate.outputs["energy"],
             curate_placement=select_curate.outputs["decision"],
+            submission_placement=submission_placement,
             **cost_inputs,
         ).set_display_name("carbon-statement")
-        gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement).set_display_name("gate-failed")
+        cluster_tasks.control_task(failed_statement, cluster)
+        gate_failed = gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement)
+        gate_failed.set_display_name("gate-failed")
+        cluster_tasks.control_task(gate_failed, cluster, retries=False)  # it fails on purpose

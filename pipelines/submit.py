@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from components.common.errors import GreenfmError
@@ -202,6 +203,63 @@ def run_state(target: SubmitTarget, run_id: str) -> str:
     """The server's state of a run (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED, ...)."""
     with contextlib.redirect_stdout(sys.stderr), _server_errors(target.host):
         return str(_client(target).get_run(run_id).state or "")
+
+
+# A one-off schedule: KFP has no one-time trigger (a schedule without one runs when it is created), but the
+# ScheduledWorkflow controller starts a periodic schedule's first run at start_time + interval and none after
+# end_time (backend/src/crd/controller/scheduledworkflow/util/periodic_schedule.go), so start_time = T − interval
+# and end_time = T run it exactly once, at T.
+ONE_OFF_INTERVAL_S = 3600
+
+
+def one_off_trigger(start: datetime) -> dict:
+    """create_recurring_run's trigger arguments for a single run at `start` (whole seconds, UTC)."""
+    at = start.astimezone(UTC).replace(microsecond=0)
+    stamp = "%Y-%m-%dT%H:%M:%SZ"
+    return {
+        "start_time": (at - timedelta(seconds=ONE_OFF_INTERVAL_S)).strftime(stamp),
+        "end_time": at.strftime(stamp),
+        "interval_second": ONE_OFF_INTERVAL_S,
+    }
+
+
+def schedule_once(
+    target: SubmitTarget, params: dict, name: str, start: datetime, package: Path | None = None
+) -> Submitted:
+    """Upload (if needed) and create a schedule that starts one run at `start` (a time shift for a cleaner grid,
+    instead of a pod that sleeps until then). The run it starts is found by its recurring_run_id."""
+    with _prepared(target, package) as ready:
+        recurring = ready.client.create_recurring_run(
+            ready.experiment_id,
+            name,
+            max_concurrency=1,
+            no_catchup=False,  # a controller that was down still starts the run when it is back
+            **one_off_trigger(start),
+            **ready.template(target, params),
+        )
+    return Submitted(
+        ready.pipeline_id,
+        ready.version_id,
+        ready.experiment_id,
+        recurring_run_id=recurring.recurring_run_id,
+        parameters=params,
+    )
+
+
+def scheduled_run_state(target: SubmitTarget, recurring_run_id: str) -> tuple[str, str]:
+    """(run id, state) of the run a one-off schedule started; ("", "") while it has not started yet."""
+    predicate = {"operation": "EQUALS", "key": "recurring_run_id", "stringValue": recurring_run_id}
+    with contextlib.redirect_stdout(sys.stderr), _server_errors(target.host):
+        runs = (
+            _client(target)
+            .list_runs(namespace=target.namespace, filter=json.dumps({"predicates": [predicate]}), page_size=10)
+            .runs
+            or []
+        )
+    if not runs:
+        return "", ""
+    newest = max(runs, key=lambda run: str(run.created_at or ""))
+    return str(newest.run_id), str(newest.state or "")
 
 
 def validate_cron(cron: str) -> str:

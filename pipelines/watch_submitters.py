@@ -3,11 +3,12 @@ or on Kubeflow Pipelines (pipelines.submit, not waited for)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -15,7 +16,8 @@ import yaml
 from components.common import run_status
 from components.common.errors import GreenfmError
 from pipelines.config import DEFAULTS, RunConfig
-from pipelines.submit import SubmitTarget, run_state, submit_run
+from pipelines.run_placement import submit_placed
+from pipelines.submit import SubmitTarget, run_state, scheduled_run_state, submit_run
 from pipelines.tasks import task_key
 from pipelines.watch import FAILED, RUNNING, SUCCEEDED, SubmittedRun
 
@@ -58,6 +60,11 @@ class LocalSubmitter:
         models = sorted(run_dir.glob(f"artifacts/*/{task_key('pretrain')}/model"))
         return SubmittedRun(run_id=run_dir.name, model_uri=str(models[-1]) if models else "")
 
+    def run_state(self, run_id: str) -> str:
+        """A local run has finished when __call__ returns; its RUN_STATUS says how (interrupted counts as failed)."""
+        state = run_status.run_state(Path(self.out).resolve() / run_id)
+        return {run_status.SUCCEEDED: SUCCEEDED, run_status.RUNNING: RUNNING}.get(state, FAILED)
+
 
 # KFP v2beta1 RuntimeState -> the watcher's view; anything else (PENDING, RUNNING, PAUSED, CANCELING) is running.
 KFP_RUN_STATES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "CANCELED": FAILED, "SKIPPED": FAILED}
@@ -65,16 +72,31 @@ KFP_RUN_STATES = {"SUCCEEDED": SUCCEEDED, "FAILED": FAILED, "CANCELED": FAILED, 
 
 @dataclass
 class KfpSubmitter:
-    """Starts one run on a Kubeflow Pipelines server; its model is not known until it finishes."""
+    """Starts one run on a Kubeflow Pipelines server; its model is not known until it finishes. With `place`,
+    each run is placed first (pipelines.run_placement): the cluster and start of the least expected emissions,
+    and a later start becomes a one-off schedule. The run id the watcher keeps is then a reference (JSON) to the
+    cluster and to the run or the schedule that will start it."""
 
     target: SubmitTarget
+    place: bool = False
 
     def __call__(self, config: RunConfig) -> SubmittedRun:
         name = f"greenfm-data-{config.data_fingerprint[:12]}"
-        submitted = submit_run(self.target, changed_parameters(config), name)
         # The run's own artifacts are not addressable from here; the model store is, and the next run resolves
         # it to the newest model that finished (a failed run never moves LATEST).
-        return SubmittedRun(run_id=submitted.run_id, model_uri=config.model_store, finished=False)
+        if not self.place:
+            submitted = submit_run(self.target, changed_parameters(config), name)
+            return SubmittedRun(run_id=submitted.run_id, model_uri=config.model_store, finished=False)
+        submitted, placement = submit_placed(self.target, changed_parameters(config), name)
+        reference = {"host": placement.host, "run_id": submitted.run_id, "recurring_run_id": submitted.recurring_run_id}
+        return SubmittedRun(run_id=json.dumps(reference), model_uri=config.model_store, finished=False)
 
     def run_state(self, run_id: str) -> str:
-        return KFP_RUN_STATES.get(run_state(self.target, run_id), RUNNING)
+        if not run_id.startswith("{"):
+            return KFP_RUN_STATES.get(run_state(self.target, run_id), RUNNING)
+        reference = json.loads(run_id)
+        there = replace(self.target, host=reference["host"])
+        if reference.get("run_id"):
+            return KFP_RUN_STATES.get(run_state(there, reference["run_id"]), RUNNING)
+        _, state = scheduled_run_state(there, reference["recurring_run_id"])
+        return KFP_RUN_STATES.get(state, RUNNING)  # not started yet: still pending

@@ -10,7 +10,8 @@
 - namespaces: a namespaced request in a namespace that does not exist is 404, a body whose namespace
   differs from the URL's is 400;
 - objects: ConfigMaps, nodes, pods/log and custom objects; 404 NotFound, 409 AlreadyExists on re-create, 409
-  Conflict on a stale resourceVersion, 410 Expired for a watch from a compacted resourceVersion;
+  Conflict on a stale resourceVersion, 410 Expired for a watch from a compacted resourceVersion; JSON merge
+  patches, and 415 for a strategic merge patch of a custom resource;
 - every request recorded, as (method, path, body) and as the authorizer's attributes (`calls`).
 """
 
@@ -181,6 +182,37 @@ def render(overlay: str) -> list[dict]:
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
+def _merge(target, patch):
+    """JSON merge patch (RFC 7386)."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge(merged.get(key), value)
+    return merged
+
+
+MERGE_PATCH = "application/merge-patch+json"
+# The apiserver's patch types; a custom resource has no strategic merge (it has no Go struct to carry the keys).
+_CUSTOM_PATCH_TYPES = ("application/json-patch+json", MERGE_PATCH, "application/apply-patch+yaml")
+
+
+def _patch_type_error(kind: tuple, content_type: str):
+    """None for a JSON merge patch (all the fake applies); the apiserver's 415 for a strategic merge patch of a
+    custom resource; a failure for any other patch type, which the fake does not implement."""
+    content_type = content_type.split(";")[0].strip().lower()
+    if content_type == MERGE_PATCH:
+        return None
+    if len(kind) > 1 and content_type not in _CUSTOM_PATCH_TYPES:
+        accepted = ", ".join(_CUSTOM_PATCH_TYPES)
+        message = f"the body of the request was in an unknown format - accepted media types include: {accepted}"
+        return 415, _status(415, "UnsupportedMediaType", message)
+    return 501, _status(501, "NotImplemented", f"fake API server: {content_type or 'no'} patch type not implemented")
+
+
 @dataclass
 class FakeApiServer:
     objects: dict = field(default_factory=dict)  # (kind-path, namespace, name) -> object
@@ -285,6 +317,8 @@ class FakeApiServer:
                 return 404, _status(404, "NotFound", "the server could not find the requested resource")
             if watching:
                 return self._watch(kind, namespace, query)
+            if method == "PATCH" and (unsupported := _patch_type_error(kind, (headers or {}).get("content-type", ""))):
+                return unsupported
             return self._crud(kind, namespace, name, method, body)
 
     def _list(self, kind: str, items: list) -> dict:
@@ -330,6 +364,9 @@ class FakeApiServer:
                 )
             self.objects[key] = self._bump(body)
             return 200, body
+        if method == "PATCH":  # JSON merge patch (the only type handle() lets through)
+            self.objects[key] = self._bump(_merge(self.objects[key], body))
+            return 200, self.objects[key]
         if method == "DELETE":
             del self.objects[key]
             return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}

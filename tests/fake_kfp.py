@@ -9,6 +9,9 @@ backend/src/apiserver:
   run with an empty namespace is 400 InvalidArgument (experiment_server.go, run_server.go); pipelines are
   namespaced (`namespace` on upload and list; an empty one lists the shared pipelines);
 - a run's namespace is its experiment's (resource_manager.go CreateRun);
+- recurring runs are checked as CreateRecurringRun checks them, and `advance(now)` starts the runs of periodic
+  schedules as the ScheduledWorkflow controller does (first at start_time + interval, none after end_time), each
+  with its recurring_run_id, which ListRuns can filter on;
 - errors as the gRPC gateway writes them: {"error", "code" (gRPC), "message", "details"}.
 
 Records every request for assertions.
@@ -20,6 +23,7 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from tests import http_fake
 
@@ -117,8 +121,15 @@ class FakeKfp:
             if p.startswith(f"{API}/runs/") and req.method == "GET":
                 run = self.runs.get(p.rsplit("/", 1)[-1])
                 return (200, run) if run else _error(NOT_FOUND, f"Run {p.rsplit('/', 1)[-1]} not found")
+            if p == f"{API}/runs" and req.method == "GET":
+                return self._list_runs(query)
             if p == f"{API}/recurringruns" and req.method == "POST":
+                if (invalid := _recurring_run_error(json.loads(req.body))) is not None:
+                    return invalid
                 return self._create("recurring", req, {"status": "ENABLED"}, "recurring_run_id")
+            if p.startswith(f"{API}/recurringruns/") and req.method == "GET":
+                found = self.recurring.get(p.rsplit("/", 1)[-1])
+                return (200, found) if found else _error(NOT_FOUND, f"RecurringRun {p.rsplit('/', 1)[-1]} not found")
             return _error(NOT_FOUND, f"no route {req.method} {p}")
 
     def _namespace_of(self, req: Request) -> str | None:
@@ -133,6 +144,12 @@ class FakeKfp:
         if req.method == "GET" and req.path.startswith(f"{API}/runs/"):
             run = self.runs.get(req.path.rsplit("/", 1)[-1])
             return run["namespace"] if run else None
+        if req.method == "GET" and req.path.startswith(f"{API}/recurringruns/"):
+            recurring = self.recurring.get(req.path.rsplit("/", 1)[-1])
+            return recurring["namespace"] if recurring else None
+        if req.method == "GET" and req.path == f"{API}/runs" and "experiment_id" in req.query:
+            experiment = self.experiments.get(req.query["experiment_id"][0])
+            return experiment["namespace"] if experiment else None
         if req.path == f"{API}/pipelines/upload_version":
             pipeline = self.pipelines.get(req.query.get("pipelineid", [""])[0])
             return pipeline.get("namespace") if pipeline else None
@@ -150,10 +167,72 @@ class FakeKfp:
         return 200, item
 
     def _filtered(self, key: str, items: list, query: dict) -> dict:
+        """Items matching the filter's EQUALS predicates (the only operation greenfm sends), as the server lists
+        them: an empty list is an empty body (the gateway omits empty fields)."""
         if "filter" in query:
-            wanted = json.loads(query["filter"][0])["predicates"][0]["stringValue"]
-            items = [i for i in items if i["display_name"] == wanted]
+            for predicate in json.loads(query["filter"][0])["predicates"]:
+                # filter.proto's Op enum, by name or number (the gateway's JSON accepts both; kfp.Client sends 1)
+                assert predicate["operation"] in ("EQUALS", 1), predicate
+                items = [i for i in items if i.get(predicate["key"], "") == predicate["stringValue"]]
         return {key: items, "total_size": len(items)} if items else {}
+
+    def _list_runs(self, query: dict) -> tuple[int, dict]:
+        """ListRuns (run_server.go listRuns): an experiment's runs or a namespace's; in multi-user mode, with
+        neither, the SubjectAccessReview is for the whole cluster, which a profile's account may not list."""
+        namespace = query.get("namespace", [""])[0]
+        experiment = query.get("experiment_id", [""])[0]
+        if self.multi_user and not namespace and not experiment:
+            return _error(
+                PERMISSION_DENIED,
+                "Failed to list runs due to authorization error. Check if you have permission to access namespace ",
+            )
+        items = [
+            r
+            for r in self.runs.values()
+            if (not namespace or r["namespace"] == namespace) and (not experiment or r["experiment_id"] == experiment)
+        ]
+        return 200, self._filtered("runs", items, query)
+
+    # -- the ScheduledWorkflow controller (backend/src/crd/controller/scheduledworkflow), for periodic schedules
+    def advance(self, now: datetime) -> list[dict]:
+        """Start every run whose trigger time has come by `now`, as the controller does; returns them."""
+        started = []
+        with self.lock:
+            for recurring in self.recurring.values():
+                periodic = recurring.get("trigger", {}).get("periodic_schedule")
+                if recurring.get("mode", "ENABLE") != "ENABLE" or periodic is None:
+                    continue
+                while True:
+                    due = next_periodic_epoch(
+                        periodic, recurring.get("_last_triggered"), _epoch(recurring["created_at"])
+                    )
+                    active = [
+                        r for r in self.runs.values() if r.get("recurring_run_id") == recurring["recurring_run_id"]
+                    ]
+                    active = [r for r in active if r["state"] in ("PENDING", "RUNNING")]
+                    if due is None or due > now.timestamp() or len(active) >= int(recurring.get("max_concurrency", 1)):
+                        break
+                    recurring["_last_triggered"] = due
+                    started.append(self._scheduled_run(recurring, due))
+        return started
+
+    def _scheduled_run(self, recurring: dict, due: int) -> dict:
+        index = sum(1 for r in self.runs.values() if r.get("recurring_run_id") == recurring["recurring_run_id"]) + 1
+        run = {
+            "run_id": str(uuid.uuid4()),
+            "display_name": f"{recurring['display_name']}-{index}",
+            "experiment_id": recurring["experiment_id"],
+            "recurring_run_id": recurring["recurring_run_id"],
+            "pipeline_version_reference": recurring.get("pipeline_version_reference"),
+            "runtime_config": recurring.get("runtime_config"),
+            "service_account": recurring.get("service_account", ""),
+            "state": "PENDING",
+            "namespace": recurring["namespace"],
+            "created_at": CREATED,
+            "scheduled_at": datetime.fromtimestamp(due, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        self.runs[run["run_id"]] = run
+        return run
 
     def _new_version(self, pid: str, name: str) -> dict:
         version = {
@@ -180,6 +259,40 @@ class FakeKfp:
         if pid not in self.pipelines:
             return _error(NOT_FOUND, "pipeline not found")
         return 200, self._new_version(pid, name)
+
+
+def _epoch(stamp: str) -> int:
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+
+
+def next_periodic_epoch(periodic: dict, last_triggered: int | None, created: int) -> int | None:
+    """PeriodicSchedule.GetNextScheduledEpoch (catch-up mode): the first run is at start_time + interval (or
+    creation + interval), each next one an interval after the last, none after end_time (None)."""
+    start = _epoch(periodic["start_time"]) if periodic.get("start_time") else None
+    end = _epoch(periodic["end_time"]) if periodic.get("end_time") else None
+    interval = int(periodic.get("interval_second") or 0) or 1
+    effective = last_triggered if last_triggered is not None else (start if start is not None else created)
+    if start is not None and start > effective:
+        effective = start
+    result = effective + interval
+    return None if end is not None and end < result else result
+
+
+def _recurring_run_error(body: dict) -> tuple[int, dict] | None:
+    """CreateRecurringRun's checks (api_converter.go toModelJob)."""
+    concurrency = int(body.get("max_concurrency") or 0)
+    if not 1 <= concurrency <= 10:
+        return _error(
+            INVALID_ARGUMENT,
+            f"Max concurrency of a recurring run must be at least 1 and at most 10. Received {concurrency}",
+        )
+    periodic = (body.get("trigger") or {}).get("periodic_schedule")
+    if periodic is not None and int(periodic.get("interval_second") or 0) < 1:
+        return _error(
+            INVALID_ARGUMENT,
+            f"Found invalid period schedule interval {periodic.get('interval_second')}. Set at interval to least 1 second",
+        )
+    return None
 
 
 def _handler(fake: FakeKfp) -> http_fake.Handle:

@@ -48,15 +48,28 @@ def replicas(job: dict) -> list[Replica]:
     worker = job["spec"]["pytorchReplicaSpecs"]["Worker"]
     pod = worker["template"]["spec"]
     (container,) = [c for c in pod["containers"] if c["name"] == "pytorch"]
-    env = {e["name"]: e["value"] for e in container.get("env", [])}
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
     env.update(operator_env(job))  # appended after the template's: the later duplicate wins, as in a pod
     user = str(pod["securityContext"]["runAsUser"]) + ":" + str(pod["securityContext"].get("runAsGroup", 0))
     mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
     name = job["metadata"]["name"]
+    # The kubelet resolves downward-API fields; here each container stands in for a node of its own.
+    node_fields = [e["name"] for e in container.get("env", []) if _field_path(e) == "spec.nodeName"]
     return [
-        Replica(f"{name}-worker-{i}", container["image"], container["command"], env, user, mounts)
+        Replica(
+            f"{name}-worker-{i}",
+            container["image"],
+            container["command"],
+            {**env, **dict.fromkeys(node_fields, f"{name}-worker-{i}")},
+            user,
+            mounts,
+        )
         for i in range(worker["replicas"])
     ]
+
+
+def _field_path(env_var: dict) -> str:
+    return ((env_var.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath", "")
 
 
 def start(engine: str, replica: Replica, network: str, volumes: dict[str, Path]) -> None:

@@ -128,17 +128,9 @@ def test_cycle_finder_finds_a_cycle():
     assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-# Cycles being split by the cluster-jobs work (Spark backend selection vs configuration; the PyTorchJob
-# launcher vs its worker side); remove each entry when it is gone.
-BEING_SPLIT = [
-    ["components.curate.job", "components.curate.k8s", "components.curate.spark_session"],
-    ["components.pretrain.k8s", "components.pretrain.launch"],
-]
-
-
 def test_no_module_imports_its_importer():
     cycles = import_cycles(import_graph())
-    assert [cycle for cycle in cycles if cycle not in BEING_SPLIT] == []
+    assert cycles == []
 
 
 def test_typing_only_imports_are_not_edges(tmp_path):

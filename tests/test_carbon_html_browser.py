@@ -11,7 +11,10 @@ import subprocess
 import pytest
 
 from components.carbon.costs import usd
-from components.carbon.statement import STATEMENT_HTML, write_statement
+from components.carbon.records import EnergyRecord
+from components.carbon.spark_executors import stage_record
+from components.carbon.statement import STATEMENT_HTML, reconcile, write_statement
+from components.carbon.tracking import aggregate_ranks
 from tests.test_carbon_statement import run_inputs  # noqa: F401  (the fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -47,13 +50,43 @@ FIGURES = [
     "embodied",
     "amortization",
     "reconciliation",
+    "trackers",
+    "trackers-table",
 ]
 CHARTS = ["chart-energy", "chart-emissions", "chart-counterfactuals", "chart-embodied"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH (apt-get install chromium; .ci/run installs it)")
+def summed_trackers(records: list[EnergyRecord]) -> list[EnergyRecord]:
+    """curate as its step (the Spark driver, half its energy) + two executor trackers (a quarter each); pretrain
+    as two node trackers (half each) and the launcher pod on node gpu-a (covered by that node's record)."""
+
+    def part(record: EnergyRecord, share: float, stage: str, host: str, mode: str, notes: dict | None = None):
+        data = record.to_json()
+        for key in ("energy_kwh", "cpu_kwh", "gpu_kwh", "ram_kwh", "emissions_kg"):
+            data[key] *= share
+        data["intervals"] = [{**i, "kwh": i["kwh"] * share} for i in data["intervals"]]
+        return EnergyRecord.from_json(
+            {**data, "stage": stage, "host": host, "tracking_mode": mode, "notes": notes or {}}
+        )
+
+    by_stage = {r.stage: r for r in records}
+    curate, pretrain = by_stage["curate"], by_stage["pretrain"]
+    step = part(curate, 0.5, "curate", "cpu-a", "process", curate.notes)
+    executors = [
+        part(curate, 0.25, f"curate-executor-{i}", "cpu-b", "process", {"executor_id": str(i), "final": True})
+        for i in range(2)
+    ]
+    nodes = [part(pretrain, 0.5, f"pretrain-node{i}", f"gpu-{'ab'[i]}", "machine") for i in range(2)]
+    summed = aggregate_ranks([*nodes, part(pretrain, 0.01, "pretrain", "gpu-a", "process")])
+    summed.stage = "pretrain"
+    summed_curate = stage_record(step, executors, 2)
+    return [summed_curate if r.stage == "curate" else summed if r.stage == "pretrain" else r for r in records]
+
+
 def test_statement_renders_in_headless_chromium(tmp_path, run_inputs):  # noqa: F811
     records, inputs = run_inputs
+    records = summed_trackers(records)
     statement = write_statement(records, tmp_path / "statement", {"outcome": "completed"}, inputs)
     page = tmp_path / "probe.html"
     html = (tmp_path / "statement" / STATEMENT_HTML).read_text()
@@ -101,7 +134,11 @@ def test_statement_renders_in_headless_chromium(tmp_path, run_inputs):  # noqa: 
     assert "US EPA 2023 central value" in html and "$190/t" in html and "$105/t" in html
     # Operational and embodied bars for every stage.
     assert seen["chart-embodied"]["bars"] == 2 * len(records)
-    assert seen["reconciliation"]["text"].startswith("All numbers reconcile")
+    assert seen["reconciliation"]["text"].startswith("All numbers reconcile") and reconcile(statement) == []
+    # What was measured: every tracker of a summed stage, and the launcher left out as already counted.
+    trackers = seen["trackers-table"]["text"]
+    assert all(f"curate-executor-{i}" in trackers for i in range(2)) and "pretrain-node1gpu-b" in trackers
+    assert "no: node gpu-a already counted by pretrain-node0's machine-mode tracker" in trackers
     # One bar per stage and energy component with energy in it; one per counterfactual scenario.
     assert seen["chart-emissions"]["bars"] == len(records)
     assert seen["chart-energy"]["bars"] == sum(

@@ -8,6 +8,7 @@ import yaml
 from typer.testing import CliRunner
 
 from components.carbon.catalog import REGION_LABEL
+from components.carbon.tracking import NODE_NAME
 from pipelines.cli import app
 from pipelines.tasks import task_key
 
@@ -40,6 +41,9 @@ def test_heavy_tasks_are_placed_by_their_select_region_step(tmp_path):
     assert producers["exec-validate-op"] == producers["exec-curate-op"]
     assert producers["exec-evaluate-op"] == producers["exec-adapt-op"]
     assert all(p["outputParameterKey"] == "node_selector" for p in placed.values())
+    # Each measured task's record names its node (downward API), so records of one node are never summed twice.
+    for name in placed:
+        assert {"name": NODE_NAME, "fieldPath": "spec.nodeName"} in executors[name]["fieldPathAsEnv"], name
     # Each heavy task is placed by its own selection step, which selects for that stage.
     stage_of = {
         name: task["inputs"]["parameters"]["stage"]["runtimeValue"]["constant"]

@@ -111,3 +111,19 @@ def test_pretrain_energy_sums_the_worker_nodes_once(tmp_path):
     # The waiting launcher pod may share a node with a worker: left out of the sum, kept as a note.
     assert total.stage == "pretrain" and total.energy_kwh == pytest.approx(0.5) and total.ranks == 1
     assert total.notes["launcher_process_kwh_not_counted"] == pytest.approx(0.1) and total.wall_seconds == 30.0
+    assert total.notes["launcher_not_counted_because"] == "its node or a worker's is unknown"
+    # Every record names its node: the launcher on a worker's node is in that node's machine-mode record ...
+    for name, host in (("node0-attempt0", "gpu-a"), ("node1-attempt0", "gpu-b")):
+        node = record(f"pretrain-{name[:5]}", 0.5, 30.0)
+        node.host = host
+        (tmp_path / ENERGY_DIR / f"{name}.json").write_text(node.dumps())
+    pod.tracking_mode, pod.host = "process", "gpu-b"
+    total = with_node_energy(pod, tmp_path)
+    assert total.energy_kwh == pytest.approx(1.0) and total.ranks == 2 and total.nodes == 2
+    assert total.notes["launcher_not_counted_because"] == "on a worker's node: in its record"
+    # ... and on a node of its own, it counts (process mode: its own processes only).
+    pod.host = "cpu-c"
+    total = with_node_energy(pod, tmp_path)
+    assert total.energy_kwh == pytest.approx(1.1) and total.ranks == 3 and total.nodes == 3
+    assert total.scope.endswith("+ the launcher pod (process mode, on another node)")
+    assert "launcher_process_kwh_not_counted" not in total.notes

@@ -47,7 +47,7 @@ def _wrong_type(name: str):
     if SPECS[name].metadata.get("number_text"):
         return ["1"]
     kind = base_type(name)
-    return {str: 12, int: 64.9, float: "fast", bool: "yes"}[kind]
+    return {str: 12, int: 64.9, float: "fast", bool: "yes", list: "nvidia.com/gpu"}[kind]
 
 
 @pytest.mark.parametrize("name", _readme_keys())
@@ -95,7 +95,7 @@ def test_value_above_the_upper_bound_is_rejected(tmp_path, name):
 
 @pytest.mark.parametrize("name", _readme_keys())
 def test_misspelt_key_is_rejected_with_a_suggestion(tmp_path, name):
-    message = _load_error(tmp_path, {name[:-1]: DEFAULTS.pipeline_arguments()[name]})
+    message = _load_error(tmp_path, {name[:-1]: getattr(DEFAULTS, name)})
     assert f"unknown parameter '{name[:-1]}'" in message
 
 
@@ -133,13 +133,13 @@ def test_dag_signature_and_ui_descriptions_come_from_run_config(tmp_path):
     from pipelines.dag import greenfm_pipeline
 
     signature = inspect.signature(greenfm_pipeline.pipeline_func)
-    assert set(signature.parameters) == set(NAMES)
+    assert set(signature.parameters) == set(DEFAULTS.pipeline_arguments())  # all but the compile-time settings
     for name, parameter in signature.parameters.items():
         assert parameter.default == getattr(DEFAULTS, name), name
         assert parameter.annotation in (base_type(name), base_type(name).__name__), name
     spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml").read_text()))
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    for name in NAMES:
+    for name in DEFAULTS.pipeline_arguments():
         assert inputs[name]["description"] == SPECS[name].metadata["description"], name
 
 

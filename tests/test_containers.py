@@ -142,26 +142,28 @@ def network(engine):
 
 
 def _pytorchjob(config, name: str) -> dict:
-    from components.pretrain.k8s import PyTorchJobConfig, build_pytorchjob
+    from components.pretrain.k8s import ClusterTrainConfig, build_pytorchjob
 
-    jcfg = PyTorchJobConfig(nodes=2, gpus_per_node=1, image=images.TRAINER_IMAGE)
+    jcfg = ClusterTrainConfig(nodes=2, gpus_per_node=1, image=images.TRAINER_IMAGE)
     config = replace(config, checkpoint_dir=f"{jcfg.workspace_mount}/checkpoints")
     return build_pytorchjob(name, f"{jcfg.workspace_mount}/tokens", f"{jcfg.workspace_mount}/model", config, jcfg)
 
 
-def _workspace(tmp_path: Path, tokens: Path) -> Path:
+def _workspace(tmp_path: Path, source: Path, folder: str = "tokens") -> Path:
+    """A shared volume holding a copy of `source` as `folder`, every folder of it writable by the images' user
+    (pytest's own folders are private to this process's user, as a PVC's are not)."""
     import shutil
 
     workspace = tmp_path / "workspace"
-    shutil.copytree(tokens, workspace / "tokens")
-    for folder in [workspace, *workspace.rglob("*")]:
-        if folder.is_dir():
-            writable_by_image_user(folder)
+    shutil.copytree(source, workspace / folder)
+    for path in [workspace, *workspace.rglob("*")]:
+        if path.is_dir():
+            writable_by_image_user(path)
     return workspace
 
 
 def _log_steps(engine: str, container: str, seen: list[int], stop: threading.Event) -> None:
-    from components.pretrain.launch import log_entry
+    from components.pretrain.worker import log_entry
 
     while not stop.is_set():
         logs = subprocess.Popen(
@@ -250,13 +252,9 @@ def test_curation_with_executors_in_other_containers(engine, built, network, tin
     """The curate step as a client-mode Spark driver in the base image, executors in two spark-image containers
     (a standalone master and workers stand in for executor pods: the executors connect back to the driver by its
     host name, and both sides read and write the shared volume): the curated data's hash is local[*]'s."""
-    import shutil
-
     from components.curate.job import REPORT_JSON
 
-    workspace = tmp_path / "workspace"
-    shutil.copytree(tiny_corpus, workspace / "input")
-    writable_by_image_user(workspace)
+    workspace = _workspace(tmp_path, tiny_corpus, "input")
     name, started = network
     volume = ["-v", f"{workspace}:/workspace"]
 

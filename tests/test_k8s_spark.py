@@ -5,6 +5,7 @@ API-server stand-in. No Spark session is started."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,25 +17,33 @@ from kubernetes import client as k8s
 
 from components.common.errors import GreenfmError
 from components.common.images import SPARK_IMAGE
+from components.common.k8s_jobs import create_custom_object
 from components.curate.job import REPORT_JSON, CurateConfig
 from components.curate.k8s import (
     DRIVER_SCRIPT,
+    FAILED,
+    SPARK_APPLICATION,
     SPARK_ENV,
     SparkK8sConfig,
     application_name,
+    application_state,
     build_spark_application,
     client_mode_conf,
     curate_with_backend,
     executor_pod_template,
     from_pipeline,
+    on_shared_storage,
     run_spark_application,
 )
 from tests import fake_k8s
+from tests.pod_security import assert_restricted
 
 ROOT = Path(__file__).resolve().parent.parent
 CRD = yaml.safe_load((ROOT / "manifests/crds/sparkapplication-sparkoperator.k8s.io-v1beta2.schema.yaml").read_text())
 K8S_VERSION = "1.33.0"
-SETTINGS = json.loads(json.dumps({k: v for k, v in asdict(CurateConfig()).items() if k != "spark_master"}))
+SETTINGS = json.loads(json.dumps(asdict(CurateConfig())))
+NS = fake_k8s.STANDALONE[0]  # the step's namespace: jobs go there, never to a fixed one
+POD = {"POD_IP": "10.1.2.3", "POD_NAME": "greenfm-abc-curate-op-driver", "POD_UID": "u-1", "POD_NAMESPACE": NS}
 
 
 def test_local_is_the_default():
@@ -47,20 +56,26 @@ def test_k8s_master_selects_client_mode_and_env_overrides():
             "GREENFM_SPARK_MASTER": "k8s://https://10.0.0.1:443",
             "GREENFM_SPARK_EXECUTORS": "8",
             "GREENFM_NODE_SELECTOR": '{"topology.kubernetes.io/region": "europe-north1"}',
+            "POD_NAMESPACE": NS,
         }
     )
     assert (cfg.backend, cfg.master, cfg.executors) == ("client", "k8s://https://10.0.0.1:443", 8)
     assert cfg.node_selector == {"topology.kubernetes.io/region": "europe-north1"}
-    assert SparkK8sConfig.from_env({"GREENFM_SPARK_BACKEND": "operator"}).backend == "operator"
+    assert SparkK8sConfig.from_env({"GREENFM_SPARK_BACKEND": "operator", "POD_NAMESPACE": NS}).backend == "operator"
 
 
 def test_the_run_chooses_backend_executors_and_placement_the_cluster_the_rest():
     cluster = yaml.safe_load((ROOT / "manifests/base/spark-config.yaml").read_text())["data"]
     assert set(cluster) <= set(SPARK_ENV)  # every key the ConfigMap sets is one the step reads
     region = {"topology.kubernetes.io/region": "europe-north1"}
-    cfg = from_pipeline("operator", 6, region, env={**cluster, "POD_NAMESPACE": "team-a"})
+    cfg = from_pipeline("operator", 6, region, env={**cluster, "POD_NAMESPACE": NS})
     assert (cfg.backend, cfg.executors, cfg.node_selector) == ("operator", 6, region)
-    assert (cfg.namespace, cfg.service_account, cfg.executor_memory) == ("team-a", "greenfm-spark", "4g")
+    assert (cfg.namespace, cfg.service_account, cfg.executor_memory) == (
+        cluster.get("GREENFM_SPARK_NAMESPACE", NS),
+        "greenfm-spark",
+        "4g",
+    )
+    assert "GREENFM_SPARK_IMAGE" not in SPARK_ENV  # the image comes from the compiled image template
     assert from_pipeline("local", 2, {}, env=cluster).backend == "local"  # the ConfigMap alone starts nothing
     with pytest.raises(GreenfmError, match="expected one of"):
         from_pipeline("yarn", 2, {}, env={})
@@ -83,14 +98,15 @@ def test_bad_backend_or_master_fails_early():
         SparkK8sConfig(backend="client", master="spark://x:7077")
 
 
-def test_client_mode_conf(tmp_path, monkeypatch):
-    monkeypatch.setenv("POD_IP", "10.1.2.3")
-    monkeypatch.setenv("POD_NAMESPACE", "team-a")  # the step's own namespace (downward API)
-    cfg = SparkK8sConfig(backend="client", node_selector={"topology.kubernetes.io/region": "us-central1"})
-    conf = client_mode_conf(cfg, tmp_path)
+def test_client_mode_conf(tmp_path):
+    cfg = SparkK8sConfig(backend="client", namespace=NS, node_selector={"topology.kubernetes.io/region": "us-central1"})
+    conf = client_mode_conf(cfg, tmp_path, env=POD)
     assert conf["spark.kubernetes.container.image"] == SPARK_IMAGE
-    assert conf["spark.kubernetes.namespace"] == "team-a"
+    assert conf["spark.kubernetes.namespace"] == NS
+    # executors reach the driver at its pod IP, are owned by its pod, and run its Python
     assert conf["spark.driver.host"] == "10.1.2.3" and conf["spark.driver.bindAddress"] == "0.0.0.0"
+    assert conf["spark.kubernetes.driver.pod.name"] == POD["POD_NAME"]
+    assert conf["spark.executorEnv.PYSPARK_PYTHON"] == conf["spark.pyspark.python"] == sys.executable
     assert conf["spark.kubernetes.node.selector.topology.kubernetes.io/region"] == "us-central1"
     assert (
         conf["spark.kubernetes.executor.volumes.persistentVolumeClaim.workspace.options.claimName"]
@@ -99,11 +115,23 @@ def test_client_mode_conf(tmp_path, monkeypatch):
     template = yaml.safe_load(Path(conf["spark.kubernetes.executor.podTemplateFile"]).read_text())
     assert template == executor_pod_template(cfg)
     kubernetes_validate.validate({**template, "metadata": {"name": "executor"}}, K8S_VERSION, strict=True)
+    assert_restricted(template["spec"])
+
+
+def test_client_mode_needs_the_pods_address_and_name(tmp_path):
+    cfg = SparkK8sConfig(backend="client", namespace=NS)
+    with pytest.raises(GreenfmError, match="POD_IP, POD_NAME not set"):
+        client_mode_conf(cfg, tmp_path, env={"HOSTNAME": "curate-pod"})  # a pod's hostname does not resolve
+
+
+def test_cluster_modes_take_the_steps_namespace(monkeypatch):
+    monkeypatch.setenv("POD_NAMESPACE", NS)
+    assert SparkK8sConfig(backend="operator").namespace == NS
 
 
 def _app(**cfg) -> dict:
     return build_spark_application(
-        SparkK8sConfig(**{"backend": "operator", "namespace": fake_k8s.STANDALONE[0], **cfg}),
+        SparkK8sConfig(backend="operator", namespace=NS, **cfg),
         "greenfm-curate-x",
         "/workspace/in",
         "/workspace/out",
@@ -137,6 +165,7 @@ def test_spark_application_matches_crd_and_core_schemas():
             },
         }
         kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+        assert_restricted(pod["spec"])
 
 
 def test_crd_schema_rejects_mistakes():
@@ -153,7 +182,7 @@ def test_crd_schema_rejects_mistakes():
 def test_committed_manifest_is_what_the_code_builds():
     committed = yaml.safe_load((ROOT / "manifests/jobs/sparkapplication-curate.yaml").read_text())
     built = build_spark_application(
-        SparkK8sConfig(backend="operator"),
+        SparkK8sConfig(backend="operator", namespace=NS),
         "greenfm-curate",
         "/workspace/data/corpus",
         "/workspace/curated/corpus",
@@ -193,7 +222,7 @@ def test_create_and_wait_until_completed(custom_api):
     assert run_spark_application(_app(), api, timeout_s=60, poll_s=5, sleep=waits.append) == "COMPLETED"
     assert waits == [5, 5]
     posts = [r for r in fake.requests if r[0] == "POST"]
-    assert posts[0][1] == "/apis/sparkoperator.k8s.io/v1beta2/namespaces/kubeflow/sparkapplications"
+    assert posts[0][1] == f"/apis/sparkoperator.k8s.io/v1beta2/namespaces/{NS}/sparkapplications"
     assert posts[0][2]["spec"]["mainApplicationFile"] == DRIVER_SCRIPT
 
 
@@ -219,29 +248,82 @@ def test_timeout(custom_api):
         run_spark_application(_app(), api, timeout_s=0, poll_s=0, sleep=lambda s: None)
 
 
-def test_operator_backend_copies_shared_result(custom_api, tmp_path):
+def test_failed_leftover_is_replaced_and_a_running_one_adopted(custom_api):
     fake, api = custom_api
-    cfg = SparkK8sConfig(
-        backend="operator", namespace=fake_k8s.STANDALONE[0], workspace_mount=str(tmp_path / "workspace"), poll_s=0
+    fake.on_get = _progress(["FAILED"], error="executor lost")
+    with pytest.raises(GreenfmError, match="FAILED"):
+        run_spark_application(_app(), api, 60, 0, sleep=lambda s: None)
+    # The step retries: the failed application of the same name is deleted and created again, then runs.
+    fake.on_get = None
+    owner = {"apiVersion": "v1", "kind": "Pod", "name": "retry-pod", "uid": "u-2"}
+    assert (
+        create_custom_object(
+            api,
+            SPARK_APPLICATION,
+            {**_app(), "metadata": {**_app()["metadata"], "ownerReferences": [owner]}},
+            failed=lambda o: application_state(o) in FAILED,
+        )
+        == "recreated"
     )
+    methods = [m for m, _, _ in fake.requests]
+    assert methods.count("DELETE") == 1 and methods.count("POST") == 3
+    # A further retry while it runs adopts it: no second application, the new pod becomes its owner.
+    (key,) = [k for k in fake.objects if k[0][-1] == "sparkapplications"]
+    fake.objects[key]["status"] = {"applicationState": {"state": "RUNNING"}}
+    new_owner = {**owner, "name": "retry-pod-2", "uid": "u-3"}
+    app = _app()
+    app["metadata"]["ownerReferences"] = [new_owner]
+    assert (
+        create_custom_object(api, SPARK_APPLICATION, app, failed=lambda o: application_state(o) in FAILED) == "adopted"
+    )
+    assert fake.objects[key]["metadata"]["ownerReferences"] == [new_owner]
+
+
+def _write_report(shared: Path, documents: int = 12) -> None:
+    shared.mkdir(parents=True, exist_ok=True)
+    report = {"documents": documents, "quarantined": 1, "fingerprint": "ab" * 32, "train_tokens": 900, "val_tokens": 50}
+    (shared / REPORT_JSON).write_text(json.dumps(report))
+
+
+def test_operator_backend_stages_input_and_copies_shared_result(custom_api, tmp_path, monkeypatch):
+    fake, api = custom_api
+    for var, value in POD.items():
+        monkeypatch.setenv(var, value)
+    workspace = tmp_path / "workspace"
+    cfg = SparkK8sConfig(backend="operator", namespace=NS, workspace_mount=str(workspace), poll_s=0)
     out = tmp_path / "step-output"
+    local_input = tmp_path / "corpus"  # a path only the step's pod has (e.g. the built-in corpus in /tmp)
+    local_input.mkdir()
+    (local_input / "a.jsonl").write_text('{"text": "x"}\n')
     config = CurateConfig(min_words=3)
 
     def on_get(kind, obj):
-        # The "driver" writes its output to the shared volume, then the operator reports completion.
-        shared = Path(obj["spec"]["arguments"][3])
-        shared.mkdir(parents=True, exist_ok=True)
-        report = {"documents": 12, "quarantined": 1, "fingerprint": "ab" * 32, "train_tokens": 900, "val_tokens": 50}
-        (shared / REPORT_JSON).write_text(json.dumps(report))
+        # The "driver" reads its input and writes its output on the shared volume, then the operator reports.
+        args = obj["spec"]["arguments"]
+        assert Path(args[1]).is_relative_to(workspace) and (Path(args[1]) / "a.jsonl").is_file()
+        _write_report(Path(args[3]))
         obj["status"] = {"applicationState": {"state": "COMPLETED"}}
         return obj
 
     fake.on_get = on_get
-    result = curate_with_backend("/workspace/data", out, config, cfg, api=api)
+    result = curate_with_backend(str(local_input), out, config, cfg, api=api)
     assert (result.documents, result.fingerprint, result.output_dir) == (12, "ab" * 32, str(out))
     assert (out / REPORT_JSON).is_file()
     (app,) = [o for k, o in fake.objects.items() if k[0][-1] == "sparkapplications"]
     assert json.loads(app["spec"]["arguments"][5])["min_words"] == 3
+    assert Path(app["spec"]["arguments"][3]).is_relative_to(workspace)
+    assert app["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Pod", "name": POD["POD_NAME"], "uid": POD["POD_UID"]}
+    ]
+
+
+def test_shared_storage_keeps_uris_and_volume_paths(tmp_path):
+    cfg = SparkK8sConfig(backend="operator", namespace=NS, workspace_mount=str(tmp_path))
+    (tmp_path / "data").mkdir()
+    assert on_shared_storage("s3a://bucket/corpus/", cfg, tmp_path / "w") == "s3a://bucket/corpus/"
+    assert on_shared_storage(str(tmp_path / "data"), cfg, tmp_path / "w") == str((tmp_path / "data").resolve())
+    with pytest.raises(GreenfmError, match="executors cannot read this scheme"):
+        on_shared_storage("ftp://host/corpus", cfg, tmp_path / "w")
 
 
 class _RecordingBuilder:
@@ -287,14 +369,38 @@ def test_get_spark_defaults_to_local(recording_builder):
     assert not any(k.startswith("spark.kubernetes.") for k in builder.conf)
 
 
-def test_get_spark_with_k8s_master_sets_kubernetes_conf(recording_builder, monkeypatch):
+def test_get_spark_takes_its_conf_from_the_caller_not_the_environment(recording_builder, monkeypatch):
     spark_session, builder = recording_builder
-    monkeypatch.setenv("GREENFM_SPARK_IMAGE", "registry.example/greenfm-spark:test")
-    monkeypatch.setenv("POD_NAMESPACE", "team-a")  # the step's own (downward API)
-    spark_session.get_spark("k8s://https://kubernetes.default.svc:443")
+    monkeypatch.setenv("GREENFM_SPARK_MASTER", "k8s://https://10.0.0.1:443")
+    monkeypatch.setenv("GREENFM_SPARK_EXECUTORS", "2")
+    spark_session.get_spark("k8s://https://kubernetes.default.svc:443", conf={"spark.executor.instances": "7"})
     assert builder.master_url == "k8s://https://kubernetes.default.svc:443"
-    assert builder.conf["spark.kubernetes.container.image"] == "registry.example/greenfm-spark:test"
-    assert builder.conf["spark.kubernetes.namespace"] == "team-a"
+    assert builder.conf["spark.executor.instances"] == "7"
+
+
+def test_client_backend_runs_with_the_runs_executors_and_placement(recording_builder, monkeypatch, tmp_path):
+    """The run asks for 7 executors in europe-north1: the session the curation runs in gets exactly that."""
+    from components.curate import k8s as curate_k8s
+
+    _, builder = recording_builder
+    for var, value in POD.items():
+        monkeypatch.setenv(var, value)
+    region = {"topology.kubernetes.io/region": "europe-north1"}
+    env = {"GREENFM_SPARK_EXECUTORS": "2", "GREENFM_WORKSPACE_MOUNT": str(tmp_path / "workspace"), **POD}
+    cfg = from_pipeline("client", 7, region, env=env)
+    ran = {}
+
+    def fake_curate(input_uri, output_dir, config, spark=None):
+        ran.update(input=input_uri, output=str(output_dir), spark=spark)
+        _write_report(Path(output_dir), documents=3)
+
+    monkeypatch.setattr(curate_k8s, "curate", fake_curate)
+    result = curate_with_backend("gs://bucket/corpus", tmp_path / "out", CurateConfig(), cfg, template_dir=tmp_path)
+    assert builder.master_url == cfg.master and ran["spark"] is not None
+    assert builder.conf["spark.executor.instances"] == "7"
+    assert builder.conf["spark.kubernetes.node.selector.topology.kubernetes.io/region"] == "europe-north1"
+    assert ran["input"] == "gs://bucket/corpus" and Path(ran["output"]).is_relative_to(tmp_path / "workspace")
+    assert result.documents == 3 and (tmp_path / "out" / REPORT_JSON).is_file()
 
 
 def test_get_spark_under_spark_submit_keeps_its_master(recording_builder, monkeypatch):

@@ -174,10 +174,17 @@ def test_two_nodes_fsdp_match_one_process(shards, tmp_path):
     for step, loss in losses(single).items():
         assert losses(multi)[step] == pytest.approx(loss, abs=2e-3), step
     assert multi.val_loss == pytest.approx(single.val_loss, abs=2e-3)
-    # Each node measured itself once; the stage's energy is their sum.
+    # Each node measured itself once (machine mode). Here both "nodes" are this machine: it counts once.
     records = node_energy_records(tmp_path / "multi")
     assert sorted(r.stage for r in records) == ["pretrain-node0", "pretrain-node1"]
-    assert all(r.energy_kwh > 0 and r.location == "FRA" for r in records)
+    assert all(r.energy_kwh > 0 and r.location == "FRA" and r.tracking_mode == "machine" for r in records)
+    assert len({r.host for r in records}) == 1
+    once = aggregate_ranks(records)
+    assert once.ranks == 1 and once.energy_kwh == max(r.energy_kwh for r in records)
+    assert [d["host"] for d in once.notes["left_out_double_counts"]] == [records[0].host]
+    # On two machines, the stage's energy is their sum.
+    for i, record in enumerate(records):
+        record.host = f"node-{i}"
     total = aggregate_ranks(records)
     assert total.energy_kwh == pytest.approx(sum(r.energy_kwh for r in records)) and total.ranks == 2
 

@@ -1,5 +1,6 @@
 """The RBAC of our manifests against what the code calls: every Kubernetes code path (curation's Spark
-operator backend, the PyTorchJob launch, the watcher's state) runs against an API server that enforces the
+operator backend, the PyTorchJob and TrainJob launches, each with a retried step's 409 paths and cleanup, the
+watcher's state) runs against an API server that enforces the
 rendered overlay's Roles for the account KFP runs the pods as, in the run's namespace. Everything called must
 be granted (no 403) and everything granted must be called (no spare verbs)."""
 
@@ -7,19 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from components.common.errors import GreenfmError
-from components.curate.k8s import SparkK8sConfig, build_spark_application, run_spark_application
-from components.pretrain.k8s import PyTorchJobConfig, run_pytorchjob
+from components.common.k8s_jobs import owned, owner_reference
+from components.curate.k8s import SPARK_APPLICATION, SparkK8sConfig, build_spark_application, run_spark_application
+from components.pretrain.k8s import APIS, BUILDERS, ClusterTrainConfig, job_name, run_training_job
 from components.pretrain.train import TrainConfig
 from pipelines.watch import WatchState
 from pipelines.watch_state import ConfigMapStateStore
 from tests import fake_k8s, http_fake
 
+SPARK_KIND = (SPARK_APPLICATION.group, SPARK_APPLICATION.version, SPARK_APPLICATION.plural)
 PROFILES = {"overlays/standalone": fake_k8s.STANDALONE, "overlays/multi-user": fake_k8s.MULTI_USER}
 
 
@@ -31,19 +36,84 @@ def cluster(request):
         yield (*served, PROFILES[request.param])
 
 
-def _spark_operator_path(url: str, account, namespace: str) -> None:
+STEP_POD = {"POD_NAME": "greenfm-step-pod", "POD_UID": "uid-this-step"}  # the downward API of the step's pod
+EARLIER_POD = {"apiVersion": "v1", "kind": "Pod", "name": "greenfm-step-pod-earlier", "uid": "uid-earlier-attempt"}
+
+
+def _ours(obj: dict) -> bool:
+    return [ref["uid"] for ref in obj["metadata"].get("ownerReferences", [])] == [STEP_POD["POD_UID"]]
+
+
+def _operators(kind, obj):
+    """The operators, for the jobs this step's pod owns: a SparkApplication completes, a training job fails.
+    Leftovers of an earlier attempt keep the state they were left in."""
+    if not _ours(obj):
+        return obj
+    if kind[-1] == "sparkapplications":
+        obj["status"] = {"applicationState": {"state": "COMPLETED"}}
+    if kind[-1] in ("pytorchjobs", "trainjobs"):
+        obj["status"] = {"conditions": [{"type": "Failed", "status": "True", "message": "out of memory"}]}
+    return obj
+
+
+def _leftover(fake, resource, obj: dict, status: dict) -> None:
+    """What an earlier attempt of the step left behind: the same job (same name), owned by that attempt's pod."""
+    leftover = json.loads(json.dumps(obj))
+    leftover["metadata"]["ownerReferences"] = [EARLIER_POD]
+    leftover["status"] = status
+    meta = leftover["metadata"]
+    fake.objects[((resource.group, resource.version, resource.plural), meta["namespace"], meta["name"])] = leftover
+
+
+def _spark_operator_path(fake, url: str, account, namespace: str) -> None:
+    """A new application; a retry that finds it completed (adopted: get + patch of its owner); one that finds
+    a failed leftover (get, delete, get until gone, create); SIGTERM while waiting (delete)."""
     cfg = SparkK8sConfig(backend="operator", namespace=namespace)
-    app = build_spark_application(cfg, "greenfm-curate-abc", "/workspace/in", "/workspace/out", {})
-    run_spark_application(app, k8s.CustomObjectsApi(fake_k8s.api_client(url, account)), 60, 0, sleep=lambda s: None)
+    custom = k8s.CustomObjectsApi(fake_k8s.api_client(url, account))
+
+    def application(name: str) -> dict:
+        app = build_spark_application(cfg, name, "/workspace/in", "/workspace/out", {})
+        return owned(app, owner_reference(namespace))
+
+    def run(app, sleep=lambda s: None) -> str:
+        return run_spark_application(app, custom, 60, 0, sleep=sleep)
+
+    assert run(application("greenfm-curate-abc")) == "COMPLETED"
+    assert run(application("greenfm-curate-abc")) == "COMPLETED"  # adopted
+    assert _ours(fake.objects[(SPARK_KIND, namespace, "greenfm-curate-abc")])
+
+    failed = application("greenfm-curate-def")
+    _leftover(fake, SPARK_APPLICATION, failed, {"applicationState": {"state": "FAILED", "errorMessage": "oom"}})
+    assert run(failed) == "COMPLETED"  # replaced
+
+    fake.on_get = None  # the operator never gets to it: the run is terminated while the step waits
+    with pytest.raises(SystemExit):
+        run(application("greenfm-curate-ghi"), sleep=lambda s: os.kill(os.getpid(), signal.SIGTERM))
+    assert (SPARK_KIND, namespace, "greenfm-curate-ghi") not in fake.objects
+    fake.on_get = _operators
 
 
-def _pytorchjob_path(url: str, account, namespace: str, tmp_path) -> None:
+def _training_job_paths(fake, url: str, account, namespace: str, tmp_path) -> None:
+    """For each API (PyTorchJob, TrainJob): a retry that finds a failed leftover (get, delete, create, watch,
+    delete on failure) and one that finds a running leftover (adopted: get + patch, watch, delete on failure)."""
     tokens = tmp_path / "tokens"
     tokens.mkdir(exist_ok=True)
     (tokens / "train.bin").write_bytes(b"\0" * 64)
-    jcfg = PyTorchJobConfig(namespace=namespace, workspace_mount=str(tmp_path / "ws"), watch_timeout_s=1, timeout_s=30)
-    with pytest.raises(GreenfmError, match="failed: out of memory"):  # failed: the job is deleted
-        run_pytorchjob(tokens, tmp_path / "model", TrainConfig(), jcfg, api_client=fake_k8s.api_client(url, account))
+    cfg = TrainConfig()
+    for api in APIS:
+        jcfg = ClusterTrainConfig(
+            api=api, namespace=namespace, workspace_mount=str(tmp_path / "ws"), watch_timeout_s=1, timeout_s=30
+        )
+        name = job_name(tokens, cfg, jcfg)
+        workspace = f"{jcfg.workspace_mount}/pretrain/{name}"
+        job = BUILDERS[api](name, f"{workspace}/tokens", f"{workspace}/model", cfg, jcfg)
+        key = ((jcfg.resource.group, jcfg.resource.version, jcfg.resource.plural), namespace, name)
+        final, running = ("Failed", "Running") if api == "pytorchjob" else ("Failed", "Created")
+        for condition in (final, running):
+            _leftover(fake, jcfg.resource, job, {"conditions": [{"type": condition, "status": "True"}]})
+            with pytest.raises(GreenfmError, match="failed: out of memory"):  # and the failed job is deleted
+                run_training_job(tokens, tmp_path / "model", cfg, jcfg, api_client=fake_k8s.api_client(url, account))
+            assert key not in fake.objects
 
 
 def _watcher_path(url: str, account, namespace: str) -> None:
@@ -52,23 +122,16 @@ def _watcher_path(url: str, account, namespace: str) -> None:
     store.begin().abort()
 
 
-def _finish_jobs(kind, obj):
-    """The operators: a SparkApplication completes, a PyTorchJob fails."""
-    if kind[-1] == "sparkapplications":
-        obj["status"] = {"applicationState": {"state": "COMPLETED"}}
-    if kind[-1] == "pytorchjobs":
-        obj["status"] = {"conditions": [{"type": "Failed", "status": "True", "message": "out of memory"}]}
-    return obj
-
-
-def test_every_call_is_granted_and_every_grant_is_used(cluster, tmp_path):
+def test_every_call_is_granted_and_every_grant_is_used(cluster, tmp_path, monkeypatch):
     fake, url, (namespace, account) = cluster
-    fake.on_get = _finish_jobs
-    _spark_operator_path(url, (namespace, account), namespace)
-    _pytorchjob_path(url, (namespace, account), namespace, tmp_path)
+    for var, value in {**STEP_POD, "POD_NAMESPACE": namespace}.items():
+        monkeypatch.setenv(var, value)
+    fake.on_get = _operators
+    _spark_operator_path(fake, url, (namespace, account), namespace)
+    _training_job_paths(fake, url, (namespace, account), namespace, tmp_path)
     _watcher_path(url, (namespace, account), namespace)
 
-    denied = [(call, code) for call, code in fake.calls if code in (401, 403)]
+    denied = [(call, code) for call, code in fake.calls if code in (401, 403, 415, 501)]
     assert not denied
     user = fake_k8s.service_account_user(namespace, account)
     role = fake.rbac.roles[(namespace, "greenfm-run")]
@@ -83,11 +146,26 @@ def test_every_call_is_granted_and_every_grant_is_used(cluster, tmp_path):
     assert called == granted, f"granted but never called: {granted - called}; called: {called - granted}"
 
 
+def test_a_strategic_merge_patch_of_a_custom_resource_is_refused_like_the_apiserver(cluster):
+    """Adopting a leftover job patches it; custom resources take merge patches only (415 otherwise), and the
+    kubernetes client sends application/merge-patch+json for CustomObjectsApi patches."""
+    fake, _, (namespace, account) = cluster
+    path = f"/apis/kubeflow.org/v1/namespaces/{namespace}/pytorchjobs/job"
+    headers = {"authorization": f"Bearer {fake_k8s.token_for(namespace, account)}"}
+    strategic = {**headers, "content-type": "application/strategic-merge-patch+json"}
+    status, body = fake.handle("PATCH", path, {"metadata": {}}, {}, strategic)
+    assert status == 415 and body["reason"] == "UnsupportedMediaType"
+    status, _ = fake.handle("PATCH", path, {"metadata": {}}, {}, {**headers, "content-type": fake_k8s.MERGE_PATCH})
+    assert status == 404  # accepted, but there is no such job
+
+
 def test_jobs_outside_the_run_namespace_are_forbidden(cluster, tmp_path):
     """Today's bug: jobs created in a hard-coded `greenfm` namespace by the run's account get 403."""
     _, url, (namespace, account) = cluster
+    app = build_spark_application(SparkK8sConfig(backend="operator", namespace="greenfm"), "c", "/in", "/out", {})
+    custom = k8s.CustomObjectsApi(fake_k8s.api_client(url, (namespace, account)))
     with pytest.raises(ApiException) as error:
-        _spark_operator_path(url, (namespace, account), "greenfm")
+        run_spark_application(app, custom, 60, 0, sleep=lambda s: None)
     message = json.loads(error.value.body)["message"]
     assert error.value.status == 403 and message == (
         'sparkapplications.sparkoperator.k8s.io is forbidden: User "system:serviceaccount:'
@@ -97,11 +175,11 @@ def test_jobs_outside_the_run_namespace_are_forbidden(cluster, tmp_path):
 
 
 def test_the_jobs_go_to_the_step_namespace(monkeypatch):
-    from components.pretrain.launch import LaunchConfig
+    from components.pretrain.launch import LaunchConfig, cluster_config
 
     monkeypatch.setenv("POD_NAMESPACE", "kubeflow-user-example-com")  # set by the pipeline (downward API)
     assert SparkK8sConfig.from_env().namespace == "kubeflow-user-example-com"
-    assert PyTorchJobConfig.from_launch(LaunchConfig(backend="kubernetes")).namespace == "kubeflow-user-example-com"
+    assert cluster_config(LaunchConfig(backend="kubernetes")).namespace == "kubeflow-user-example-com"
 
 
 def test_fake_enforces_rbac_like_the_apiserver(cluster):

@@ -27,7 +27,8 @@ class Region:
     name: str  # node label value of topology.kubernetes.io/region
     zone: str  # static grid zone: gcp:<region> | ISO3 | ISO3/<state, province or bidding zone>
     provider: str = "onprem"
-    context: str = ""
+    context: str = ""  # kubeconfig context of the cluster whose nodes carry this region
+    kfp_host: str = ""  # that cluster's Kubeflow Pipelines API: `greenfm submit` may place a whole run there
     electricitymaps_zone: str = ""
     watttime_region: str = ""
     carbon_aware_location: str = ""

@@ -83,11 +83,13 @@ def statement_op(
     other_costs_usd: str = "",
     scratch_task_kwh: str = "",
     scratch_energy: str = "",
+    submission_placement: str = "",
 ):
     """Gather every stage's energy record and placement into the carbon impact statement (Markdown and HTML
     shown in the UI, JSON for machines). Optional money inputs are strings: empty means not given.
     `scratch_energy`, when given, is the energy record (JSON) of a task model trained from random
-    initialization: the measured "from scratch" arm of the amortization (else it is estimated from FLOPs)."""
+    initialization: the measured "from scratch" arm of the amortization (else it is estimated from FLOPs).
+    `submission_placement`, when given, is the cluster and start `greenfm submit` chose for the whole run."""
     import tempfile
     from pathlib import Path
 
@@ -100,6 +102,7 @@ def statement_op(
         StatementInputs,
         write_statement,
     )
+    from components.carbon.submission import SubmissionPlacement
     from components.common.component_io import copy_outputs
 
     energies = {
@@ -130,6 +133,7 @@ def statement_op(
         pretrain_steps=train_steps,
         adapt_steps=adapt_steps,
         scratch_record=scratch,
+        submission=SubmissionPlacement.from_json(submission_placement) if submission_placement else None,
     )
     out = Path(tempfile.mkdtemp(prefix="greenfm-carbon-"))
     write_statement(records, out, run, inputs)

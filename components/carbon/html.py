@@ -8,6 +8,7 @@ from html import escape
 from components.carbon.attribution import METHODS
 from components.carbon.costs import usd
 from components.carbon.providers import describe_warning
+from components.carbon.records import tracker_rows
 
 _COLORS = {
     "cpu": "#4e79a7",
@@ -134,6 +135,27 @@ def render_html(statement: dict) -> str:
         )
     )
     sections.append(
+        '<h2 id="trackers">What was measured</h2><p>Each stage\'s energy is the sum of these trackers (one per '
+        "executor, node or step; no node counted twice: records already covered by a machine-mode tracker of the "
+        'same node are listed and not counted).</p><div id="trackers-table">'
+        + _table(
+            ["stage", "tracker", "node", "mode", "Wh", "counted"],
+            [
+                [
+                    s["stage"],
+                    t["stage"],
+                    t["host"] or "unknown",
+                    t["mode"],
+                    f"{t['kwh'] * 1000:.4f}",
+                    "yes" if t["counted"] else f"no: {t['why']}",
+                ]
+                for s in stages
+                for t in tracker_rows(s)
+            ],
+        )
+        + "</div>"
+    )
+    sections.append(
         bar_chart(
             "Energy per stage (Wh)",
             [
@@ -152,6 +174,18 @@ def render_html(statement: dict) -> str:
             "chart-emissions",
         )
     )
+    if statement.get("submission"):
+        sub = statement["submission"]
+        sections.append(f"<h2>Submission</h2><p>The run was {escape(sub['summary'])}</p>")
+        sections.append(
+            _table(
+                ["region", "cluster (KFP API)", "best start", "expected g/kWh", "expected kg CO2e"],
+                [
+                    [o["region"], o["cluster"], o["start"], f"{o['mean_g_per_kwh']:.1f}", f"{o['expected_kg']:.4g}"]
+                    for o in sub["options"]
+                ],
+            )
+        )
     if statement["placements"]:
         sections.append("<h2>Placement</h2>")
         sections.append(

@@ -54,7 +54,9 @@ class EnergyRecord:
     codecarbon_version: str
     intervals: list[Interval] = field(default_factory=list)  # sums to energy_kwh
     scope: str = "this machine"  # what the tracker(s) covered, in words
-    ranks: int = 1  # trackers summed into this record (nodes of a distributed stage)
+    ranks: int = 1  # trackers summed into this record (nodes of a distributed stage, a Spark driver + executors)
+    host: str = ""  # the machine (Kubernetes node) the tracker(s) ran on, comma-separated; "" when not known
+    nodes: int = 1  # machines the trackers ran on (embodied emissions charge one server each)
     notes: dict[str, Any] = field(default_factory=dict)  # stage facts the statement uses (e.g. dedup counts)
 
     def to_json(self) -> dict:
@@ -76,6 +78,25 @@ class EnergyRecord:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise GreenfmError(f"{origin} ({record.stage}): {name} must be a number ≥ 0, got {value!r}")
         return record
+
+
+def tracker_rows(record: dict) -> list[dict]:
+    """What an energy record (as JSON, or a statement's stage row) was summed from: one row per tracker
+    (stage, host, mode, kwh, counted) and the records left out as already counted (counted false, why)."""
+    notes = record.get("notes") or {}
+    counted = notes.get("trackers") or [
+        {
+            "stage": record["stage"],
+            "host": record.get("host", ""),
+            "mode": record["tracking_mode"],
+            "kwh": record["energy_kwh"],
+        }
+    ]
+    left_out = [
+        {"stage": d["stage"], "host": d["host"], "mode": "", "kwh": d["kwh"], "counted": False, "why": d["why"]}
+        for d in notes.get("left_out_double_counts", [])
+    ]
+    return [{**t, "counted": True, "why": ""} for t in counted] + left_out
 
 
 @dataclass

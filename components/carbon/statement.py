@@ -28,7 +28,8 @@ from components.carbon.costs import (
     usd,
 )
 from components.carbon.providers import describe_warning, intensity_source
-from components.carbon.records import EnergyRecord, PlacementDecision
+from components.carbon.records import EnergyRecord, PlacementDecision, tracker_rows
+from components.carbon.submission import SubmissionPlacement
 
 STATEMENT_MD = "carbon_statement.md"
 STATEMENT_JSON = "carbon_statement.json"
@@ -58,6 +59,7 @@ class StatementInputs:
     pretrain_steps: int = 0
     adapt_steps: int = 0
     scratch_record: EnergyRecord | None = None  # measured task model from random initialization, if one ran
+    submission: SubmissionPlacement | None = None  # the cluster and start `greenfm submit` chose for the run
     embodied: EmbodiedAssumptions = field(default_factory=EmbodiedAssumptions)
 
 
@@ -98,10 +100,53 @@ def counterfactuals(records: list[dict], placements: list[dict]) -> list[dict]:
     return rows
 
 
+def submission_report(submission: SubmissionPlacement | None) -> dict | None:
+    """The submission-time decision as the statement shows it: the chosen cluster and start, and every
+    submittable region's best option with its cluster."""
+    if submission is None:
+        return None
+    cluster_of = {region: host for host, regions in submission.clusters.items() for region in regions}
+    return {
+        "host": submission.host,
+        "context": submission.context,
+        "region": submission.region,
+        "start": submission.decision.chosen.start,
+        "wait_hours": submission.decision.chosen.wait_hours,
+        "scheduled": submission.scheduled,
+        "decided_at": submission.decided_at,
+        "summary": submission.summary(),
+        "options": [{**asdict(o), "cluster": cluster_of.get(o.region, "")} for o in submission.decision.alternatives],
+        "infeasible": submission.decision.infeasible,
+    }
+
+
+def _submission_mitigations(submission: dict) -> list[dict]:
+    clusters = {o["cluster"] for o in submission["options"]}
+    return [
+        {
+            "mitigation": "cleanest cluster at submission",
+            "applied": True,
+            "detail": f"the whole run went to {submission['host']} (region {submission['region']}), "
+            f"chosen among {len(clusters)} feasible cluster(s)",
+        },
+        {
+            "mitigation": "time shift at submission",
+            "applied": submission["scheduled"],
+            "detail": (
+                f"the run was created as a one-off KFP schedule starting {submission['start']}, "
+                f"{submission['wait_hours']:.2f} h after submission (no pod waited)"
+                if submission["scheduled"]
+                else "started at submission (no forecast gain within max_wait_hours)"
+            ),
+        },
+    ]
+
+
 def mitigations(records: list[dict], placements: list[dict], inputs: StatementInputs) -> list[dict]:
     """Each mitigation the pipeline knows, whether it was applied in this run, and the evidence."""
     by_stage = {r["stage"]: r for r in records}
-    items = []
+    submission = submission_report(inputs.submission)
+    items = _submission_mitigations(submission) if submission else []
     if placements:
         moved = [p for p in placements if p["default"] and p["chosen"]["region"] != p["default"]["region"]]
         saved = sum(p["default"]["expected_kg"] - p["chosen"]["expected_kg"] for p in moved)
@@ -201,7 +246,7 @@ def stage_row(record: EnergyRecord, decision: PlacementDecision | None, embodied
         "annual_average_source": intensity_source(record.location),
         "placed_by": decision.stage if decision else None,
         "cpu_power": _POWER_METHODS.get(record.cpu_power_method, record.cpu_power_method),
-        "embodied_kg": embodied_kg(record.wall_seconds, max(1, record.ranks), record.gpu_count, embodied),
+        "embodied_kg": embodied_kg(record.wall_seconds, max(1, record.nodes), record.gpu_count, embodied),
         "uncertainty": uncertainty(
             record.cpu_kwh, record.gpu_kwh, record.ram_kwh, record.cpu_power_method, attribution.method, kg
         ),
@@ -273,6 +318,7 @@ def build_statement(
         "embodied_assumptions": asdict(inputs.embodied),
         "total_wall_seconds": sum(s["wall_seconds"] for s in stages),
         "failed_stages": [s["stage"] for s in stages if s["failed"]],
+        "submission": submission_report(inputs.submission),
         "placements": placements,
         "warnings": [w for p in placements for w in p.get("warnings", [])],
         "counterfactuals": counterfactuals(stages, placements),
@@ -391,6 +437,16 @@ def render_markdown(statement: dict) -> str:
         )
         lines.append(f"- Location {s['location']} ({s['country']}): {where}. Tracker scope: {s['scope']}.")
     for s in statement["stages"]:
+        rows = tracker_rows(s)
+        if len(rows) > 1:
+            summed = "; ".join(
+                f"{t['stage']} on {t['host'] or 'an unknown node'} ({t['mode'] or 'left out'}, {t['kwh'] * 1000:.4f} Wh"
+                + ("" if t["counted"] else f", not counted: {t['why']}")
+                + ")"
+                for t in rows
+            )
+            lines.append(f"- {s['stage']} is the sum of {sum(t['counted'] for t in rows)} tracker(s): {summed}.")
+    for s in statement["stages"]:
         lines.append(
             f"- {s['stage']} emissions: {len(s['intervals'])} interval(s) × {METHODS[s['intensity_method']]} "
             f"({s['intensity_basis']}; {s['intensity_source']}). Annual-average figure beside it: "
@@ -417,6 +473,23 @@ def _money(value: float | None, what: str) -> str:
 def _markdown_context(statement: dict) -> list[str]:
     """Placement, counterfactuals, mitigations, costs, amortization, compute and equivalents."""
     lines: list[str] = []
+    if statement.get("submission"):
+        sub = statement["submission"]
+        lines += [
+            "",
+            "## Submission",
+            "",
+            f"The run was {sub['summary']}",
+            "",
+            "| region | cluster (KFP API) | best start | g/kWh (expected) | kg CO2e (expected) |",
+            "| --- | --- | --- | ---: | ---: |",
+        ]
+        lines += [
+            f"| {o['region']} | {o['cluster']} | {o['start']} | {o['mean_g_per_kwh']:.1f} | {o['expected_kg']:.4g} |"
+            for o in sub["options"]
+        ]
+        if sub["infeasible"]:
+            lines += ["", "Excluded: " + "; ".join(f"{k}: {v}" for k, v in sub["infeasible"].items()) + "."]
     if statement["placements"]:
         lines += [
             "",

@@ -4,6 +4,7 @@ and the namespace a step creates its jobs in."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 WORKSPACE_PVC = "greenfm-workspace"  # manifests/base/workspace-pvc.yaml
@@ -16,12 +17,12 @@ NAMESPACE_ENV = "POD_NAMESPACE"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
-def pod_namespace(env: dict | None = None) -> str:
+def pod_namespace(env: Mapping[str, str] | None = None) -> str:
     """The namespace this pod runs in: $POD_NAMESPACE, else the mounted service account's namespace, else
     `default` (outside a cluster, as kubectl)."""
-    env = os.environ if env is None else env
-    if env.get(NAMESPACE_ENV):
-        return env[NAMESPACE_ENV]
+    environ: Mapping[str, str] = os.environ if env is None else env
+    if environ.get(NAMESPACE_ENV):
+        return environ[NAMESPACE_ENV]
     if SERVICE_ACCOUNT_NAMESPACE.is_file():
         return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
     return "default"

@@ -1,5 +1,10 @@
-"""Custom-resource jobs on Kubernetes (SparkApplication, PyTorchJob): the API client, idempotent create,
-a watch that survives dropped connections, deletion, and following a pod's log.
+"""Custom-resource jobs on Kubernetes (SparkApplication, PyTorchJob, TrainJob): the API client, create (or
+adopt, or replace a failed leftover), ownership by the step's pod, deletion when the step is terminated, a
+watch that survives dropped connections, and following a pod's log.
+
+Jobs are created in the step's own namespace (POD_NAMESPACE from the downward API) and owned by the step's
+pod (POD_NAME, POD_UID): when KFP deletes a terminated or finished run's pods, the garbage collector deletes
+their jobs too. A step that is terminated gets SIGTERM first and deletes its job itself (`deleted_on_sigterm`).
 
 Watches drop: API servers end them after a timeout, proxies cut idle connections, the resourceVersion a
 watch started from can expire (410 Gone). `watch_until` reconnects from the last version it saw and relists
@@ -8,10 +13,15 @@ after a 410, until its predicate holds or its deadline passes.
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from components.common.cluster import NAMESPACE_ENV
 from components.common.errors import GreenfmError
 
 
@@ -43,18 +53,89 @@ def default_api_client():
     return client.ApiClient()
 
 
-def create_custom_object(api, resource: CustomResource, obj: dict) -> bool:
-    """Create `obj`; an existing object of the same name is the same work (names are deterministic), so a
-    409 AlreadyExists is success. Returns whether this call created it."""
+# The step's own pod, from the downward API (pipelines/cluster_tasks.py sets these on the steps that create pods).
+POD_ENV = {"POD_NAME": "metadata.name", "POD_UID": "metadata.uid", "POD_IP": "status.podIP"}
+
+
+def owner_reference(namespace: str, env: Mapping[str, str] | None = None) -> dict | None:
+    """An ownerReference to the step's pod, if the step knows its pod and runs in `namespace` (owners must be
+    in the same namespace as what they own). Not blockOwnerDeletion: that needs rights on pods/finalizers."""
+    env = os.environ if env is None else env
+    if not (env.get("POD_NAME") and env.get("POD_UID")) or env.get(NAMESPACE_ENV, namespace) != namespace:
+        return None
+    return {"apiVersion": "v1", "kind": "Pod", "name": env["POD_NAME"], "uid": env["POD_UID"]}
+
+
+def owned(obj: dict, owner: dict | None) -> dict:
+    """`obj` with `owner` as its only owner (a retried step's new pod takes over from the old one)."""
+    if owner:
+        obj["metadata"]["ownerReferences"] = [owner]
+    return obj
+
+
+def create_custom_object(
+    api,
+    resource: CustomResource,
+    obj: dict,
+    failed: Callable[[dict], bool] = lambda _: False,
+    gone_timeout_s: float = 300.0,
+    poll_s: float = 2.0,
+) -> str:
+    """Create `obj` (names are deterministic: the same name is the same work). On 409 AlreadyExists, a leftover
+    that `failed` is deleted and created again (rerunning a failed job is what a retried step is for); any
+    other is adopted: the step waits for it instead of starting the work twice, and takes over its ownership.
+    Returns "created", "adopted" or "recreated"."""
     from kubernetes.client.rest import ApiException
 
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     try:
-        api.create_namespaced_custom_object(*resource.args(obj["metadata"]["namespace"]), obj)
-        return True
+        api.create_namespaced_custom_object(*resource.args(namespace), obj)
+        return "created"
     except ApiException as error:
         if error.status != 409:
             raise
-        return False
+    existing = api.get_namespaced_custom_object(*resource.args(namespace), name)
+    if not failed(existing) and not existing["metadata"].get("deletionTimestamp"):
+        if obj["metadata"].get("ownerReferences"):
+            patch = {"metadata": {"ownerReferences": obj["metadata"]["ownerReferences"]}}
+            api.patch_namespaced_custom_object(*resource.args(namespace), name, patch)
+        return "adopted"
+    delete_custom_object(api, resource, namespace, name)
+    deadline = time.monotonic() + gone_timeout_s
+    while True:  # foreground deletion: the object stays until its pods are gone
+        try:
+            api.get_namespaced_custom_object(*resource.args(namespace), name)
+        except ApiException as error:
+            if error.status == 404:
+                break
+            raise
+        if time.monotonic() > deadline:
+            raise GreenfmError(
+                f"{resource.kind} {namespace}/{name}: failed leftover not gone after {gone_timeout_s:.0f} s"
+            )
+        time.sleep(poll_s)
+    api.create_namespaced_custom_object(*resource.args(namespace), obj)
+    return "recreated"
+
+
+@contextmanager
+def deleted_on_sigterm(api, resource: CustomResource, namespace: str, name: str) -> Iterator[None]:
+    """While the block runs, SIGTERM (a run terminated in the UI, a pod deleted) deletes the job before the
+    step exits, instead of leaving it training with nobody waiting. Only the main thread can take signals;
+    elsewhere the pod's ownerReference is the only cleanup."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        delete_custom_object(api, resource, namespace, name)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def delete_custom_object(api, resource: CustomResource, namespace: str, name: str) -> None:

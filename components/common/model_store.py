@@ -52,8 +52,8 @@ def _finished(model: Path) -> bool:
 
 
 def require_finished(model: Path) -> Path:
-    if not finished_ok(model):
-        run_dir = run_dir_of(model)
+    run_dir = run_dir_of(model)
+    if run_dir is not None and not finished_ok(model):
         raise GreenfmError(
             f"{model}: from run {run_dir}, which {run_state(run_dir)}; only a model of a succeeded run is used"
         )

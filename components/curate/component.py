@@ -24,24 +24,31 @@ def curate_op(
     report: Output[Markdown],
 ) -> NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)]):
     """Curate raw text into deduplicated Parquet and token shards. `data_fingerprint` only keys the cache."""
+    import json
     import tempfile
     from pathlib import Path
 
+    from components.carbon.spark_executors import stage_record
+    from components.carbon.tracking import Location
     from components.common.component_io import copy_outputs, measured
     from components.common.default_data import write_default_corpus
     from components.curate.job import REPORT_MD, pipeline_config
     from components.curate.k8s import curate_with_backend, from_pipeline  # local[*], k8s:// client, SparkApplication
 
+    spark = from_pipeline(spark_backend, spark_executors, node_selector)  # executors follow the step's placement
+
     def work():
         source = input_uri or str(write_default_corpus(tempfile.mkdtemp(prefix="greenfm-corpus-")))
-        spark = from_pipeline(spark_backend, spark_executors, node_selector)  # executors follow the step's placement
         config = pipeline_config(min_words, vocab_size, languages, quality_preset, builtin_corpus=not input_uri)
-        return curate_with_backend(source, curated.path, config, spark)
+        # On a cluster every executor (and the SparkApplication's driver) measures itself at this location.
+        return curate_with_backend(
+            source, curated.path, config, spark, energy_location=Location(**json.loads(location))
+        )
 
     result, energy = measured("curate", location, work)
     energy.notes = result.mitigation_notes()
-    if spark_backend != "local":  # executors run in other pods: this step's tracker sees the driver only
-        energy.scope = f"Spark driver only ({spark_backend}): the {spark_executors} executor(s) are not measured"
+    if spark.backend != "local":  # the step's own tracker + one per executor (+ the driver pod's), no node twice
+        energy = stage_record(energy, result.energy_records, spark.executors)
     copy_outputs([(Path(curated.path) / REPORT_MD, report.path)])
     curated.metadata.update({"fingerprint": result.fingerprint, "documents": result.documents})
     outputs = NamedTuple("CurateOutputs", [("energy", str), ("fingerprint", str), ("documents", int)])

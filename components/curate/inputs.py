@@ -11,7 +11,7 @@ import gzip
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from components.common.errors import InputError
 from components.common.fingerprint import file_sha256, sorted_digest
@@ -75,7 +75,7 @@ def classify(name: str) -> tuple[str | None, str | None]:
 def open_binary(path: str | Path, compression: str | None) -> BinaryIO:
     """The file's bytes, decompressed."""
     if compression == "gzip":
-        return gzip.open(path, "rb")
+        return cast(BinaryIO, gzip.open(path, "rb"))  # a GzipFile reads as a binary file
     if compression == "zstd":
         import zstandard
 

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from components.common.atomic import describe_failed_write, staged_dir, writing
@@ -56,7 +56,6 @@ class CurateConfig:
     vocab_size: int = 4096
     val_fraction: float = 0.05
     shard_tokens: int = 1 << 24
-    spark_master: str | None = None  # None: $GREENFM_SPARK_MASTER or local[*]
     strict_inputs: bool = False  # a file skipped under the input (unsupported format, hidden) is an error
 
     @classmethod
@@ -106,6 +105,9 @@ class CurateResult:
     train_tokens: int
     val_tokens: int
     report: dict
+    # Energy records of trackers outside this step's process tree (a SparkApplication's driver pod, every
+    # executor): the step sums them with its own (components/carbon/spark_executors.stage_record).
+    energy_records: list = field(default_factory=list)
 
     def mitigation_notes(self) -> dict:
         """For the carbon statement's mitigations: the documents deduplication kept out of training, and the
@@ -153,7 +155,7 @@ def run_steps(
     for step in plan:
         marked = step(docs)
         docs, removed, report = run_step(marked)
-        if removed_dir is not None and sum(report.removed.values()):
+        if removed_dir is not None and any(report.removed.values()):
             removed.select(*REMOVED_COLUMNS).write.mode("append").parquet(str(removed_dir))
         reports.append(report)
         if previous is not None:
@@ -193,10 +195,12 @@ def _markdown_report(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None = None) -> CurateResult:
+def curate(
+    input_uri: str, output_dir: str | Path, config: CurateConfig | None = None, spark: SparkSession | None = None
+) -> CurateResult:
     """Curate `input_uri` into `output_dir` (new, empty, or an earlier curated dataset). The dataset is written
     to a temporary sibling that replaces `output_dir` only when every part is written: a failed run leaves an
-    earlier dataset there whole."""
+    earlier dataset there whole. `spark` defaults to the process's local session."""
     config = config or CurateConfig()
     listing = scan_inputs(input_uri, strict=config.strict_inputs)
     target = Path(output_dir)
@@ -204,7 +208,7 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
         raise InputError(f"{target}: not empty and not a curated dataset (no {REPORT_JSON}); it would be replaced")
     with staged_dir(target) as staging:
         try:
-            result = _curate_into(staging, input_uri, listing, config)
+            result = _curate_into(staging, input_uri, listing, config, spark)
         except Exception as error:
             described = describe_failed_write(error, target)
             if described is None:
@@ -213,8 +217,10 @@ def curate(input_uri: str, output_dir: str | Path, config: CurateConfig | None =
     return replace(result, output_dir=str(target))
 
 
-def _curate_into(out: Path, input_uri: str, listing: InputListing, config: CurateConfig) -> CurateResult:
-    spark = get_spark(config.spark_master)
+def _curate_into(
+    out: Path, input_uri: str, listing: InputListing, config: CurateConfig, spark: SparkSession | None
+) -> CurateResult:
+    spark = spark or get_spark()
 
     docs, quarantined = read_documents(spark, listing.files, config.default_license, out / STAGING_DIR)
     docs = with_transforms(docs).cache()

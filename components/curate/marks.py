@@ -57,6 +57,8 @@ def first_failing(step: str, rules: list[tuple[str, Column, Column]]) -> tuple[C
         code, number = F.lit(f"{step}.{rule}"), measured.cast("double")
         reason = F.when(holds, code) if reason is None else reason.when(holds, code)
         value = F.when(holds, number) if value is None else value.when(holds, number)
+    if reason is None or value is None:
+        raise ValueError(f"{step}: a step needs at least one rule")
     return reason, value
 
 
@@ -106,13 +108,13 @@ def run_step(marked: Marked) -> tuple[DataFrame, DataFrame, StepReport]:
         )
         .collect()
     )
-    removed = {row["_reason"]: row["_n"] for row in rows if row["_reason"] is not None}
+    removed_counts = {row["_reason"]: row["_n"] for row in rows if row["_reason"] is not None}
     kept = next((row for row in rows if row["_reason"] is None), None)
     report = StepReport(
         step=marked.step,
         input_docs=sum(row["_n"] for row in rows),
         output_docs=kept["_n"] if kept else 0,
-        removed=dict(sorted(removed.items())),
+        removed=dict(sorted(removed_counts.items())),
         modified=sum(row["_mod"] or 0 for row in rows),
         counters={name: int(kept[name] or 0) if kept else 0 for name in marked.counters},
         seconds=round(time.perf_counter() - started, 3),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -84,7 +84,7 @@ def signatures(word_hashes: list[np.ndarray], cfg: MinHashConfig) -> list[np.nda
 
 
 def _signature_udf(cfg: MinHashConfig):
-    @F.pandas_udf(T.ArrayType(T.LongType()))
+    @F.pandas_udf(T.ArrayType(T.LongType()))  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
     def signature(word_hashes: pd.Series) -> pd.Series:
         return pd.Series(signatures(list(word_hashes), cfg))
 
@@ -125,7 +125,7 @@ def shingle_set(word_hashes: np.ndarray, n: int) -> np.ndarray:
 
 
 def _shingle_udf(n: int):
-    @F.pandas_udf(T.ArrayType(T.LongType()))
+    @F.pandas_udf(T.ArrayType(T.LongType()))  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
     def shingles(word_hashes: pd.Series) -> pd.Series:
         return word_hashes.map(lambda hashes: shingle_set(hashes, n))
 
@@ -146,7 +146,7 @@ def cluster_sizes(component: dict[str, str]) -> dict[str, int]:
 
 
 def fuzzy_dedup(df: DataFrame, cfg: MinHashConfig) -> Marked:
-    spark = SparkSession.getActiveSession()
+    spark = df.sparkSession
     rows, bands = cfg.rows, cfg.bands
     words = df.select("id", shingle_words().alias("words")).cache()
     signed = words.select("id", _signature_udf(cfg)("words").alias("sig"))

@@ -22,6 +22,7 @@ Every removal carries a stable reason code `<step>.<rule>` and the rule's measur
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,12 +102,11 @@ class QualityConfig:
     @classmethod
     def from_dict(cls, values: dict) -> QualityConfig:
         pairs = {"top_ngram_char_frac", "dup_ngram_char_frac"}
-        return cls(
-            **{
-                k: tuple(tuple(p) for p in v) if k in pairs else tuple(v) if k == "stop_words" else v
-                for k, v in values.items()
-            }
-        )
+        fields: dict[str, Any] = {
+            k: tuple(tuple(p) for p in v) if k in pairs else tuple(v) if k == "stop_words" else v
+            for k, v in values.items()
+        }
+        return cls(**fields)
 
     @property
     def c4_filters_lines(self) -> bool:
@@ -266,7 +266,7 @@ def _ngram_udf(cfg: QualityConfig):
         return None if failed is None else f"{failed[0]} {failed[1]!r}"
 
     # One string "rule value": Arrow round-trips of struct results fail with this pyspark/pyarrow pair.
-    @F.pandas_udf(T.StringType())
+    @F.pandas_udf(T.StringType())  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
     def ngram_rule(texts: pd.Series) -> pd.Series:
         return texts.map(encode)
 
@@ -390,7 +390,7 @@ def fineweb_quality(df: DataFrame, cfg: QualityConfig) -> Marked:
 
 # ---------------------------------------------------------------------------------------------------------- presets
 
-_C4_OFF = dict(c4=False)
+_C4_OFF: dict[str, Any] = dict(c4=False)
 # What FineWeb ran (datatrove examples/fineweb.py): C4QualityFilter(filter_no_terminal_punct=False) with
 # datatrove's defaults, which are the paper's 3 words per line and 5 sentences; then FineWebQualityFilter.
 _FINEWEB = QualityConfig(c4_terminal_punct=False, c4_min_words_per_line=3, c4_min_sentences=5, fineweb_quality=True)

@@ -28,7 +28,7 @@ NORMALIZE_RULES: tuple[tuple[str, str], ...] = (
 )
 
 
-@F.pandas_udf(T.StringType())
+@F.pandas_udf(T.StringType())  # type: ignore[call-overload]  # pyspark stubs lack the return-type-only form
 def _nfc(texts: pd.Series) -> pd.Series:
     return texts.map(lambda s: s if unicodedata.is_normalized("NFC", s) else unicodedata.normalize("NFC", s))
 

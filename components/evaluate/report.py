@@ -25,7 +25,7 @@ from components.adapt.task import TaskData, encode, load_default_task
 from components.carbon.records import EnergyRecord
 from components.carbon.tracking import Location, measure
 from components.common.contracts import MODEL_TOKENIZER as TOKENIZER
-from components.common.contracts import PAD, TOKENS_DIR, read_split
+from components.common.contracts import PAD, TOKENS_DIR, read_split, special_token_id
 from components.evaluate import metrics as M
 from components.evaluate import stats
 from components.evaluate.baselines import BagOfWords, zero_shot_proba
@@ -138,7 +138,7 @@ def _perplexities(models: dict[str, Transformer], curated_dir: Path, cfg: EvalCo
 def _encode_test(task: TaskData, model_dir: Path, seq_len: int) -> TestSet:
     tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
     rows = task.splits["test"]
-    return TestSet(rows, *encode(rows, task.labels, tokenizer, seq_len, tokenizer.token_to_id(PAD)))
+    return TestSet(rows, *encode(rows, task.labels, tokenizer, seq_len, special_token_id(tokenizer, PAD)))
 
 
 def _correct(proba: torch.Tensor, targets: torch.Tensor) -> list[bool]:
@@ -227,8 +227,8 @@ def _slices(correct: list[bool], test: TestSet, cfg: EvalConfig) -> dict:
                 "n": len(hits),
                 "too_small": not judged,
             }
-        judged = {k: {"accuracy": s["value"]} for k, s in slices.items() if not s["too_small"]}
-        worst, gap = M.worst_slice_gap(overall, judged) if judged else (None, float("nan"))
+        judged_slices = {k: {"accuracy": s["value"]} for k, s in slices.items() if not s["too_small"]}
+        worst, gap = M.worst_slice_gap(overall, judged_slices) if judged_slices else (None, float("nan"))
         out[grouping] = {"slices": slices, "worst": worst, "gap": gap}
     return {"groups": out, "min_examples": cfg.min_slice_examples}
 

@@ -13,7 +13,7 @@ conditional").
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -140,7 +140,7 @@ def verdict(difference: float, p: float, alpha: float = ALPHA) -> str:
 
 def compare(
     correct_a: Sequence[bool],
-    others: dict[str, Sequence[bool]],
+    others: Mapping[str, Sequence[bool]],
     seed: int,
     resamples: int = RESAMPLES,
     level: float = LEVEL,

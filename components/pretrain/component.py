@@ -28,11 +28,16 @@ def pretrain_op(
     launch_backend: str,
     train_nodes: int,
     gpus_per_node: int,
+    replica_cpu: str,
+    replica_memory: str,
+    gpu_resource: str,
+    gpu_tolerations: list,
     model: Output[Model],
     report: Output[Markdown],
 ) -> NamedTuple("PretrainOutputs", [("energy", str), ("checkpoint_sha256", str), ("total_flops", float)]):
-    """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob on the
-    nodes `node_selector` picks); publish it to `model_store` if given."""
+    """Pretrain a decoder-only transformer on the curated token shards (torchrun here, or a PyTorchJob / TrainJob
+    on the nodes `node_selector` picks, each replica with the given resources); publish it to `model_store` if
+    given."""
     from pathlib import Path
 
     from components.common.component_io import copy_outputs, measured
@@ -55,16 +60,20 @@ def pretrain_op(
         # scratch for restarts within this step, next to (not inside) the model artifact
         checkpoint_dir=str(Path(model.path).parent / "checkpoints"),
     )
-    # On Kubernetes the workers run on other nodes: each node measures itself (one tracker per node) at the same
-    # location and the stage's energy is their sum (with_node_energy). This launcher pod only waits and
-    # measures its own process.
-    on_cluster = launch_backend == "kubernetes"
+    # On Kubernetes (PyTorchJob or TrainJob) the workers run on other nodes: each node measures itself (one tracker
+    # per node) at the same location and the stage's energy is their sum (with_node_energy). This launcher pod only
+    # waits and measures its own process.
+    on_cluster = launch_backend != "local"
     launch_config = LaunchConfig(
         backend=launch_backend,
         nodes=train_nodes,
         procs_per_node=gpus_per_node,
         node_selector=dict(node_selector),
         energy_location=location if on_cluster else "",
+        cpu=replica_cpu,
+        memory=replica_memory,
+        gpu_resource=gpu_resource,
+        tolerations=list(gpu_tolerations),
     )
     tokens = Path(curated.path) / TOKENS_DIR
     work = lambda: launch(tokens, model.path, config, launch_config)  # noqa: E731

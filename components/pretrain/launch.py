@@ -3,37 +3,38 @@
 - local (default): spawn `torchrun` here: `nodes` × `procs_per_node` processes, elastic restarts
   (`max_restarts`; a restarted worker resumes from the last DCP checkpoint). With nodes > 1, every node runs
   the same call with the same `rdzv_endpoint` (c10d rendezvous).
-- kubernetes: a Kubeflow PyTorchJob of `nodes` pods × `procs_per_node` GPUs (components.pretrain.k8s).
+- kubernetes: a Kubeflow Training Operator v1 PyTorchJob of `nodes` pods × `procs_per_node` GPUs
+  (components.pretrain.k8s).
+- trainjob: the same as a Kubeflow Trainer v2 TrainJob (trainer.kubeflow.org/v1alpha1) on a torch runtime.
 
 Both run the same worker, `components.pretrain.train` (its `main`), and return the same TrainResult.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError, root_cause
 from components.pretrain.train import TrainConfig, TrainResult
+from components.pretrain.worker import TORCHRUN_ENV, log_entry, worker_args
 
-BACKENDS = ("local", "kubernetes")
-WORKER_MODULE = "components.pretrain.train"
-# Workers of a restarted round must not join through the store the previous round used: its keys still hold
-# the dead workers' addresses, and the new process group would try to connect to them. With this, rank 0 of
-# every round hosts a fresh store on a fresh port.
-TORCHRUN_ENV = {"TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1"}
+if TYPE_CHECKING:
+    from components.pretrain.k8s import ClusterTrainConfig
+
+BACKENDS = ("local", "kubernetes", "trainjob")
 
 
 @dataclass
 class LaunchConfig:
-    backend: str = "local"  # local | kubernetes
+    backend: str = "local"  # local | kubernetes (PyTorchJob) | trainjob (Trainer v2)
     nodes: int = 1
     procs_per_node: int = 0  # 0: one per visible GPU (one process on a CPU-only machine)
     max_restarts: int = 2  # torchrun restarts the workers this often; each resumes from the last checkpoint
@@ -43,6 +44,11 @@ class LaunchConfig:
         default_factory=dict
     )  # kubernetes: region placement, e.g. topology.kubernetes.io/region
     energy_location: str = ""  # JSON Location: each node measures its own energy there (train.ENERGY_DIR); empty: no
+    # kubernetes / trainjob: what each replica asks for (the run's train_cpu, train_memory, gpu_* parameters)
+    cpu: str = "8"
+    memory: str = "32Gi"
+    gpu_resource: str = "nvidia.com/gpu"
+    tolerations: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -84,29 +90,13 @@ def torchrun_command(
     return command + worker_args(tokens_dir, model_dir, cfg, launch.energy_location)
 
 
-def worker_args(
-    tokens_dir: str | Path, model_dir: str | Path, cfg: TrainConfig, energy_location: str = ""
-) -> list[str]:
-    args = [
-        "--module",
-        WORKER_MODULE,
-        "--tokens",
-        str(tokens_dir),
-        "--model-dir",
-        str(model_dir),
-        "--config",
-        json.dumps(asdict(cfg), sort_keys=True),
-    ]
-    return args + (["--energy-location", energy_location] if energy_location else [])
-
-
 def run_local(
     tokens_dir: str | Path,
     model_dir: str | Path,
     cfg: TrainConfig,
     launch: LaunchConfig,
     on_log: Callable[[dict], None] | None = None,
-    env: dict | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> TrainResult | None:
     """Run torchrun and wait; relay the workers' JSON log lines. Returns the result on the node that saved the
     model (rank 0's), None on the other nodes."""
@@ -132,16 +122,28 @@ def run_local(
     return TrainResult.load(model_dir)
 
 
-def log_entry(line: str) -> dict | None:
-    """A worker's per-step log line (a JSON object with a step), else None. torchrun may prefix lines."""
-    start = line.find("{")
-    if start < 0:
-        return None
-    try:
-        entry = json.loads(line[start:])
-    except json.JSONDecodeError:
-        return None
-    return entry if isinstance(entry, dict) and "step" in entry else None
+def cluster_config(launch_cfg: LaunchConfig, env: Mapping[str, str] | None = None) -> ClusterTrainConfig:
+    """The PyTorchJob / TrainJob settings: topology, placement and resources from the launch config, the
+    workspace volume from GREENFM_* variables (the deployment's), the namespace from the step's pod."""
+    from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
+    from components.pretrain.k8s import ClusterTrainConfig
+
+    env = os.environ if env is None else env
+    return ClusterTrainConfig(
+        api="trainjob" if launch_cfg.backend == "trainjob" else "pytorchjob",
+        namespace=pod_namespace(env),
+        nodes=launch_cfg.nodes,
+        gpus_per_node=launch_cfg.procs_per_node or 1,
+        max_restarts=launch_cfg.max_restarts,
+        node_selector=dict(launch_cfg.node_selector),
+        tolerations=list(launch_cfg.tolerations),
+        cpu=launch_cfg.cpu,
+        memory=launch_cfg.memory,
+        gpu_resource=launch_cfg.gpu_resource,
+        energy_location=launch_cfg.energy_location,
+        workspace_pvc=env.get("GREENFM_WORKSPACE_PVC") or WORKSPACE_PVC,
+        workspace_mount=env.get("GREENFM_WORKSPACE_MOUNT") or WORKSPACE_MOUNT,
+    )
 
 
 def launch(
@@ -153,10 +155,10 @@ def launch(
 ) -> TrainResult:
     """Train with the configured backend; the trained model ends up in `model_dir` either way."""
     launch_cfg = launch_cfg or LaunchConfig()
-    if launch_cfg.backend == "kubernetes":
-        from components.pretrain.k8s import PyTorchJobConfig, run_pytorchjob
+    if launch_cfg.backend != "local":
+        from components.pretrain.k8s import run_training_job
 
-        return run_pytorchjob(tokens_dir, model_dir, cfg, PyTorchJobConfig.from_launch(launch_cfg), on_log=on_log)
+        return run_training_job(tokens_dir, model_dir, cfg, cluster_config(launch_cfg), on_log=on_log)
     result = run_local(tokens_dir, model_dir, cfg, launch_cfg, on_log)
     if result is None:
         raise GreenfmError(f"{model_dir}: training finished but wrote no {TRAIN_REPORT_JSON} on this node")

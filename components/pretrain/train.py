@@ -555,17 +555,29 @@ def node_energy_records(model_dir: str | Path) -> list[EnergyRecord]:
 
 def with_node_energy(energy: EnergyRecord, model_dir: str | Path) -> EnergyRecord:
     """The stage's energy: the sum of the worker nodes' records when the workers measured themselves (a
-    PyTorchJob on other nodes; one machine-mode tracker per node), else the launching pod's own. The launching
-    pod only waits and may share a node with a worker, so its (process-mode) record is left out of the sum and
-    kept as a note: no node is counted twice."""
+    PyTorchJob or TrainJob; one machine-mode tracker per node), else the launching pod's own.
+
+    The launching pod only waits (its record is process mode). When every record names its node, it counts
+    unless it shares a node with a worker, whose machine-mode record already covers it (aggregate_ranks); when
+    a node is unknown it might, so it is left out and kept as a note: no node is counted twice either way."""
     from components.carbon.tracking import aggregate_ranks
 
     nodes = node_energy_records(model_dir)
     if not nodes:
         return energy
-    total = aggregate_ranks(nodes)
+    named = all(r.host and not r.host.startswith("pod:") for r in [energy, *nodes])
+    total = aggregate_ranks([*nodes, energy] if named else nodes)
+    launcher_counted = named and not any(
+        d["stage"] == energy.stage for d in total.notes.get("left_out_double_counts", [])
+    )
     total.stage = energy.stage
-    total.notes["launcher_process_kwh_not_counted"] = energy.energy_kwh
+    total.scope = f"{len(nodes)} node tracker(s), one per node (machine mode)" + (
+        " + the launcher pod (process mode, on another node)" if launcher_counted else ""
+    )
+    if not launcher_counted:
+        why = "on a worker's node: in its record" if named else "its node or a worker's is unknown"
+        total.notes["launcher_process_kwh_not_counted"] = energy.energy_kwh
+        total.notes["launcher_not_counted_because"] = why
     return total
 
 
