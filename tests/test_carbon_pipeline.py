@@ -96,3 +96,20 @@ def test_regions_command_reports_user_errors(tmp_path):
     bad.write_text("regions: 3\n")
     result = CliRunner().invoke(app, ["regions", "--catalog", str(bad)])
     assert result.exit_code == 2 and "regions" in result.output
+
+
+def test_statement_gets_the_measured_from_scratch_arm(tmp_path):
+    """The amortization's "from scratch" is measured when the pipeline trains that arm: the statement task of
+    the gate-passed branch takes adapt-from-scratch's energy record."""
+    from pipelines.compile import compile_pipeline
+
+    ir = next(yaml.safe_load_all(compile_pipeline(tmp_path / "greenfm.yaml").read_text()))
+    statements = [
+        task
+        for component in ir["components"].values()
+        for name, task in component.get("dag", {}).get("tasks", {}).items()
+        if name.startswith("statement-op")
+    ]
+    wired = [t["inputs"]["parameters"].get("scratch_energy") for t in statements]
+    expected = {"taskOutputParameter": {"outputParameterKey": "energy", "producerTask": "adapt-from-scratch-op"}}
+    assert expected in wired  # the completed run's statement; the gate-failed one has no arm to compare

@@ -36,7 +36,7 @@ import yaml
 
 from components.carbon.records import EnergyRecord
 from components.carbon.spark_executors import ExecutorMeasurement, read_records
-from components.carbon.tracking import Location, StageTracker
+from components.carbon.tracking import NODE_NAME, Location, StageTracker
 from components.common.cluster import WORKSPACE_MOUNT, WORKSPACE_PVC, pod_namespace
 from components.common.errors import GreenfmError
 from components.common.images import SPARK_UID, image
@@ -57,6 +57,8 @@ SPARK_APPLICATION = CustomResource(SPARK_APP_GROUP, SPARK_APP_VERSION, SPARK_APP
 # Where images/spark.Dockerfile puts this file: the SparkApplication driver runs it.
 DRIVER_SCRIPT = "local:///opt/greenfm/components/curate/k8s.py"
 SUCCEEDED, FAILED = {"COMPLETED"}, {"FAILED", "SUBMISSION_FAILED"}
+# Every driver and executor pod's energy record names its node (downward API), so no node is counted twice.
+NODE_NAME_ENV = {"name": NODE_NAME, "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}
 OBJECT_STORE_SCHEMES = ("s3a://", "s3://", "gs://", "abfss://", "hdfs://")
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
@@ -164,7 +166,13 @@ def executor_pod_template(cfg: SparkK8sConfig) -> dict:
         "spec": {
             "securityContext": RESTRICTED_POD_SECURITY,
             "automountServiceAccountToken": False,  # executors never call the API
-            "containers": [{"name": "spark-kubernetes-executor", "securityContext": RESTRICTED_CONTAINER_SECURITY}],
+            "containers": [
+                {
+                    "name": "spark-kubernetes-executor",
+                    "securityContext": RESTRICTED_CONTAINER_SECURITY,
+                    "env": [NODE_NAME_ENV],
+                }
+            ],
         },
     }
 
@@ -238,6 +246,7 @@ def build_spark_application(
         "podSecurityContext": RESTRICTED_POD_SECURITY,
         "volumeMounts": mount,
         "labels": {"app.kubernetes.io/part-of": "greenfm", "app.kubernetes.io/component": "curate"},
+        "env": [NODE_NAME_ENV],
     }
     if cfg.node_selector:
         pod["nodeSelector"] = dict(cfg.node_selector)
