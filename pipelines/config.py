@@ -191,14 +191,21 @@ class RunConfig:
     )
     # Adaptation (components/adapt).
     adapt_method: AdaptMethod = param(
-        "lora",
-        "Adaptation method: lora (low-rank adapters), full, last-layer, head (linear probe), or auto (chosen from "
-        "data size and adapt_budget_flops).",
+        "full",
+        "Adaptation method: full (every weight; on the default task the only one where the pretrained model "
+        "beats the from-scratch arm), lora (low-rank adapters), last-layer, head (linear probe), or auto (chosen "
+        "from data size and adapt_budget_flops).",
     )
     adapt_steps: int = param(150, "Optimizer steps of adaptation.", ge=1)
     lora_rank: int = param(8, "Rank of the LoRA adapters; 0 with adapt_method auto chooses it from the data.", ge=0)
     adapt_budget_flops: float = param(
         0.0, "Compute budget (FLOPs) that adapt_method auto must respect; 0 means no budget.", ge=0
+    )
+    adapt_lm_loss_weight: float = param(
+        0.0,
+        "Weight of a next-token loss on the task's texts added to the classification loss during adaptation: keeps "
+        "the adapted model's language-model perplexity from rising (at some accuracy); 0: classification only.",
+        ge=0,
     )
     adapt_warm_start: str = param(
         "", "An earlier adapted model directory, or a run directory holding one, to start adaptation from."

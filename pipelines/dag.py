@@ -88,6 +88,7 @@ def greenfm_pipeline(
     gpus_per_node: int = D.gpus_per_node,
     lora_rank: int = D.lora_rank,
     adapt_budget_flops: float = D.adapt_budget_flops,
+    adapt_lm_loss_weight: float = D.adapt_lm_loss_weight,
     adapt_warm_start: str = D.adapt_warm_start,
     languages: str = D.languages,
     quality_preset: str = D.quality_preset,
@@ -220,6 +221,7 @@ def greenfm_pipeline(
             adapt_steps=adapt_steps,
             lora_rank=lora_rank,
             budget_flops=adapt_budget_flops,
+            lm_loss_weight=adapt_lm_loss_weight,
             warm_start=adapt_warm_start,
             seed=seed,
         ).set_display_name("adapt")
@@ -233,6 +235,7 @@ def greenfm_pipeline(
             adapt_steps=adapt_steps,
             lora_rank=lora_rank,
             budget_flops=adapt_budget_flops,
+            lm_loss_weight=adapt_lm_loss_weight,
             seed=seed,
         ).set_display_name("adapt-from-scratch")
         placed(scratch, select_adapt)

@@ -49,11 +49,13 @@ VOLATILE_KEYS = frozenset(
         "energy_kwh",
     }
     | {"emissions_kg", "submitted_at", "updated_at", "mfu", "peak_memory_gb", "measured_at", "generated_at", "at"}
-    | {"latency_ms", "latency_ms_median", "predictions_per_second", "energy_kwh_per_1k_predictions"}
+    # the evaluation's efficiency section: it predicts for a fixed time, so even the count of predictions varies
+    | {"latency_ms", "latency_ms_median", "predictions", "predictions_per_second", "energy_kwh_per_1k_predictions"}
 )
-# this run's energy: every number in the statement is measured; the evaluation's report and model cards embed
-# measured energy and CO2e (of prediction and of the from-scratch arm) beside their deterministic metrics
-_MEASUREMENT_STAGES = ("carbon-statement", "evaluate")
+# Stages whose every output is a measurement of this run: every number in the carbon statement is measured. (The
+# evaluation's report JSON is hashed with its measured keys above set aside; its renderings and model cards,
+# which embed the CO2e, are rendered documents.)
+_MEASUREMENT_STAGES = ("carbon-statement",)
 _DATA_JSON = {"tokenizer.json"}  # JSON whose keys are data (a vocabulary), hashed as bytes
 _WRITER_FILES = ("_SUCCESS", ".crc")
 _RENDERED = (".md", ".html", ".htm", ".png", ".svg")
@@ -149,7 +151,8 @@ class _Canon:
             return self.json_sha256(json.loads(text), where)
         except ValueError:
             pass
-        if path.suffix == "" and text.lstrip()[:1] in ("#", "<"):  # a Markdown or HTML artifact: rendered
+        if path.suffix == "" and (text.lstrip()[:1] in ("#", "<") or text.startswith("---\n")):
+            # a Markdown (or Markdown with YAML front matter, a model card) or HTML artifact: rendered
             self.volatile[where] = text_sha256(self.paths(text))
             return None
         return text_sha256(self.paths(text))

@@ -62,6 +62,7 @@ def adapt_config(run: RunConfig) -> AdaptConfig:
         steps=run.adapt_steps,
         lora_rank=run.lora_rank,
         budget_flops=run.adapt_budget_flops,
+        lm_loss_weight=run.adapt_lm_loss_weight,
         init_from=run.adapt_warm_start,
         seed=run.seed,
     )

@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,13 +15,14 @@ from torch import nn
 from typer.testing import CliRunner
 
 from components.adapt.classifier import LINEAGE
-from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model
+from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model, next_tokens
 from components.adapt.lineage import adapt_and_record, lineage_tree
 from components.adapt.lora import LoraConfig, LoraEmbedding, LoraLinear, apply_lora, lora_state_dict, merge_lora
 from components.adapt.methods import SMALL_DATA, auto_lora_rank, choose_method
 from components.adapt.scratch import adapt_from_scratch
 from components.adapt.task import TaskData, check_splits, data_fingerprint, load_default_task, overlap_with
 from components.carbon.tracking import Location
+from components.common.contracts import TOKENS_DIR, read_split
 from components.common.default_data import default_corpus_records, text_key
 from components.evaluate.baselines import BagOfWords
 from components.evaluate.metrics import (
@@ -36,7 +38,7 @@ from components.evaluate.metrics import (
     worst_slice_gap,
 )
 from components.evaluate.perturb import casing, perturb, typos, whitespace
-from components.evaluate.report import EvalConfig, evaluate
+from components.evaluate.report import EvalConfig, evaluate, window_losses
 from components.pretrain.checkpoint import load_model, save_model
 from components.pretrain.model import Transformer, model_config
 from pipelines.cli import app
@@ -179,7 +181,7 @@ def test_task_splits_are_disjoint_from_pretraining_and_each_other(task):
 def evaluated(pretrained, curated, tmp_path_factory, task):
     """LoRA and its from-scratch arm adapted once, and the evaluation of both."""
     runs, scratch_dir, eval_dir = (tmp_path_factory.mktemp(name) for name in ("runs", "scratch", "eval"))
-    config = AdaptConfig(steps=60, seed=7)
+    config = AdaptConfig(method="lora", steps=60, seed=7)
     adapted = adapt_and_record(pretrained.model_dir, runs / "lora", config, Location("FIN"), task)
     scratch = adapt_from_scratch(pretrained.model_dir, scratch_dir, config, Location("FIN"), task)
     report = evaluate(
@@ -245,6 +247,7 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(evaluated, pretrained, 
             assert piece["low"] <= piece["value"] <= piece["high"]
     ppl = report.details["perplexity"]["models"]
     assert set(ppl) == {"base", "adapted", "from_scratch"} and ppl["base"]["low"] <= ppl["base"]["value"]
+    assert "Why the adapted perplexity rises" in (evaluated["report_dir"] / "eval_report.md").read_text()
     html = (evaluated["report_dir"] / "eval_report.html").read_text()
     assert html.count("<svg") >= 4 and "<h2>Contamination</h2>" in html and "<pre>" not in html
 
@@ -261,6 +264,25 @@ def test_lora_adapted_model_beats_zero_shot_and_majority(evaluated, pretrained, 
     assert shown.exit_code == 0 and "lora" in shown.output and result.model_sha256[:12] in shown.output
     missing = CliRunner().invoke(app, ["lineage", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "no such run directory" in missing.output
+
+
+def test_next_token_targets_stay_inside_each_text():
+    tokens = torch.tensor([[5, 6, 7, 0, 0], [8, 9, 0, 0, 0]])  # right-padded with 0, lengths 3 and 2
+    assert next_tokens(tokens, torch.tensor([3, 2])).tolist() == [[6, 7, -100, -100], [9, -100, -100, -100]]
+
+
+def test_language_model_loss_keeps_the_adapted_perplexity_down(pretrained, curated, tmp_path, task):
+    """Full fine-tuning for classification alone moves the backbone away from next-token prediction; the same run
+    with the next-token loss on the task's texts ends with a lower held-out perplexity."""
+    held_out = read_split(Path(curated.output_dir) / TOKENS_DIR, "val")
+    losses = {}
+    for weight in (0.0, 1.0):
+        config = AdaptConfig(method="full", steps=30, lr=3e-3, lm_loss_weight=weight, seed=3)
+        result = adapt(pretrained.model_dir, tmp_path / str(weight), config, task)
+        assert result.details["config"]["lm_loss_weight"] == weight
+        windows = window_losses(load_model(tmp_path / str(weight)), held_out, 8, 4)
+        losses[weight] = sum(windows) / len(windows)
+    assert losses[1.0] < losses[0.0]
 
 
 @pytest.mark.parametrize("method,expected", [("head", lambda dim, n: dim * n + n), ("last-layer", None)])

@@ -105,8 +105,8 @@ def test_process_tree_leaves_spark_executors_out():
     helper = subprocess.Popen(sleeper)
     try:
         deadline = time.monotonic() + 20
-        while len(psutil.Process().children(recursive=True)) < 4 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        while time.monotonic() < deadline and not all(psutil.Process(p.pid).children() for p in (executor, helper)):
+            time.sleep(0.1)  # each has started its own child
         tree = {p.pid for p in process_tree(psutil.Process())}
         executor_tree = {executor.pid, *(c.pid for c in psutil.Process(executor.pid).children(recursive=True))}
         assert len(executor_tree) == 2 and not tree & executor_tree

@@ -75,6 +75,10 @@ def test_local_run_end_to_end_is_reproducible(tmp_path, tiny_corpus):
     # Stage by stage, every output hash and parameter agrees; timings, energy and renderings are set aside.
     assert comparable(again) == comparable(manifest)
     assert manifest["stages"][task_key("curate")]["artifacts"]["curated"]  # the dataset is hashed, not set aside
+    # the evaluation's metrics are hashed; only its measurements (energy, timing) and renderings are set aside
+    evaluation = manifest["stages"][task_key("evaluate")]
+    assert evaluation["artifacts"]["report_json"] and evaluation["artifacts"]["report"] is None
+    assert any(key.endswith("efficiency.energy_kwh") for key in evaluation["volatile"])
     assert any(key.endswith(".seconds") for key in manifest["stages"][task_key("curate")]["volatile"])
 
 

@@ -26,8 +26,11 @@ class Classifier(nn.Module):
         self.head = nn.Linear(backbone.cfg.dim, n_labels)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone.hidden_states(tokens)
-        mask = (torch.arange(tokens.shape[1], device=tokens.device)[None, :] < lengths[:, None]).to(hidden.dtype)
+        return self.classify(self.backbone.hidden_states(tokens), lengths)
+
+    def classify(self, hidden: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Label logits from the backbone's final hidden states (B, T, dim) of texts `lengths` tokens long."""
+        mask = (torch.arange(hidden.shape[1], device=hidden.device)[None, :] < lengths[:, None]).to(hidden.dtype)
         pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         return self.head(pooled)
 

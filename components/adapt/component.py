@@ -19,8 +19,9 @@ def adapt_op(
     warm_start: str,
     seed: int,
     adapted: Output[Model],
+    lm_loss_weight: float = 0.0,
 ) -> NamedTuple("AdaptOutputs", [("energy", str), ("model_sha256", str), ("val_accuracy", float), ("method", str)]):
-    """Adapt the pretrained model to the downstream task (LoRA by default); lineage.json records its ancestry."""
+    """Adapt the pretrained model to the downstream task (full fine-tuning by default); lineage.json records its ancestry."""
     import json
 
     from components.adapt.finetune import AdaptConfig
@@ -32,6 +33,7 @@ def adapt_op(
         steps=adapt_steps,
         lora_rank=lora_rank,
         budget_flops=budget_flops,
+        lm_loss_weight=lm_loss_weight,
         init_from=warm_start,
         seed=seed,
     )
@@ -60,6 +62,7 @@ def adapt_from_scratch_op(
     budget_flops: float,
     seed: int,
     scratch: Output[Model],
+    lm_loss_weight: float = 0.0,
 ) -> NamedTuple("ScratchOutputs", [("energy", str), ("val_accuracy", float)]):
     """The from-scratch arm: the same adaptation from a randomly initialized model of the base model's size."""
     import json
@@ -68,7 +71,14 @@ def adapt_from_scratch_op(
     from components.adapt.scratch import adapt_from_scratch
     from components.carbon.tracking import Location
 
-    config = AdaptConfig(method=method, steps=adapt_steps, lora_rank=lora_rank, budget_flops=budget_flops, seed=seed)
+    config = AdaptConfig(
+        method=method,
+        steps=adapt_steps,
+        lora_rank=lora_rank,
+        budget_flops=budget_flops,
+        lm_loss_weight=lm_loss_weight,
+        seed=seed,
+    )
     result, energy = adapt_from_scratch(base_model.path, scratch.path, config, Location(**json.loads(location)))
     scratch.metadata.update({"sha256": result.model_sha256, "method": result.method, "init": "random"})
     outputs = NamedTuple("ScratchOutputs", [("energy", str), ("val_accuracy", float)])

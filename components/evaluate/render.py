@@ -61,7 +61,23 @@ def _intrinsic(result: EvalResult) -> list[str]:
         f"Perplexity on {p['windows']} windows of {p['window_tokens']} curated validation tokens (never trained on); "
         "for the adapted arms, the backbone after adaptation. The interval resamples windows.",
         "",
+        _why_perplexity_moves(result.details["arms"]["adapted"].get("lm_loss_weight", 0.0)),
+        "",
     ]
+
+
+def _why_perplexity_moves(lm_loss_weight: float) -> str:
+    if lm_loss_weight > 0:
+        return (
+            f"Adaptation added a next-token loss on the task's texts (weight {lm_loss_weight:g}) to the "
+            "classification loss, which keeps the language-model head in use."
+        )
+    return (
+        "Why the adapted perplexity rises: adaptation trained the backbone for classification only, and the "
+        "classifier reads pooled hidden states, never the language-model head, so nothing keeps the next-token "
+        "predictions; task accuracy does not depend on them. A run that needs the adapted model to stay a language "
+        "model sets `adapt_lm_loss_weight` (a next-token loss on the task's texts beside the classification loss)."
+    )
 
 
 def _accuracy(result: EvalResult) -> list[str]:

@@ -274,6 +274,7 @@ def _arm(model_dir: Path) -> dict:
         "trainable_parameters": info.get("trainable_parameters"),
         "total_parameters": info.get("total_parameters"),
         "init": info.get("init", "pretrained"),
+        "lm_loss_weight": info.get("config", {}).get("lm_loss_weight", 0.0),
     }
 
 
