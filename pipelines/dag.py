@@ -214,30 +214,22 @@ def greenfm_pipeline(
         on_workspace(pretrain)  # the model store and warm-start models live there
         in_run_namespace(pretrain)  # the PyTorchJob goes there
         select_adapt = select("adapt", gpus=True)
-        adapt = adapt_op(
-            base_model=pretrain.outputs["model"],
-            location=select_adapt.outputs["location"],
-            method=adapt_method,
-            adapt_steps=adapt_steps,
-            lora_rank=lora_rank,
-            budget_flops=adapt_budget_flops,
-            lm_loss_weight=adapt_lm_loss_weight,
-            warm_start=adapt_warm_start,
-            seed=seed,
-        ).set_display_name("adapt")
+        # One adaptation recipe for both arms: the pretraining ablation differs only in its starting weights.
+        adaptation = {
+            "base_model": pretrain.outputs["model"],
+            "location": select_adapt.outputs["location"],
+            "method": adapt_method,
+            "adapt_steps": adapt_steps,
+            "lora_rank": lora_rank,
+            "budget_flops": adapt_budget_flops,
+            "lm_loss_weight": adapt_lm_loss_weight,
+            "seed": seed,
+        }
+        adapt = adapt_op(**adaptation, warm_start=adapt_warm_start).set_display_name("adapt")
         placed(adapt, select_adapt)
         cluster_tasks.gpu_task(adapt, cluster)
         # The pretraining ablation: the same adaptation from a random init of the same size, on the same nodes.
-        scratch = adapt_from_scratch_op(
-            base_model=pretrain.outputs["model"],
-            location=select_adapt.outputs["location"],
-            method=adapt_method,
-            adapt_steps=adapt_steps,
-            lora_rank=lora_rank,
-            budget_flops=adapt_budget_flops,
-            lm_loss_weight=adapt_lm_loss_weight,
-            seed=seed,
-        ).set_display_name("adapt-from-scratch")
+        scratch = adapt_from_scratch_op(**adaptation).set_display_name("adapt-from-scratch")
         placed(scratch, select_adapt)
         cluster_tasks.gpu_task(scratch, cluster)
         evaluate = evaluate_op(
