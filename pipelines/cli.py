@@ -327,6 +327,19 @@ def regions(
         console.print(f"[yellow]warning:[/] {describe_warning(warning)}", highlight=False, soft_wrap=True)
 
 
+# Options `submit` and `schedule` share (typer reads each function's defaults, so one definition serves both).
+EXPERIMENT_OPTION = typer.Option("greenfm", "--experiment", help="Experiment to run in (created if missing).")
+PARAM_OPTION = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more.")
+PACKAGE_OPTION = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now.")
+NAMESPACE_OPTION = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user).")
+SERVICE_ACCOUNT_OPTION = typer.Option(
+    None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
+)
+TOKEN_PATH_OPTION = typer.Option(
+    None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
+)
+
+
 @app.command()
 @user_errors
 def submit(
@@ -342,17 +355,13 @@ def submit(
         help="Region catalog to place the run with (default: the run's region_catalog, else the shipped one); "
         "with --host, only that cluster's regions, for the start time.",
     ),
-    experiment: str = typer.Option("greenfm", "--experiment", help="Experiment to run in (created if missing)."),
-    param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
+    experiment: str = EXPERIMENT_OPTION,
+    param: list[str] = PARAM_OPTION,
+    package: Path | None = PACKAGE_OPTION,
     run_name: str | None = typer.Option(None, "--run-name", help="Default: greenfm-<UTC time>."),
-    namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
-    service_account: str | None = typer.Option(
-        None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
-    ),
-    token_path: str | None = typer.Option(
-        None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
-    ),
+    namespace: str | None = NAMESPACE_OPTION,
+    service_account: str | None = SERVICE_ACCOUNT_OPTION,
+    token_path: str | None = TOKEN_PATH_OPTION,
 ) -> None:
     """Upload the pipeline (a new version if it exists) and start a run on Kubeflow Pipelines. Without --host
     (or with --catalog) the run is placed first: on the cluster of the least-emitting feasible region, and, when
@@ -386,16 +395,12 @@ def schedule(
     host: str = typer.Option(..., "--host", help="Kubeflow Pipelines API URL."),
     cron: str = typer.Option(..., "--cron", help="6-field cron, seconds first, e.g. '0 0 3 * * *' (03:00 daily)."),
     name: str = typer.Option("greenfm-recurring", "--name", help="Name of the recurring run."),
-    experiment: str = typer.Option("greenfm", "--experiment", help="Experiment to run in (created if missing)."),
-    param: list[str] = typer.Option([], "--param", help="Pipeline parameter NAME=VALUE; repeat for more."),
-    package: Path | None = typer.Option(None, "--package", help="A compiled pipeline YAML; default: compile now."),
-    namespace: str | None = typer.Option(None, "--namespace", help="Kubeflow profile namespace (multi-user)."),
-    service_account: str | None = typer.Option(
-        None, "--service-account", help="Account the run's pods use; default: the namespace's pipeline account."
-    ),
-    token_path: str | None = typer.Option(
-        None, "--token-path", help="KFP service account token (multi-user); default: the projected one if mounted."
-    ),
+    experiment: str = EXPERIMENT_OPTION,
+    param: list[str] = PARAM_OPTION,
+    package: Path | None = PACKAGE_OPTION,
+    namespace: str | None = NAMESPACE_OPTION,
+    service_account: str | None = SERVICE_ACCOUNT_OPTION,
+    token_path: str | None = TOKEN_PATH_OPTION,
 ) -> None:
     """Create a recurring run (KFP schedule; one run at a time, no catch-up)."""
     from pipelines.submit import SubmitTarget, parse_params, schedule_run
