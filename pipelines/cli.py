@@ -202,7 +202,7 @@ def curate(
     """Curate a corpus (same function and configuration as the pipeline's curate step)."""
     from components.curate.inputs import discover_inputs
     from components.curate.job import REPORT_MD
-    from components.curate.job import curate as curate_job
+    from components.curate.k8s import curate_with_backend
     from pipelines.config import load_config
     from pipelines.stage_configs import curate_config
 
@@ -213,7 +213,7 @@ def curate(
     curation = curate_config(run_config, builtin_corpus=False)
     curation.strict_inputs = strict_inputs
     with console.status("curating with Spark…"):
-        result = curate_job(input, output, curation)
+        result = curate_with_backend(input, output, curation)  # the step's Spark backend ($GREENFM_SPARK_*)
     console.print((Path(result.output_dir) / REPORT_MD).read_text(), highlight=False)
     console.print(f"curated dataset: {result.output_dir}", highlight=False)
 

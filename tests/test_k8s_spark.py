@@ -35,6 +35,7 @@ from components.curate.k8s import (
     on_shared_storage,
     run_spark_application,
 )
+from components.curate.quality import quality_preset
 from tests import fake_k8s
 from tests.pod_security import assert_restricted
 
@@ -48,6 +49,27 @@ POD = {"POD_IP": "10.1.2.3", "POD_NAME": "greenfm-abc-curate-op-driver", "POD_UI
 
 def test_local_is_the_default():
     assert SparkK8sConfig.from_env({}).backend == "local"
+    assert SparkK8sConfig.from_env({}).local_master == ""  # local[*] in this process
+
+
+def test_a_standalone_master_is_the_local_backends_session(spark, tiny_corpus, tmp_path, monkeypatch):
+    """GREENFM_SPARK_MASTER=spark://... keeps the local backend, with this process as a driver of that cluster
+    (`greenfm curate` and the curate step alike); the k8s:// client-mode master stays untouched."""
+    from components.curate import k8s
+
+    cfg = SparkK8sConfig.from_env({"GREENFM_SPARK_MASTER": "spark://spark-master:7077", "POD_NAMESPACE": NS})
+    assert (cfg.backend, cfg.local_master) == ("local", "spark://spark-master:7077")
+    assert cfg.master.startswith("k8s://")
+    masters: list[str | None] = []
+
+    def session(master: str | None = None, *args, **kwargs):
+        masters.append(master)
+        return spark  # the test session's: a standalone cluster runs in tests/test_containers.py
+
+    monkeypatch.setattr(k8s, "get_spark", session)
+    config = CurateConfig(quality=quality_preset("docstrings"), vocab_size=512)  # the tiny corpus is docstrings
+    k8s.curate_with_backend(str(tiny_corpus), tmp_path / "out", config, cfg)
+    assert masters == ["spark://spark-master:7077"]
 
 
 def test_k8s_master_selects_client_mode_and_env_overrides():

@@ -95,6 +95,9 @@ SPARK_ENV = ("GREENFM_SPARK_MASTER", "GREENFM_SPARK_BACKEND", "GREENFM_NODE_SELE
 class SparkK8sConfig:
     backend: str = "local"
     master: str = "k8s://https://kubernetes.default.svc:443"  # client mode: the in-cluster API server
+    # local backend: the master of this process's Spark session, "" for local[*]; a Spark master outside the
+    # process (a standalone spark://HOST:7077) makes this process a client-mode driver of that cluster.
+    local_master: str = ""
     namespace: str = field(default_factory=pod_namespace)  # the step's own: the only one its account may use
     image: str = field(default_factory=lambda: image("spark"))
     service_account: str = "greenfm-spark"  # the SparkApplication driver's: may create executor pods
@@ -122,13 +125,14 @@ class SparkK8sConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SparkK8sConfig:
-        """GREENFM_SPARK_* variables; a k8s:// GREENFM_SPARK_MASTER alone selects client mode."""
+        """GREENFM_SPARK_* variables; a k8s:// GREENFM_SPARK_MASTER alone selects client mode, any other master
+        (spark://HOST:7077, local[N]) is the local backend's."""
         env = os.environ if env is None else env
         master = env.get("GREENFM_SPARK_MASTER", "")
         backend = env.get("GREENFM_SPARK_BACKEND") or ("client" if master.startswith("k8s://") else "local")
         values: dict = {"backend": backend, "namespace": pod_namespace(env)}
         if master:
-            values["master"] = master
+            values["master" if master.startswith("k8s://") else "local_master"] = master
         defaults = cls.__dataclass_fields__
         for attr, var in _ENV_FIELDS.items():
             if var in env:
@@ -383,7 +387,7 @@ def curate_with_backend(
     config = config or CurateConfig()
     cfg = cfg or SparkK8sConfig.from_env()
     if cfg.backend == "local":
-        return curate(input_uri, output_dir, config)
+        return curate(input_uri, output_dir, config, spark=get_spark(cfg.local_master or None))
     settings = asdict(config)
     name = application_name(input_uri, str(output_dir), settings)
     shared = Path(cfg.workspace_mount) / "curate" / name  # where the driver and every executor can write
