@@ -55,6 +55,14 @@ def shards(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture()
+def run_inputs():
+    """(records, StatementInputs) of one run (tests/carbon_inputs.py)."""
+    from tests import carbon_inputs
+
+    return carbon_inputs.run_inputs()
+
+
 @pytest.fixture(scope="session")
 def spark():
     from components.curate.spark_session import get_spark

@@ -23,7 +23,6 @@ from components.carbon.tracking import (
     tracker_scope,
     without_double_counts,
 )
-from tests.test_carbon_statement import run_inputs  # noqa: F401  (the fixture)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXECUTOR_MAIN = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
@@ -276,7 +275,7 @@ def test_process_mode_ram_is_the_trees_share_of_the_machine():
     assert 0 < watts < min(machine_w, RAM_SLOT_POWER_X86)  # this process's share, below the two-DIMM floor
 
 
-def test_statement_lists_the_trackers_a_stage_is_summed_from(run_inputs):  # noqa: F811
+def test_statement_lists_the_trackers_a_stage_is_summed_from(run_inputs):
     from components.carbon.statement import build_statement, reconcile, render_markdown
     from tests.test_carbon_html_browser import summed_trackers
 

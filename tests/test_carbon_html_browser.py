@@ -15,7 +15,6 @@ from components.carbon.records import EnergyRecord
 from components.carbon.spark_executors import stage_record
 from components.carbon.statement import STATEMENT_HTML, reconcile, write_statement
 from components.carbon.tracking import aggregate_ranks
-from tests.test_carbon_statement import run_inputs  # noqa: F401  (the fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -84,7 +83,7 @@ def summed_trackers(records: list[EnergyRecord]) -> list[EnergyRecord]:
     return [summed_curate if r.stage == "curate" else summed if r.stage == "pretrain" else r for r in records]
 
 
-def test_statement_renders_in_headless_chromium(tmp_path, run_inputs):  # noqa: F811
+def test_statement_renders_in_headless_chromium(tmp_path, run_inputs):
     records, inputs = run_inputs
     records = summed_trackers(records)
     statement = write_statement(records, tmp_path / "statement", {"outcome": "completed"}, inputs)

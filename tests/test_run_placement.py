@@ -25,8 +25,8 @@ from pipelines.submit import ONE_OFF_INTERVAL_S, SubmitTarget
 from pipelines.watch import WatchState
 from pipelines.watch_submitters import KfpSubmitter
 from tests import fake_kfp
+from tests.carbon_inputs import record
 from tests.fake_kfp import API, next_periodic_epoch
-from tests.test_carbon_statement import record
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CATALOG = """
