@@ -159,6 +159,11 @@ class _Prepared:
             "service_account": target.service_account,
         }
 
+    def submitted(self, params: dict, run_id: str = "", recurring_run_id: str = "") -> Submitted:
+        return Submitted(
+            self.pipeline_id, self.version_id, self.experiment_id, run_id, recurring_run_id, parameters=params
+        )
+
 
 @contextlib.contextmanager
 def _server_errors(host: str):
@@ -196,7 +201,7 @@ def submit_run(target: SubmitTarget, params: dict, run_name: str, package: Path 
     """Upload (if needed) and start one run; returns the ids the server assigned."""
     with _prepared(target, package) as ready:
         run = ready.client.run_pipeline(ready.experiment_id, run_name, **ready.template(target, params))
-    return Submitted(ready.pipeline_id, ready.version_id, ready.experiment_id, run_id=run.run_id, parameters=params)
+    return ready.submitted(params, run_id=run.run_id)
 
 
 def run_state(target: SubmitTarget, run_id: str) -> str:
@@ -237,13 +242,7 @@ def schedule_once(
             **one_off_trigger(start),
             **ready.template(target, params),
         )
-    return Submitted(
-        ready.pipeline_id,
-        ready.version_id,
-        ready.experiment_id,
-        recurring_run_id=recurring.recurring_run_id,
-        parameters=params,
-    )
+    return ready.submitted(params, recurring_run_id=recurring.recurring_run_id)
 
 
 def scheduled_run_state(target: SubmitTarget, recurring_run_id: str) -> tuple[str, str]:
@@ -286,10 +285,4 @@ def schedule_run(
             no_catchup=not catch_up,
             **ready.template(target, params),
         )
-    return Submitted(
-        ready.pipeline_id,
-        ready.version_id,
-        ready.experiment_id,
-        recurring_run_id=recurring.recurring_run_id,
-        parameters=params,
-    )
+    return ready.submitted(params, recurring_run_id=recurring.recurring_run_id)
