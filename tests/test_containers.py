@@ -362,7 +362,7 @@ def test_curation_with_executors_in_other_containers(engine, built, network, tin
     workers = [subprocess.run([engine, "logs", f"{name}-worker-{i}"], capture_output=True, text=True) for i in range(2)]
     worker_logs = "".join(w.stdout + w.stderr for w in workers)
     assert code == 0, (logs.stdout + logs.stderr)[-3000:] + worker_logs[-2000:]
-    assert "Launching executor" in worker_logs  # the work ran in the other containers
+    assert "Asked to launch executor" in worker_logs  # the work ran in the other containers (Worker.scala)
     distributed = json.loads((workspace / "curated" / REPORT_JSON).read_text())
 
     local = subprocess.run(
