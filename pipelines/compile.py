@@ -11,14 +11,21 @@ from pipelines.config import DEFAULTS, RunConfig
 from pipelines.dag import PIPELINE_DESCRIPTION, PIPELINE_NAME, greenfm_pipeline
 
 
+def pipeline_for(config: RunConfig):
+    """The pipeline with `config`'s compile-time settings (timeouts, retries, /dev/shm size) in its tasks: what
+    `compile_pipeline` writes and what a local run executes."""
+    with compiling_with(config):
+        # KFP builds a pipeline's graph when it is decorated: decorate again so the graph sees `config`.
+        return dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)(greenfm_pipeline.pipeline_func)
+
+
 def compile_pipeline(out_file: str | Path, config: RunConfig | None = None) -> Path:
     """Write the IR. With `config`, its values become the pipeline's parameter defaults (what the UI's run form
     shows) and its compile-time settings (timeouts, retries, /dev/shm) are baked in."""
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     config = config or DEFAULTS
+    pipeline = pipeline_for(config)
     with compiling_with(config):
-        # KFP builds a pipeline's graph when it is decorated: decorate again so the graph sees `config`.
-        pipeline = dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)(greenfm_pipeline.pipeline_func)
         compiler.Compiler().compile(pipeline, str(out_file), pipeline_parameters=config.pipeline_arguments())
     return out_file

@@ -16,8 +16,9 @@ from components.carbon.catalog import this_machine_catalog
 from components.common.default_data import write_default_corpus
 from components.common.errors import exception_message, root_cause
 from components.curate.inputs import discover_inputs, input_fingerprint
+from pipelines.compile import pipeline_for
 from pipelines.config import RunConfig
-from pipelines.dag import PIPELINE_NAME, greenfm_pipeline
+from pipelines.dag import PIPELINE_NAME
 from pipelines.tasks import stage_of_task
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -177,7 +178,7 @@ def run_local(
         tee = _LogTee(handle, record)
         try:
             with contextlib.redirect_stdout(tee), contextlib.redirect_stderr(tee):
-                greenfm_pipeline(**config.pipeline_arguments())
+                pipeline_for(config)(**config.pipeline_arguments())  # its retries and timeouts too
         except Exception as exc:  # a failed task: kfp.local raises; say what the task itself said
             failed = [task for task, status in tasks.items() if status == "FAILURE"]
             cause = next((tee.task_errors[t] for t in reversed(failed) if t in tee.task_errors), None)

@@ -22,6 +22,7 @@ TINY = {
     "train_steps": 30,
     "adapt_steps": 30,
     "quality_preset": "docstrings",  # the tiny corpus (tests/conftest.py) is docstrings
+    "step_retries": 0,  # the fault cases' failures are deterministic: a retry after 1 min only slows them
 }
 
 

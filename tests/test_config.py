@@ -183,7 +183,7 @@ def test_stage_commands_without_options_configure_the_stage_as_the_pipeline(tmp_
     from typer.testing import CliRunner
 
     import components.curate.inputs
-    import components.curate.job
+    import components.curate.k8s
     import components.validate.gate
     from pipelines.cli import app
     from pipelines.stage_configs import curate_config, gate_config
@@ -197,7 +197,7 @@ def test_stage_commands_without_options_configure_the_stage_as_the_pipeline(tmp_
 
         return run
 
-    monkeypatch.setattr(components.curate.job, "curate", fake_stage("curate"))
+    monkeypatch.setattr(components.curate.k8s, "curate_with_backend", fake_stage("curate"))
     monkeypatch.setattr(components.curate.inputs, "discover_inputs", lambda uri, strict=False: [uri])
     monkeypatch.setattr(components.validate.gate, "validate", fake_stage("validate"))
     runner = CliRunner()
