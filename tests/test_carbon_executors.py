@@ -121,11 +121,18 @@ def test_process_tree_leaves_spark_executors_out():
 
 def test_tracker_measures_the_named_process_tree(tmp_path):
     """A tracker over another process counts that process's CPU, not its own (idle) process's."""
+    # The burner burns only once the tracker has started: starting codecarbon takes seconds on a loaded machine,
+    # and CPU time spent before the tracker's baseline is (rightly) not the tracker's.
     burner = subprocess.Popen(
-        [sys.executable, "-c", "import time\nt = time.process_time() + 3\nwhile time.process_time() < t: pass"]
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nsys.stdin.read(1)\nt = time.process_time() + 3\nwhile time.process_time() < t: pass",
+        ],
+        stdin=subprocess.PIPE,
     )
     tracker = StageTracker("burn", Location(country_iso_code="SWE"), "process", root_pid=burner.pid).start()
-    burner.wait()
+    burner.communicate(b"go")
     burned = StageTracker("idle", Location(country_iso_code="SWE"), "process").start()
     time.sleep(1)
     idle = burned.stop()
