@@ -85,6 +85,17 @@ CAUSES = {
     "n-gram, and its tokens are spaCy tokens",
     ("gopher_repetition", None, "top_4_gram"): "n-grams: datatrove counts an n-gram that occurs once as the top "
     "n-gram, and its tokens are spaCy tokens",
+    **{
+        ("gopher_repetition", None, f"duplicated_{n}_n_grams"): "n-grams: datatrove's n-grams are of spaCy tokens, "
+        "in which every quote, parenthesis and period is a word, so a repeated phrase with its punctuation repeats "
+        "more n-grams than its whitespace words do"
+        for n in range(5, 11)
+    },
+    **{
+        ("gopher_repetition", f"gopher_repetition.{rule}", None): "n-grams: a punctuation mark is part of a "
+        "whitespace word but its own spaCy token, which breaks datatrove's repeated n-grams where greenfm's repeat"
+        for rule in [*(f"top_{n}_gram" for n in (3, 4)), *(f"duplicated_{n}_gram" for n in range(5, 11))]
+    },
     ("c4", "c4.too_few_sentences", None): "sentences: datatrove counts with spaCy's sentence splitter; greenfm counts "
     "end marks, not abbreviations or initials",
     ("c4", None, "too_few_sentences"): "sentences: spaCy's splitter does not split at every end mark (e.g. '!' "
@@ -270,9 +281,11 @@ def greenfm_pipeline(spark, corpus: Path, out: Path) -> dict:
 
 
 def agreement(greenfm: dict, datatrove: dict, texts: dict[str, dict]) -> dict:
+    """Per rule: both keep / both drop / only one drops; each disagreement with its documented cause and how
+    many of its documents datatrove, given greenfm's word definitions, decides as greenfm does (`verified`)."""
     out = {}
     for step, ours in greenfm.items():
-        theirs = datatrove[step]
+        theirs, with_our_words = datatrove["published"][step], datatrove["greenfm_words"][step]
         counts = Counter()
         pairs: dict[tuple, list] = {}
         for doc_id, (code, value) in ours.items():
@@ -292,12 +305,20 @@ def agreement(greenfm: dict, datatrove: dict, texts: dict[str, dict]) -> dict:
         disagreements = []
         for (code, other), docs in sorted(pairs.items(), key=lambda item: -len(item[1])):
             cause = CAUSES.get((step, code, other), "unexplained")
+            verified = sum((with_our_words[d] is None) == (code is None) for d, _ in docs)
             samples = [
                 {"id": d, "source": texts[d]["source"], "greenfm_value": v, "text": texts[d]["text"][:240]}
                 for d, v in docs[:3]
             ]
             disagreements.append(
-                {"greenfm": code, "datatrove": other, "documents": len(docs), "cause": cause, "samples": samples}
+                {
+                    "greenfm": code,
+                    "datatrove": other,
+                    "documents": len(docs),
+                    "verified": verified,
+                    "cause": cause,
+                    "samples": samples,
+                }
             )
         out[step] = {
             "counts": dict(counts),
@@ -348,13 +369,21 @@ def markdown(result: dict) -> str:
             f"| {step} | {c.get('both_keep', 0)} | {c.get('both_drop', 0)} | {c.get('only_greenfm_drops', 0)} "
             f"| {c.get('only_datatrove_drops', 0)} | {row['agreement']:.1%} |"
         )
-    lines += ["", "## Disagreements and their causes", ""]
+    lines += [
+        "",
+        "## Disagreements and their causes",
+        "",
+        "*verified*: of a disagreement's documents, how many datatrove's own filter decides as greenfm does once "
+        "it uses greenfm's word definitions (whitespace words, not spaCy tokens; a top n-gram must repeat); those "
+        "are explained by the definitions, checked on each document.",
+        "",
+    ]
     for step, row in result["agreement"].items():
         for item in row["disagreements"]:
             sample = item["samples"][0]
             lines.append(
                 f"- **{step}**: greenfm `{item['greenfm']}` vs datatrove `{item['datatrove']}` "
-                f"({item['documents']} documents): {item['cause']}. E.g. `{sample['id']}` "
+                f"({item['documents']} documents, verified {item['verified']}): {item['cause']}. E.g. `{sample['id']}` "
                 f"({sample['source']}): {sample['text'][:100]!r}"
             )
     return "\n".join(lines) + "\n"

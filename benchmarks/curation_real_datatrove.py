@@ -1,7 +1,8 @@
 """datatrove's side of the real-text benchmark; runs inside benchmarks/.venv-datatrove (see curation_real.py).
 
 python curation_real_datatrove.py rules NORMALIZED.jsonl OUT.json
-    each FineWeb-recipe filter on its own over every document: {step: {id: reason or null}}
+    each FineWeb-recipe filter on its own over every document, as published and again with greenfm's word
+    definitions (greenfm_words): {"published" | "greenfm_words": {step: {id: reason or null}}}
 python curation_real_datatrove.py pipeline CORPUS_DIR WORK_DIR WORKERS
     FineWeb's recipe (examples/fineweb.py, without URL filter, extractor and language id) then MinHash
     dedup (5-grams, 14 x 8), with the local multi-process executor; prints {"seconds", "kept"}.
@@ -10,6 +11,7 @@ python curation_real_datatrove.py pipeline CORPUS_DIR WORK_DIR WORKERS
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from datatrove.data import Document
@@ -36,8 +38,7 @@ def filters(stop_chars):
     }
 
 
-def rules(source: str, out: str, stop_chars: str) -> None:
-    records = [json.loads(line) for line in Path(source).read_text(encoding="utf-8").splitlines()]
+def _decisions(records: list[dict], stop_chars: str) -> dict:
     decisions = {}
     for step, flt in filters(tuple(stop_chars)).items():
         found = {}
@@ -45,7 +46,32 @@ def rules(source: str, out: str, stop_chars: str) -> None:
             verdict = flt.filter(Document(text=record["text"], id=record["id"]))
             found[record["id"]] = None if verdict is True else (verdict[1] if isinstance(verdict, tuple) else "drop")
         decisions[step] = found
-    Path(out).write_text(json.dumps(decisions))
+    return decisions
+
+
+def _top_repeated(ngrams: list[str]) -> int:
+    """find_top_duplicate as greenfm reads the Gopher rule: the top n-gram must occur at least twice."""
+    ngram, count = Counter(ngrams).most_common(1)[0]
+    return len(ngram) * count if count >= 2 else 0
+
+
+def use_greenfm_words() -> None:
+    """Swap greenfm's documented word definitions into datatrove's filters (components/curate/README.md):
+    words are whitespace-separated (not spaCy tokens, which make every punctuation mark a word), and a top
+    n-gram is a repeated one. A disagreement that disappears with them is explained by them, checked on the
+    document itself rather than asserted."""
+    from datatrove.pipeline.filters import fineweb_quality_filter, gopher_quality_filter, gopher_repetition_filter
+
+    for module in (fineweb_quality_filter, gopher_quality_filter, gopher_repetition_filter):
+        module.split_into_words = lambda text, language: text.split()
+    gopher_repetition_filter.find_top_duplicate = _top_repeated
+
+
+def rules(source: str, out: str, stop_chars: str) -> None:
+    records = [json.loads(line) for line in Path(source).read_text(encoding="utf-8").splitlines()]
+    published = _decisions(records, stop_chars)
+    use_greenfm_words()
+    Path(out).write_text(json.dumps({"published": published, "greenfm_words": _decisions(records, stop_chars)}))
 
 
 def pipeline(source: str, work: Path, workers: int, stop_chars: str) -> None:

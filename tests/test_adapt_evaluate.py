@@ -177,6 +177,17 @@ def test_task_splits_are_disjoint_from_pretraining_and_each_other(task):
     assert data_fingerprint(task) == data_fingerprint(load_default_task())
 
 
+def test_the_task_parsed_from_its_packages_alone_is_the_task_of_the_whole_library():
+    """Steps that only read the task parse only its packages' files; that must give the task the corpus was cut
+    against (same examples, same order), or decontamination and the splits would drift apart."""
+    from components.common import default_data
+    from components.common.stdlib_text import iter_stdlib_docstrings
+
+    alone = list(iter_stdlib_docstrings(default_data.MIN_WORDS, packages=default_data.TASK_LABELS))
+    assert {doc.package for doc in alone} == set(default_data.TASK_LABELS)
+    assert tuple(default_data._task_docs(alone)) == default_data._stdlib_and_task_docs()[1]
+
+
 @pytest.fixture(scope="module")
 def evaluated(pretrained, curated, tmp_path_factory, task):
     """LoRA and its from-scratch arm adapted once, and the evaluation of both."""

@@ -166,7 +166,8 @@ def adapt(
     model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     lr = cfg.lr or LEARNING_RATES[method]
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
+    # multi-tensor (foreach), which torch picks by itself only on CUDA: on CPU bit-identical to the loop, faster
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay, foreach=True)
     generator = torch.Generator().manual_seed(cfg.seed)
     history = []
     model.train()

@@ -54,11 +54,15 @@ def _docstrings_of(module: str, tree: ast.Module) -> Iterator[tuple[str, str, st
                 stack.append((f"{name}.", child))
 
 
-def iter_stdlib_docstrings(min_words: int = 1) -> Iterator[Docstring]:
-    """Docstrings of the standard library in a fixed order (sorted paths, source order within a file)."""
+def iter_stdlib_docstrings(min_words: int = 1, packages: tuple[str, ...] = ()) -> Iterator[Docstring]:
+    """Docstrings of the standard library in a fixed order (sorted paths, source order within a file); with
+    `packages`, only those top-level packages' (their files alone are parsed)."""
     root = stdlib_root()
     for path in sorted(root.rglob("*.py")):
-        if _SKIP_DIRS.intersection(path.relative_to(root).parts[:-1]):
+        parts = path.relative_to(root).parts
+        if _SKIP_DIRS.intersection(parts[:-1]):
+            continue
+        if packages and parts[0].removesuffix(".py") not in packages:
             continue
         try:
             tree = ast.parse(path.read_bytes(), filename=str(path))
