@@ -374,8 +374,9 @@ def markdown(result: dict) -> str:
         "## Disagreements and their causes",
         "",
         "*verified*: of a disagreement's documents, how many datatrove's own filter decides as greenfm does once "
-        "it uses greenfm's word definitions (whitespace words, not spaCy tokens; a top n-gram must repeat); those "
-        "are explained by the definitions, checked on each document.",
+        "it uses greenfm's definitions (whitespace words, not spaCy tokens; a top n-gram must repeat; sentences "
+        "are end marks less abbreviations, not spaCy's splitter); those are explained by the definitions, checked "
+        "on each document.",
         "",
     ]
     for step, row in result["agreement"].items():

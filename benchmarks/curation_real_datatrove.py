@@ -12,6 +12,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from datatrove.data import Document
@@ -55,16 +56,36 @@ def _top_repeated(ngrams: list[str]) -> int:
     return len(ngram) * count if count >= 2 else 0
 
 
+def _greenfm_sentences() -> Callable[[str, str], list[str]]:
+    """A stand-in for datatrove's split_into_sentences: as many items as greenfm counts sentences
+    (components.curate.sentences, read from this repository: it imports nothing of Spark); C4's filter only
+    counts them."""
+    import regex
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from components.curate.sentences import ABBREVIATION, SENTENCE_END
+
+    ends, abbreviations = (regex.compile(p.replace(r"\z", r"\Z")) for p in (SENTENCE_END, ABBREVIATION))
+    return lambda text, language: [""] * (len(ends.findall(text)) - len(abbreviations.findall(text)))
+
+
 def use_greenfm_words() -> None:
-    """Swap greenfm's documented word definitions into datatrove's filters (components/curate/README.md):
-    words are whitespace-separated (not spaCy tokens, which make every punctuation mark a word), and a top
-    n-gram is a repeated one. A disagreement that disappears with them is explained by them, checked on the
-    document itself rather than asserted."""
-    from datatrove.pipeline.filters import fineweb_quality_filter, gopher_quality_filter, gopher_repetition_filter
+    """Swap greenfm's documented word and sentence definitions into datatrove's filters
+    (components/curate/README.md): words are whitespace-separated (not spaCy tokens, which make every
+    punctuation mark a word), a top n-gram is a repeated one, and sentences are end marks less abbreviations
+    (not spaCy's sentence splitter). A disagreement that disappears with them is explained by them, checked on
+    the document itself rather than asserted."""
+    from datatrove.pipeline.filters import (
+        c4_filters,
+        fineweb_quality_filter,
+        gopher_quality_filter,
+        gopher_repetition_filter,
+    )
 
     for module in (fineweb_quality_filter, gopher_quality_filter, gopher_repetition_filter):
         module.split_into_words = lambda text, language: text.split()
     gopher_repetition_filter.find_top_duplicate = _top_repeated
+    c4_filters.split_into_sentences = _greenfm_sentences()
 
 
 def rules(source: str, out: str, stop_chars: str) -> None:

@@ -123,6 +123,31 @@ def test_c4_sentences_skip_abbreviations_and_count_closing_quotes(spark):
     assert reasons["quotes"] == (None, None)
 
 
+def test_sentence_patterns_count_alike_in_spark_and_python(spark):
+    """The real-text benchmark hands greenfm's sentence count to datatrove through Python's `regex`; the
+    patterns must count there what Spark's Java regex counts."""
+    import regex
+    from pyspark.sql import functions as F
+
+    from components.curate.sentences import ABBREVIATION, SENTENCE_END
+
+    texts = [
+        "Mr. Smith walked past St. Mary's church with J. R. R. Tolkien on a Sunday.",
+        'He said "Stop." She answered \u201cNo.\u201d Then they left.',
+        "Wait... what?! It was e.g. a test.\nNo. 5 ends here.",
+        ENCYCLOPEDIA,
+    ]
+    in_spark = [
+        row.n
+        for row in spark.createDataFrame([(t,) for t in texts], ["text"])
+        .select((F.regexp_count("text", F.lit(SENTENCE_END)) - F.regexp_count("text", F.lit(ABBREVIATION))).alias("n"))
+        .collect()
+    ]
+    ends, abbreviations = (regex.compile(p.replace(r"\z", r"\Z")) for p in (SENTENCE_END, ABBREVIATION))
+    in_python = [len(ends.findall(t)) - len(abbreviations.findall(t)) for t in texts]
+    assert in_spark == in_python and in_python[:2] == [1, 3]
+
+
 def test_c4_curly_brace_and_lorem_ipsum_apply_to_the_kept_lines(spark):
     """A code line without end mark is dropped by the line filter before C4 looks for "{" (as released C4 did)."""
     page = ENCYCLOPEDIA.replace(". ", ".\n") + "\nif (ready) { start(); }\nLorem ipsum dolor sit amet"

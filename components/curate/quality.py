@@ -32,19 +32,12 @@ from pyspark.sql import types as T
 
 from components.curate.marks import Marked, first_failing, mark
 from components.curate.minhash import ngram_keys
+from components.curate.sentences import ABBREVIATION, SENTENCE_END
 from components.curate.steps import words_column
 
 GOPHER_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
 C4_POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 C4_CITATION = r"\[\d*\]|\[edit\]|\[citation needed\]"  # c4_utils.py's citation_regex
-# Sentence ends: a run of end marks, optional closing quotes or brackets, then a space or the end.
-_SENTENCE_END = "[.!?\u2026\u3002\uff01\uff1f]+[\"'\u201d\u2019\u00bb)\\]]*(?=\\s|\\z)"
-# Periods that end an abbreviation or an initial, not a sentence ("St. Paul", "J. R. R. Tolkien", "e.g. this").
-_ABBREVIATION = (
-    r"(?<![\p{L}\p{N}.])(?:Mr|Mrs|Ms|Dr|Prof|St|Sr|Jr|Mt|Ft|Gen|Col|Capt|Lt|Sgt|Rev|Hon|Gov|Sen|Rep|Inc|Ltd|Co|"
-    r"Corp|vs|cf|al|approx|Fig|fig|No|Vol|vol|pp|ch|Ch|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|"
-    r"e\.g|i\.e|\p{Lu})\.(?=\s|\z)"
-)
 
 
 @dataclass
@@ -158,7 +151,7 @@ def _stop_word_pattern(stop_words: tuple[str, ...]) -> str:
 
 def sentence_count(text: Column) -> Column:
     """Sentences: end marks followed by a space or the end, less the periods of abbreviations and initials."""
-    return F.regexp_count(text, F.lit(_SENTENCE_END)) - F.regexp_count(text, F.lit(_ABBREVIATION))
+    return F.regexp_count(text, F.lit(SENTENCE_END)) - F.regexp_count(text, F.lit(ABBREVIATION))
 
 
 # ------------------------------------------------------------------------------------------------ Gopher quality
