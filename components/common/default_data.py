@@ -84,7 +84,7 @@ def default_corpus_records() -> Iterator[dict]:
 @lru_cache(maxsize=1)
 def _task_docs_alone() -> tuple[Docstring, ...]:
     """The task's docstrings without the rest of the library: parsing only the task packages' files gives the
-    same list (only their docstrings can be task docstrings, and first occurrences keep their order) in a fifth
+    same list (only their docstrings can be task docstrings, and first occurrences keep their order) in a third
     of the time, which every step that only reads the task (decontamination, adapt, evaluate) saves."""
     if _stdlib_and_task_docs.cache_info().currsize:
         return _stdlib_and_task_docs()[1]
