@@ -120,24 +120,21 @@ def test_process_tree_leaves_spark_executors_out():
 
 
 def test_tracker_measures_the_named_process_tree(tmp_path):
-    """A tracker over another process counts that process's CPU, not its own (idle) process's."""
-    # The burner burns only once the tracker has started: starting codecarbon takes seconds on a loaded machine,
-    # and CPU time spent before the tracker's baseline is (rightly) not the tracker's.
-    burner = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time\nsys.stdin.read(1)\nt = time.process_time() + 3\nwhile time.process_time() < t: pass",
-        ],
-        stdin=subprocess.PIPE,
-    )
-    tracker = StageTracker("burn", Location(country_iso_code="SWE"), "process", root_pid=burner.pid).start()
+    """A tracker over another process counts that process's CPU, not its own process's: of two trackers in this
+    (sometimes busy) process, the one over a burning child counts the burn and the one over a sleeping child
+    almost nothing."""
+    # Each child waits on stdin: the burner burns only once its tracker has started (starting codecarbon takes
+    # seconds on a loaded machine, and CPU spent before a tracker's baseline is rightly not the tracker's).
+    burn = "import sys, time\nsys.stdin.read(1)\nt = time.process_time() + 3\nwhile time.process_time() < t: pass"
+    burner = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import sys\nsys.stdin.read()"], stdin=subprocess.PIPE)
+    busy = StageTracker("burn", Location(country_iso_code="SWE"), "process", root_pid=burner.pid).start()
+    idle = StageTracker("sleep", Location(country_iso_code="SWE"), "process", root_pid=sleeper.pid).start()
     burner.communicate(b"go")
-    burned = StageTracker("idle", Location(country_iso_code="SWE"), "process").start()
-    time.sleep(1)
-    idle = burned.stop()
-    busy = tracker.stop()
-    assert busy.cpu_kwh > 5 * idle.cpu_kwh > 0 and busy.tracking_mode == "process"
+    sleeper.communicate(b"")
+    slept, burned = idle.stop(), busy.stop()
+    assert burned.cpu_kwh > 0 and burned.cpu_kwh > 5 * slept.cpu_kwh
+    assert burned.tracking_mode == slept.tracking_mode == "process"
 
 
 def test_executor_daemon_measures_its_executor(tmp_path):
