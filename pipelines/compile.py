@@ -25,7 +25,5 @@ def compile_pipeline(out_file: str | Path, config: RunConfig | None = None) -> P
     out_file = Path(out_file)
     out_file.parent.mkdir(parents=True, exist_ok=True)
     config = config or DEFAULTS
-    pipeline = pipeline_for(config)
-    with compiling_with(config):
-        compiler.Compiler().compile(pipeline, str(out_file), pipeline_parameters=config.pipeline_arguments())
+    compiler.Compiler().compile(pipeline_for(config), str(out_file), pipeline_parameters=config.pipeline_arguments())
     return out_file
