@@ -60,13 +60,10 @@ def _greenfm_sentences() -> Callable[[str, str], list[str]]:
     """A stand-in for datatrove's split_into_sentences: as many items as greenfm counts sentences
     (components.curate.sentences, read from this repository: it imports nothing of Spark); C4's filter only
     counts them."""
-    import regex
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from components.curate.sentences import ABBREVIATION, SENTENCE_END
+    from components.curate.sentences import count_sentences
 
-    ends, abbreviations = (regex.compile(p.replace(r"\z", r"\Z")) for p in (SENTENCE_END, ABBREVIATION))
-    return lambda text, language: [""] * (len(ends.findall(text)) - len(abbreviations.findall(text)))
+    return lambda text, language: [""] * count_sentences(text)
 
 
 def use_greenfm_words() -> None:
