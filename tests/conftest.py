@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+# What greenfm caches on disk (components.common.default_data.cache_dir) stays out of the user's home.
+os.environ.setdefault("GREENFM_CACHE_DIR", tempfile.mkdtemp(prefix="greenfm-test-cache-"))
 
 
 @pytest.fixture

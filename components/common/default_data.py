@@ -5,18 +5,23 @@ chosen by a hash of their text, form the task; the task's own train/validation/t
 of the text. Hashing the text (not the id) matters: the standard library repeats docstrings (inherited
 methods, aliases), and a repeated text must land on one side only. So the task keeps one example per
 distinct text, and the pretraining corpus leaves out every docstring whose text is a task text, whatever
-package it comes from. Everything is a pure function of the Python version.
+package it comes from. Everything is a pure function of the Python version, so the parsed docstrings are kept on disk
+(`stdlib_docstrings`): every step of a run needs them, and parsing the library costs seconds each time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from collections.abc import Iterator
+from dataclasses import astuple
 from functools import lru_cache
 from pathlib import Path
 
-from components.common.stdlib_text import STDLIB_LICENSE, Docstring, iter_stdlib_docstrings
+from components.common import stdlib_text
+from components.common.stdlib_text import STDLIB_LICENSE, Docstring, iter_stdlib_docstrings, stdlib_root
 
 TASK_LABELS = ("asyncio", "email", "logging", "tkinter", "unittest", "xml")
 TASK_SHARE = 0.5
@@ -59,12 +64,55 @@ def _task_docs(docs: list[Docstring]) -> list[Docstring]:
     return chosen
 
 
+def cache_dir() -> Path:
+    """Where greenfm keeps what it derives from this machine alone: $GREENFM_CACHE_DIR, else the user's cache."""
+    if os.environ.get("GREENFM_CACHE_DIR"):
+        return Path(os.environ["GREENFM_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "greenfm"
+
+
+def docstrings_cache_file() -> Path:
+    """The parsed docstrings of this Python, named by everything they depend on: the interpreter's version and
+    standard library, and the code that parses and selects them (a changed rule makes a new file)."""
+    key = hashlib.sha256()
+    for part in (sys.version, str(stdlib_root()), Path(__file__).read_text(), Path(stdlib_text.__file__).read_text()):
+        key.update(part.encode() + b"\0")
+    return cache_dir() / f"stdlib-docstrings-{key.hexdigest()[:16]}.json"
+
+
+def _read_docstrings_cache(path: Path) -> tuple[tuple[Docstring, ...], tuple[Docstring, ...]] | None:
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+        docs = tuple(Docstring(*fields) for fields in cached["docs"])
+        return docs, tuple(docs[i] for i in cached["task"])
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        return None  # absent, or not what this code writes: parse again (and write it anew)
+
+
+def _write_docstrings_cache(path: Path, docs: tuple[Docstring, ...], task_docs: tuple[Docstring, ...]) -> None:
+    position = {id(doc): i for i, doc in enumerate(docs)}
+    content = json.dumps({"docs": [astuple(doc) for doc in docs], "task": [position[id(doc)] for doc in task_docs]})
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(content, encoding="utf-8")
+        partial.replace(path)  # atomic: a process reading it sees the whole file or none
+    except OSError:
+        partial.unlink(missing_ok=True)  # a read-only home (some pods) only costs the next step a parse
+
+
 @lru_cache(maxsize=1)
 def _stdlib_and_task_docs() -> tuple[tuple[Docstring, ...], tuple[Docstring, ...]]:
-    """Every docstring and the task's, parsed once per process (both depend only on this Python); the corpus
-    and the task are often wanted together (curation's decontamination reads the task)."""
-    docs = list(iter_stdlib_docstrings(MIN_WORDS))
-    return tuple(docs), tuple(_task_docs(docs))
+    """Every docstring and the task's (both depend only on this Python): read from the cache file, else parsed
+    and written there; once per process either way."""
+    path = docstrings_cache_file()
+    cached = _read_docstrings_cache(path)
+    if cached is not None:
+        return cached
+    docs = tuple(iter_stdlib_docstrings(MIN_WORDS))
+    task_docs = tuple(_task_docs(list(docs)))
+    _write_docstrings_cache(path, docs, task_docs)
+    return docs, task_docs
 
 
 def default_corpus_records() -> Iterator[dict]:
@@ -85,8 +133,9 @@ def default_corpus_records() -> Iterator[dict]:
 def _task_docs_alone() -> tuple[Docstring, ...]:
     """The task's docstrings without the rest of the library: parsing only the task packages' files gives the
     same list (only their docstrings can be task docstrings, and first occurrences keep their order) in a third
-    of the time, which every step that only reads the task (decontamination, adapt, evaluate) saves."""
-    if _stdlib_and_task_docs.cache_info().currsize:
+    of the time, which every step that only reads the task (decontamination, adapt, evaluate) saves where the
+    cache file is not there yet."""
+    if _stdlib_and_task_docs.cache_info().currsize or docstrings_cache_file().is_file():
         return _stdlib_and_task_docs()[1]
     return tuple(_task_docs(list(iter_stdlib_docstrings(MIN_WORDS, packages=TASK_LABELS))))
 
