@@ -1,6 +1,7 @@
 """Adaptation (LoRA, full, last-layer, head, auto), lineage and warm start; every evaluation metric on a
 hand-computed example; the LoRA-adapted model beats the baselines end to end."""
 
+import dataclasses
 import html as html_lib
 import json
 import math
@@ -14,8 +15,8 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from components.adapt.classifier import LINEAGE
-from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model, next_tokens
+from components.adapt.classifier import LINEAGE, Classifier
+from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model, next_tokens, predict
 from components.adapt.lineage import adapt_and_record, lineage_tree
 from components.adapt.lora import LoraConfig, LoraEmbedding, LoraLinear, apply_lora, lora_state_dict, merge_lora
 from components.adapt.methods import SMALL_DATA, auto_lora_rank, choose_method
@@ -24,7 +25,7 @@ from components.adapt.task import TaskData, check_splits, data_fingerprint, load
 from components.carbon.tracking import Location
 from components.common.contracts import TOKENS_DIR, read_split
 from components.common.default_data import default_corpus_records, text_key
-from components.evaluate.baselines import BagOfWords
+from components.evaluate.baselines import BagOfWords, _label_log_likelihood
 from components.evaluate.metrics import (
     accuracy,
     calibration_bins,
@@ -103,6 +104,35 @@ def test_perturbations_are_deterministic_and_change_the_text():
 def test_bag_of_words_baseline_by_hand():
     bow = BagOfWords(["red apple", "green apple", "blue sky"], ["fruit", "fruit", "sky"], ["fruit", "sky"])
     assert bow.predict_proba(["apple", "sky blue"]).argmax(-1).tolist() == [0, 1]
+
+
+def test_zero_shot_label_likelihood_is_the_whole_forward_pass_read_at_the_label():
+    """Batched by length and with the output layer only where a label token is predicted, the zero-shot score
+    must be log P(label | context) of the plain forward pass over each row alone, a context longer than the
+    model's window keeping its last tokens."""
+    torch.manual_seed(0)
+    model = Transformer(model_config("tiny", vocab_size=64, seq_len=16)).eval()
+    contexts = [torch.randint(0, 64, (n,)).tolist() for n in (1, 3, 9, 13, 14, 20, 5, 40)]
+    label = [7, 11]
+    expected = []
+    for context in contexts:
+        row = torch.tensor(context[-14:] + label)
+        logprobs = torch.log_softmax(model(row[None])[0].double(), dim=-1)
+        expected.append(sum(logprobs[len(row) - 3 + k, label[k]] for k in range(2)))
+    scores = _label_log_likelihood(model, contexts, label)
+    assert torch.allclose(scores.double(), torch.stack(expected), atol=1e-4)
+
+
+def test_predictions_batched_by_length_are_each_text_classified_alone_in_its_order():
+    torch.manual_seed(0)
+    model = Classifier(Transformer(model_config("tiny", vocab_size=64, seq_len=16)), n_labels=3)
+    lengths = torch.tensor([16, 2, 9, 1, 16, 5, 12, 3, 7])
+    tokens = torch.randint(1, 64, (len(lengths), 16))
+    tokens[torch.arange(16)[None, :] >= lengths[:, None]] = 0  # right padding
+    alone = torch.cat(
+        [torch.softmax(model(t[None, :n], n[None]), dim=-1) for t, n in zip(tokens, lengths, strict=True)]
+    )
+    assert torch.allclose(predict(model, tokens, lengths, batch_size=4), alone, atol=1e-5)
 
 
 def test_lora_starts_at_the_base_model_and_merges_exactly():
@@ -186,6 +216,30 @@ def test_the_task_parsed_from_its_packages_alone_is_the_task_of_the_whole_librar
     alone = list(iter_stdlib_docstrings(default_data.MIN_WORDS, packages=default_data.TASK_LABELS))
     assert {doc.package for doc in alone} == set(default_data.TASK_LABELS)
     assert tuple(default_data._task_docs(alone)) == default_data._stdlib_and_task_docs()[1]
+
+
+def test_the_docstrings_cache_is_read_back_as_parsed_and_a_broken_one_is_parsed_anew(tmp_path, monkeypatch):
+    from components.common import default_data
+
+    monkeypatch.setenv("GREENFM_CACHE_DIR", str(tmp_path))
+    load = default_data._stdlib_and_task_docs
+    try:
+        load.cache_clear()
+        parsed = load()  # no file yet: parsed, then written
+        path = default_data.docstrings_cache_file()
+        assert path.parent == tmp_path and path.is_file()
+        load.cache_clear()
+        assert load() == parsed
+        one = parsed[1][0]  # a file with one docstring, the task's: what is read is what the file says
+        path.write_text(json.dumps({"docs": [list(dataclasses.astuple(one))], "task": [0]}))
+        load.cache_clear()
+        assert load() == ((one,), (one,))
+        path.write_text(path.read_text()[:-5])  # cut short, as by a full disk
+        load.cache_clear()
+        assert load() == parsed
+        assert len(json.loads(path.read_text())["docs"]) == len(parsed[0])  # written whole again
+    finally:
+        load.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -78,16 +78,20 @@ class AdaptResult:
 
 @torch.no_grad()
 def predict(model: Classifier, tokens: torch.Tensor, lengths: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Class probabilities for every row (on the model's device; returned on the CPU)."""
+    """Class probabilities for every row (on the model's device; returned on the CPU, in the rows' order).
+
+    Rows go in batches of like length, each batch cut to its longest row: the padding past it changes nothing
+    (causal attention, pooling over real tokens only) and would cost as much as the text."""
     model.eval()
     device = next(model.parameters()).device
-    parts = [
-        F.softmax(
-            model(tokens[i : i + batch_size].to(device), lengths[i : i + batch_size].to(device)).float(), dim=-1
-        ).cpu()
-        for i in range(0, len(tokens), batch_size)
-    ]
-    return torch.cat(parts)
+    probs = torch.empty(len(tokens), model.head.out_features)
+    by_length = torch.argsort(lengths, stable=True)
+    for start in range(0, len(tokens), batch_size):
+        rows = by_length[start : start + batch_size]
+        width = max(int(lengths[rows].max()), 1)
+        logits = model(tokens[rows, :width].to(device), lengths[rows].to(device))
+        probs[rows] = F.softmax(logits.float(), dim=-1).cpu()
+    return probs
 
 
 def find_adapted_model(path: str | Path) -> Path:

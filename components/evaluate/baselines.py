@@ -63,23 +63,29 @@ class BagOfWords:
 
 @torch.no_grad()
 def _label_log_likelihood(model: Transformer, contexts: list[list[int]], label_ids: list[int]) -> torch.Tensor:
-    """log P(label_ids | context) for every context, keeping each context's last tokens that fit."""
-    seq_len = model.cfg.seq_len
-    room = seq_len - len(label_ids)
+    """log P(label_ids | context) for every context, keeping each context's last tokens that fit.
+
+    Rows are batched by length (each batch as wide as its longest row, not the longest of all), and only the
+    positions that predict a label token go through the vocabulary-wide output layer: the same numbers as the
+    whole forward pass at a fraction of its cost."""
+    room = model.cfg.seq_len - len(label_ids)
     rows = [ctx[-room:] + label_ids for ctx in contexts]
-    width = max(len(r) for r in rows)
-    tokens = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, row in enumerate(rows):
-        tokens[i, : len(row)] = torch.tensor(row)
-    scores = []
+    labels = torch.tensor(label_ids)
+    scores = torch.empty(len(rows))
+    by_length = sorted(range(len(rows)), key=lambda i: len(rows[i]))
     for start in range(0, len(rows), 64):
-        batch = tokens[start : start + 64]
-        logprobs = F.log_softmax(model(batch).float(), dim=-1)
-        for offset, row in enumerate(rows[start : start + 64]):
-            first = len(row) - len(label_ids)  # position of the first label token
-            picked = logprobs[offset, first - 1 : len(row) - 1].gather(-1, torch.tensor(label_ids)[:, None])
-            scores.append(picked.sum())
-    return torch.stack(scores)
+        batch = by_length[start : start + 64]
+        tokens = torch.zeros(len(batch), len(rows[batch[-1]]), dtype=torch.long)
+        for j, i in enumerate(batch):
+            tokens[j, : len(rows[i])] = torch.tensor(rows[i])
+        hidden = model.hidden_states(tokens)
+        # position p predicts token p + 1: the label's tokens are predicted from the last context token on
+        first = torch.tensor([len(rows[i]) - len(label_ids) - 1 for i in batch])
+        positions = first[:, None] + torch.arange(len(label_ids))[None, :]
+        predicting = hidden.gather(1, positions[..., None].expand(-1, -1, hidden.shape[-1]))
+        logprobs = F.log_softmax(model.output(predicting).float(), dim=-1)
+        scores[batch] = logprobs.gather(-1, labels.expand(len(batch), -1)[..., None]).sum((1, 2))
+    return scores
 
 
 @torch.no_grad()
