@@ -46,6 +46,19 @@ def with_transforms(df: DataFrame) -> DataFrame:
 REMOVED_COLUMNS = ("step", "reason", "value", "detail")
 
 
+def measured_columns(df: DataFrame, step: str, **measures: Column) -> tuple[DataFrame, dict[str, Column]]:
+    """`df` with each measure in a helper column of its own, and a reference to each.
+
+    A rule reads its measure twice (condition and value) and several rules share one (a word count): written
+    inline, Spark evaluates each occurrence inside the CASE WHEN again and generates code for all of them (Gopher
+    quality's first run: 6.9 s, 5.0 s with columns). A column is computed once: Spark does not inline a costly
+    column that is read twice.
+    """
+    names = {name: f"_{step}_{name}" for name in measures}
+    df = df.withColumns({names[name]: column for name, column in measures.items()})
+    return df, {name: F.col(column) for name, column in names.items()}
+
+
 def first_failing(step: str, rules: list[tuple[str, Column, Column]]) -> tuple[Column, Column]:
     """(reason code, measured value) of the first rule whose condition holds, from (rule, condition, value).
 

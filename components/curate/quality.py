@@ -30,7 +30,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from components.curate.marks import Marked, first_failing, mark
+from components.curate.marks import Marked, first_failing, mark, measured_columns
 from components.curate.minhash import ngram_keys
 from components.curate.sentences import ABBREVIATION, SENTENCE_END
 from components.curate.steps import words_column
@@ -159,18 +159,27 @@ def sentence_count(text: Column) -> Column:
 
 def gopher_quality(df: DataFrame, cfg: QualityConfig) -> Marked:
     text = F.col("text")
-    n_words = _size(words_column())
-    n_content = _count(text, _CONTENT_WORD)
-    content_chars = F.length(F.regexp_replace(text, _SYMBOL_WORD + r"|\s+", ""))
-    mean_length = content_chars / n_content
-    hashes = _count(text, "#") / n_content
-    ellipses = _count(text, "\\.\\.\\.|\u2026") / n_content
-    n_lines = _count(text, "\n") + 1
-    bullets, ellipsis_lines = _count(text, _BULLET_LINE) / n_lines, _count(text, _ELLIPSIS_LINE) / n_lines
-    alpha = _count(text, _ALPHA_WORD) / n_words
-    stop_words = F.size(
-        F.array_distinct(F.regexp_extract_all(F.lower(text), F.lit(_stop_word_pattern(cfg.stop_words)), F.lit(1)))
+    df, m = measured_columns(
+        df,
+        "gopher_quality",
+        n_words=_size(words_column()),
+        n_content=_count(text, _CONTENT_WORD),
+        content_chars=F.length(F.regexp_replace(text, _SYMBOL_WORD + r"|\s+", "")),
+        hashes=_count(text, "#"),
+        ellipses=_count(text, "\\.\\.\\.|\u2026"),
+        n_lines=_count(text, "\n") + 1,
+        bullets=_count(text, _BULLET_LINE),
+        ellipsis_lines=_count(text, _ELLIPSIS_LINE),
+        alpha=_count(text, _ALPHA_WORD),
+        stop_words=F.size(
+            F.array_distinct(F.regexp_extract_all(F.lower(text), F.lit(_stop_word_pattern(cfg.stop_words)), F.lit(1)))
+        ),
     )
+    n_content, n_lines = m["n_content"], m["n_lines"]
+    mean_length = m["content_chars"] / n_content
+    hashes, ellipses = m["hashes"] / n_content, m["ellipses"] / n_content
+    bullets, ellipsis_lines = m["bullets"] / n_lines, m["ellipsis_lines"] / n_lines
+    alpha, stop_words = m["alpha"] / m["n_words"], m["stop_words"]
     reason, value = first_failing(
         "gopher_quality",
         [
