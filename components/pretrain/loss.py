@@ -35,7 +35,9 @@ def _chunked(
         picked = t.clamp(min=0).unsqueeze(1)
         total += ((log_norm - logits.gather(1, picked).squeeze(1)) * keep).sum()
         if grad_rows is not None and grad_weight is not None:
-            grad_logits = torch.exp(logits - log_norm.unsqueeze(1))  # softmax
+            # softmax, in the logits' own memory: a fresh tensor this size is mapped and faulted in page by page
+            # on every step (glibc serves allocations over 32 MB with mmap), which cost more than the exp itself
+            grad_logits = logits.sub_(log_norm.unsqueeze(1)).exp_()
             grad_logits.scatter_add_(1, picked, -torch.ones_like(picked, dtype=grad_logits.dtype))
             grad_logits *= keep.unsqueeze(1) / denominator
             grad_rows[start : start + chunk] = (grad_logits.to(w.dtype) @ w).to(rows.dtype)
