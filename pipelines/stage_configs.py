@@ -14,7 +14,7 @@ from pipelines.config import RunConfig
 if TYPE_CHECKING:  # heavy imports (pyspark, torch) only where a stage is built
     from components.adapt.finetune import AdaptConfig
     from components.curate.job import CurateConfig
-    from components.pretrain.train import TrainConfig
+    from components.pretrain.config import TrainConfig
 
 
 def curate_config(run: RunConfig, builtin_corpus: bool) -> CurateConfig:
@@ -37,7 +37,7 @@ def gate_config(run: RunConfig) -> ValidateConfig:
 
 
 def train_config(run: RunConfig, init_from: str = "", checkpoint_dir: str = "") -> TrainConfig:
-    from components.pretrain.train import pipeline_train_config
+    from components.pretrain.config import pipeline_train_config
 
     return pipeline_train_config(
         model_size=run.model_size,

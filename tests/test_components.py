@@ -75,7 +75,7 @@ def test_mitigation_notes_count_the_deduplication_steps_only():
 def test_pretrain_energy_sums_the_worker_nodes_once(tmp_path):
     from components.carbon.records import EnergyRecord
     from components.common.contracts import ENERGY_DIR
-    from components.pretrain.train import with_node_energy
+    from components.pretrain.node_energy import with_node_energy
 
     def record(stage: str, kwh: float, seconds: float) -> EnergyRecord:
         return EnergyRecord(

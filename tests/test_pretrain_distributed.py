@@ -18,10 +18,12 @@ from components.carbon.tracking import aggregate_ranks
 from components.common.contracts import read_split
 from components.common.errors import GreenfmError
 from components.pretrain import resume
+from components.pretrain.config import TrainConfig
 from components.pretrain.data import GlobalBatches
 from components.pretrain.launch import LaunchConfig, run_local, torchrun_command
 from components.pretrain.mfu import mfu, peak_flops_for
-from components.pretrain.train import TrainConfig, node_energy_records, train
+from components.pretrain.node_energy import node_energy_records
+from components.pretrain.train import train
 
 TINY = TrainConfig(model_size="tiny", seq_len=32, batch_size=8, steps=12, warmup_steps=2, log_every=2, eval_batches=2)
 

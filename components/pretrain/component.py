@@ -43,8 +43,9 @@ def pretrain_op(
     from components.common.component_io import copy_outputs, measured
     from components.common.contracts import TOKENS_DIR, TRAIN_REPORT_MD
     from components.common.model_store import publish, warm_start_source
+    from components.pretrain.config import pipeline_train_config
     from components.pretrain.launch import LaunchConfig, launch
-    from components.pretrain.train import pipeline_train_config, with_node_energy
+    from components.pretrain.node_energy import with_node_energy
 
     config = pipeline_train_config(
         model_size=model_size,

@@ -41,7 +41,7 @@ from components.common.k8s_jobs import (
     owner_reference,
     watch_until,
 )
-from components.pretrain.train import TrainConfig, TrainResult
+from components.pretrain.config import TrainConfig, TrainResult
 from components.pretrain.worker import TORCHRUN_ENV, log_entry, worker_args
 
 PYTORCHJOB = CustomResource("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")

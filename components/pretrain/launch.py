@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from components.common.contracts import TRAIN_REPORT_JSON
 from components.common.errors import GreenfmError, root_cause
-from components.pretrain.train import TrainConfig, TrainResult
+from components.pretrain.config import TrainConfig, TrainResult
 from components.pretrain.worker import TORCHRUN_ENV, log_entry, worker_args
 
 if TYPE_CHECKING:

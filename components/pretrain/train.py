@@ -26,9 +26,7 @@ from pathlib import Path
 
 import torch
 
-from components.carbon.records import EnergyRecord
 from components.common.contracts import (
-    ENERGY_DIR,
     HF_DIR,
     PARENT_SHA256,
     TRAIN_REPORT_JSON,
@@ -42,108 +40,19 @@ from components.common.model_store import resolve
 from components.pretrain import resume
 from components.pretrain.attention import attention_backend, preferred_attention
 from components.pretrain.checkpoint import load_model, save_model
+from components.pretrain.config import TrainConfig, TrainResult
 from components.pretrain.data import GlobalBatches, consecutive_windows
 from components.pretrain.distributed import Dist, gradient_sync, mean_across_ranks, setup, teardown, wrap
 from components.pretrain.hf_export import export_llama
 from components.pretrain.mfu import mfu, peak_flops
 from components.pretrain.model import Transformer, flops_per_token, model_config
+from components.pretrain.node_energy import measure_node
 
 FLOPS_FORMULA = (
     "6·N_matmul + 12·L·d·T per token (N_matmul: the weights of every linear layer, the d×V output projection "
     "included even when tied to the embedding table; 12·L·d·T: attention scores and weighted sum, causal mask "
     "not discounted)"
 )
-
-
-@dataclass
-class TrainConfig:
-    model_size: str = "small"
-    seq_len: int = 128
-    batch_size: int = 16  # sequences per rank per micro-step
-    grad_accum: int = 1  # micro-steps per optimizer step; global batch = batch_size × grad_accum × ranks
-    steps: int = 200
-    lr: float = 3e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 20
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 1234
-    eval_batches: int = 20
-    log_every: int = 10  # also the only steps where the loop waits for the GPU
-    device: str = "auto"  # auto | cpu | cuda
-    compile: bool | None = None  # None: compile on CUDA only
-    init_from: str = ""  # a model directory to warm-start from (retraining on changed data); empty: random init
-    parallelism: str = "ddp"  # ddp | fsdp, when several processes train
-    checkpoint_every: int = 0  # DCP checkpoint every N steps (0: only at the end); a restart loses < N steps
-    # Write checkpoints in the background (None: on CUDA, where the step time matters). A crash during a write
-    # loses that checkpoint too: up to one more interval than a synchronous save.
-    async_checkpoints: bool | None = None
-    checkpoint_dir: str = ""  # empty: <model_dir>/checkpoints. A run finding a checkpoint there resumes from it
-    keep_checkpoints: int = 2
-    timing_warmup_steps: int = 3  # left out of tokens/s and MFU: compilation and allocator warm-up
-
-
-def pipeline_train_config(
-    *,
-    model_size: str,
-    seq_len: int,
-    batch_size: int,
-    train_steps: int,
-    learning_rate: float,
-    seed: int,
-    grad_accum: int,
-    parallelism: str,
-    checkpoint_every: int,
-    init_from: str = "",
-    checkpoint_dir: str = "",
-) -> TrainConfig:
-    """The TrainConfig behind the pipeline's parameters (the KFP component and RunConfig's builder use it). The
-    warmup policy: the first 10% of the optimizer steps, at least one."""
-    return TrainConfig(
-        model_size=model_size,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        steps=train_steps,
-        lr=learning_rate,
-        warmup_steps=max(1, train_steps // 10),
-        seed=seed,
-        init_from=init_from,
-        grad_accum=grad_accum,
-        parallelism=parallelism,
-        checkpoint_every=checkpoint_every,
-        checkpoint_dir=checkpoint_dir,
-    )
-
-
-@dataclass
-class TrainResult:
-    model_dir: str
-    train_loss: float | None
-    val_loss: float
-    tokens: int
-    tokens_per_second: float
-    total_flops: float
-    checkpoint_sha256: str
-    report: dict
-
-    @classmethod
-    def from_report(cls, model_dir: str | Path, report: dict) -> TrainResult:
-        return cls(
-            model_dir=str(model_dir),
-            train_loss=report["train_loss"],
-            val_loss=report["val_loss"],
-            tokens=report["tokens"],
-            tokens_per_second=report["tokens_per_second"],
-            total_flops=report["total_flops"],
-            checkpoint_sha256=report.get("checkpoint_sha256", ""),
-            report=report,
-        )
-
-    @classmethod
-    def load(cls, model_dir: str | Path) -> TrainResult | None:
-        """The result recorded beside a trained model; None when no report was written there."""
-        report = ModelDir(Path(model_dir)).train_report()
-        return cls.from_report(model_dir, report) if report else None
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -526,62 +435,6 @@ def main(argv: list[str] | None = None) -> None:
         measure_node(args.model_dir, args.energy_location, work)
     else:
         work()
-
-
-def measure_node(model_dir: str | Path, location_json: str, work: Callable[[], TrainResult]) -> None:
-    """One tracker per node (its local rank 0) in machine mode: the node's GPUs are the job's, and one tracker
-    per node counts every GPU and core once. Each attempt (torchrun restarts the workers after a failure) writes its own
-    record, also when it fails, so the energy of lost work is counted too."""
-    from components.carbon.tracking import Location, measure
-
-    node, attempt = os.environ.get("GROUP_RANK", "0"), os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    folder = Path(model_dir) / ENERGY_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"node{node}-attempt{attempt}.json"
-    try:
-        _, record = measure(f"pretrain-node{node}", Location(**json.loads(location_json)), work, "machine")
-    except Exception as error:
-        failed = getattr(error, "energy_record", None)
-        target.write_text(failed.dumps() if failed else "{}")
-        raise
-    target.write_text(record.dumps())
-
-
-def node_energy_records(model_dir: str | Path) -> list[EnergyRecord]:
-    """The per-node (per-attempt) records the workers wrote; empty when the workers did not measure. An empty
-    file is an attempt killed before its tracker stopped (nothing to count)."""
-    folder = Path(model_dir) / ENERGY_DIR
-    paths = sorted(folder.glob("node*-attempt*.json")) if folder.is_dir() else []
-    texts = [(p, p.read_text()) for p in paths]
-    return [EnergyRecord.from_json(text, str(p)) for p, text in texts if text.strip() not in ("", "{}")]
-
-
-def with_node_energy(energy: EnergyRecord, model_dir: str | Path) -> EnergyRecord:
-    """The stage's energy: the sum of the worker nodes' records when the workers measured themselves (a
-    PyTorchJob or TrainJob; one machine-mode tracker per node), else the launching pod's own.
-
-    The launching pod only waits (its record is process mode). When every record names its node, it counts
-    unless it shares a node with a worker, whose machine-mode record already covers it (aggregate_ranks); when
-    a node is unknown it might, so it is left out and kept as a note: no node is counted twice either way."""
-    from components.carbon.tracking import aggregate_ranks
-
-    nodes = node_energy_records(model_dir)
-    if not nodes:
-        return energy
-    named = all(r.host and not r.host.startswith("pod:") for r in [energy, *nodes])
-    total = aggregate_ranks([*nodes, energy] if named else nodes)
-    launcher_counted = named and not any(
-        d["stage"] == energy.stage for d in total.notes.get("left_out_double_counts", [])
-    )
-    total.stage = energy.stage
-    total.scope = f"{len(nodes)} node tracker(s), one per node (machine mode)" + (
-        " + the launcher pod (process mode, on another node)" if launcher_counted else ""
-    )
-    if not launcher_counted:
-        why = "on a worker's node: in its record" if named else "its node or a worker's is unknown"
-        total.notes["launcher_process_kwh_not_counted"] = energy.energy_kwh
-        total.notes["launcher_not_counted_because"] = why
-    return total
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from components.pretrain.train import TrainConfig
+from components.pretrain.config import TrainConfig
 
 WORKER_MODULE = "components.pretrain.train"
 # Workers of a restarted round must not join through the store the previous round used: its keys still hold
