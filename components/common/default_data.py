@@ -5,8 +5,8 @@ chosen by a hash of their text, form the task; the task's own train/validation/t
 of the text. Hashing the text (not the id) matters: the standard library repeats docstrings (inherited
 methods, aliases), and a repeated text must land on one side only. So the task keeps one example per
 distinct text, and the pretraining corpus leaves out every docstring whose text is a task text, whatever
-package it comes from. Everything is a pure function of the Python version, so the parsed docstrings are kept on disk
-(`stdlib_docstrings`): every step of a run needs them, and parsing the library costs seconds each time.
+package it comes from. Everything is a pure function of the Python version, so the parsed docstrings are kept
+on disk (`docstrings_cache_file`): every step of a run needs them, and parsing the library costs seconds.
 """
 
 from __future__ import annotations
@@ -71,13 +71,19 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "greenfm"
 
 
-def docstrings_cache_file() -> Path:
-    """The parsed docstrings of this Python, named by everything they depend on: the interpreter's version and
-    standard library, and the code that parses and selects them (a changed rule makes a new file)."""
+@lru_cache(maxsize=1)
+def _docstrings_key() -> str:
+    """Everything the parsed docstrings depend on: the interpreter's version and standard library, and the code
+    that parses and selects them (a changed rule makes a new file). Fixed for the life of a process."""
     key = hashlib.sha256()
     for part in (sys.version, str(stdlib_root()), Path(__file__).read_text(), Path(stdlib_text.__file__).read_text()):
         key.update(part.encode() + b"\0")
-    return cache_dir() / f"stdlib-docstrings-{key.hexdigest()[:16]}.json"
+    return key.hexdigest()[:16]
+
+
+def docstrings_cache_file() -> Path:
+    """The parsed docstrings of this Python, in the cache folder, named by `_docstrings_key`."""
+    return cache_dir() / f"stdlib-docstrings-{_docstrings_key()}.json"
 
 
 def _read_docstrings_cache(path: Path) -> tuple[tuple[Docstring, ...], tuple[Docstring, ...]] | None:
