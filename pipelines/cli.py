@@ -74,10 +74,10 @@ def run(
     """Run the whole DAG on this machine (kfp.local): curate → validate → pretrain → adapt → evaluate → carbon."""
     from components.common.run_status import FAILED, SUCCEEDED, write_status
     from pipelines.config import load_config
-    from pipelines.local_run import RUNNERS, STAGES, new_run_dir, on_this_machine, prepare_input, run_local
+    from pipelines.local_run import RUNNERS, new_run_dir, on_this_machine, prepare_input, run_local
     from pipelines.manifest import build_manifest, write_manifest
     from pipelines.reaper import supervised
-    from pipelines.tasks import task_key
+    from pipelines.tasks import stage_of_task, task_key
 
     if runner not in RUNNERS:
         raise GreenfmError(f"--runner {runner}: expected one of {', '.join(RUNNERS)}")
@@ -108,7 +108,7 @@ def run(
             rows: dict[str, TaskID] = {}
 
             def on_event(task: str, status: str) -> None:
-                stage = STAGES.get(task, task)
+                stage = stage_of_task().get(task, task)
                 if stage not in rows:
                     rows[stage] = progress.add_task(stage, total=1, status="running")
                 done = status != "RUNNING"

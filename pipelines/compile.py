@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kfp import compiler, dsl
+from kfp import compiler
+from kfp.dsl.graph_component import GraphComponent
 
-from pipelines.cluster_tasks import compiling_with
 from pipelines.config import COMPILE_TIME, DEFAULTS, RunConfig
-from pipelines.dag import PIPELINE_DESCRIPTION, PIPELINE_NAME, greenfm_pipeline
+from pipelines.dag import build_pipeline, greenfm_pipeline
 
 
-def pipeline_for(config: RunConfig):
+def pipeline_for(config: RunConfig) -> GraphComponent:
     """The pipeline with `config`'s compile-time settings (timeouts, retries, /dev/shm size) in its tasks: what
     `compile_pipeline` writes and what a local run executes."""
     if all(getattr(config, name) == getattr(DEFAULTS, name) for name in COMPILE_TIME):
-        return greenfm_pipeline  # decorated at import with these very settings; a graph costs seconds to build
-    with compiling_with(config):
-        # KFP builds a pipeline's graph when it is decorated: decorate again so the graph sees `config`.
-        return dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)(greenfm_pipeline.pipeline_func)
+        return greenfm_pipeline()  # built once per process with these very settings
+    return build_pipeline(config)
 
 
 def compile_pipeline(out_file: str | Path, config: RunConfig | None = None) -> Path:

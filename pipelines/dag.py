@@ -2,7 +2,10 @@
 select_region step before each heavy stage (curate, pretrain, adapt) whose output places it on the nodes of the
 least-emitting feasible region (node selector topology.kubernetes.io/region)."""
 
+from functools import cache
+
 from kfp import dsl, kubernetes
+from kfp.dsl.graph_component import GraphComponent
 
 from components.adapt.component import adapt_from_scratch_op, adapt_op
 from components.carbon.catalog import CLUSTER_CATALOG_PATH
@@ -17,7 +20,7 @@ from components.pretrain.component import pretrain_op
 from components.validate.component import gate_failed_op, validate_op
 from pipelines import cluster_tasks
 from pipelines.config import DEFAULTS as D
-from pipelines.config import documented_by_run_config
+from pipelines.config import RunConfig, documented_by_run_config
 
 PIPELINE_NAME = "greenfm"
 PIPELINE_DESCRIPTION = "Curate, validate, pretrain, adapt, evaluate, and state the carbon cost."
@@ -43,9 +46,8 @@ def placed(task, select):
     return kubernetes.add_node_selector_json(task, select.outputs["node_selector"])
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)
 @documented_by_run_config  # the Kubeflow UI form's descriptions: RunConfig's
-def greenfm_pipeline(
+def greenfm_dag(
     input_uri: str = D.input_uri,
     data_fingerprint: str = D.data_fingerprint,
     seed: int = D.seed,
@@ -281,3 +283,19 @@ def greenfm_pipeline(
         gate_failed = gate_failed_op(failures=validate.outputs["failures"]).after(failed_statement)
         gate_failed.set_display_name("gate-failed")
         cluster_tasks.control_task(gate_failed, cluster, retries=False)  # it fails on purpose
+
+
+def build_pipeline(config: RunConfig) -> GraphComponent:
+    """The pipeline with `config`'s compile-time settings (timeouts, retries, /dev/shm size) in its tasks.
+
+    KFP builds a pipeline's graph when it decorates the function, so each call decorates `greenfm_dag` anew."""
+    with cluster_tasks.compiling_with(config):
+        return dsl.pipeline(name=PIPELINE_NAME, description=PIPELINE_DESCRIPTION)(greenfm_dag)
+
+
+@cache
+def greenfm_pipeline() -> GraphComponent:
+    """The pipeline with the default settings, built on first use rather than at import: KFP calls
+    `inspect.stack()` for every task setting, and under an import the stack holds frozen importlib frames, for
+    each of which `inspect` scans all of `sys.modules` (the CLI spent 8 s there; built after the imports, 0.1 s)."""
+    return build_pipeline(D)

@@ -26,8 +26,6 @@ _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _RANK_PREFIX = re.compile(r"^\s*\[[\w-]+\]:")  # torchrun's "[rank0]:" / "[default0]:" line prefixes
 
-STAGES = stage_of_task()  # task key -> stage name shown to users
-
 
 @dataclass
 class LocalRun:
@@ -182,7 +180,7 @@ def run_local(
         except Exception as exc:  # a failed task: kfp.local raises; say what the task itself said
             failed = [task for task, status in tasks.items() if status == "FAILURE"]
             cause = next((tee.task_errors[t] for t in reversed(failed) if t in tee.task_errors), None)
-            stage = STAGES.get(failed[-1], failed[-1]) if failed else ""
+            stage = stage_of_task().get(failed[-1], failed[-1]) if failed else ""
             kfp_says = _ANSI.sub("", str(exc)).strip().splitlines()[:1] or [type(exc).__name__]
             error = f"{stage}: {cause}" if stage and cause else kfp_says[0]
         finally:

@@ -29,7 +29,7 @@ def task_keys() -> dict[str, tuple[str, ...]]:
     statement has one in each branch of the gate)."""
     from pipelines.dag import greenfm_pipeline
 
-    spec = greenfm_pipeline.pipeline_spec
+    spec = greenfm_pipeline().pipeline_spec
     dags = [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]
     keys: dict[str, list[str]] = {}
     for dag in dags:

@@ -14,7 +14,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-# What greenfm caches on disk (components.common.default_data.cache_dir) stays out of the user's home.
+# What greenfm caches on disk (components.common.machine_cache.cache_dir) stays out of the user's home.
 os.environ.setdefault("GREENFM_CACHE_DIR", tempfile.mkdtemp(prefix="greenfm-test-cache-"))
 
 

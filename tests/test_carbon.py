@@ -21,6 +21,44 @@ def test_measure_records_energy_and_reconciles(tmp_path):
     assert "France" in text and "busy" in text
 
 
+def test_the_cpu_probe_runs_once_per_boot_and_codecarbon_reads_its_answer(tmp_path, monkeypatch):
+    import cpuinfo
+    from codecarbon.core.util import detect_cpu_model
+
+    from components.carbon import cpu_probe
+
+    monkeypatch.setenv("GREENFM_CACHE_DIR", str(tmp_path / "cache"))
+    boot = tmp_path / "boot_id"
+    monkeypatch.setattr(cpu_probe, "BOOT_ID", boot)
+    probes: list[str] = []
+
+    def probe(answer: dict):
+        return lambda: probes.append("probed") or dict(answer)
+
+    boot.write_text("boot-1\n")
+    first = cpu_probe.cached_cpu_info(probe({"brand_raw": "Probe CPU", "count": 2}))
+    assert first == cpu_probe.cached_cpu_info(probe({"brand_raw": "other"})) == {"brand_raw": "Probe CPU", "count": 2}
+    assert len(probes) == 1
+    cpu_probe.cache_file().write_text("{")  # a broken file is probed anew
+    assert cpu_probe.cached_cpu_info(probe({"brand_raw": "Probe CPU"})) == {"brand_raw": "Probe CPU"}
+    assert len(probes) == 2
+    boot.write_text("boot-2\n")  # rebooted (or another VM): its own file
+    assert cpu_probe.cached_cpu_info(probe({"brand_raw": "New CPU"})) == {"brand_raw": "New CPU"}
+    assert len(probes) == 3
+    boot.write_text("boot-3\n")  # a failed probe ({}) is not kept
+    assert cpu_probe.cached_cpu_info(probe({})) == {} and cpu_probe.cached_cpu_info(probe({})) == {}
+    assert len(probes) == 5
+    boot.unlink()  # no boot id: every call probes
+    cpu_probe.cached_cpu_info(probe({"brand_raw": "x"})), cpu_probe.cached_cpu_info(probe({"brand_raw": "x"}))
+    assert len(probes) == 7
+
+    boot.write_text("boot-4\n")
+    cpu_probe.cache_file().write_text('{"brand_raw": "Planted CPU 1"}')
+    monkeypatch.setattr(cpuinfo, "get_cpu_info", cpuinfo.get_cpu_info)  # restored after the test
+    cpu_probe.install()
+    assert detect_cpu_model.__wrapped__() == "Planted CPU 1"  # what codecarbon's tracker reads
+
+
 def test_failed_stage_is_still_recorded():
     def boom():
         raise RuntimeError("stage broke")

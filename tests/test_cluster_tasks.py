@@ -175,14 +175,26 @@ def test_greenfm_compile_output_is_ready_for_either_kubeflow_profile(tmp_path):
         assert ("accelerator" in resources) == (name in GPU_STEPS), name
 
 
-def test_the_graph_built_at_import_serves_every_config_with_the_default_compile_time_settings():
+def test_no_import_builds_the_graph():
+    """KFP's inspect.stack() per task setting costs seconds under an import (frozen importlib frames): the graph is
+    built when first asked for, never as a side effect of importing the CLI or the DAG."""
+    import subprocess
+    import sys
+
+    probe = "import pipelines.cli, pipelines.local_run, pipelines.compile, pipelines.dag as d; "
+    probe += "print(d.greenfm_pipeline.cache_info().currsize)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "0"
+
+
+def test_the_default_graph_serves_every_config_with_the_default_compile_time_settings():
     """A local run's config differs from the defaults in run parameters only: those are arguments of the graph
-    decorated at import, so it is reused; other timeouts, retries or /dev/shm need a graph of their own."""
+    built once per process, so it is reused; other timeouts, retries or /dev/shm need a graph of their own."""
     from dataclasses import replace
 
     from pipelines.compile import pipeline_for
     from pipelines.dag import greenfm_pipeline
 
-    assert pipeline_for(replace(DEFAULTS, input_uri="/data/corpus.jsonl", train_steps=7)) is greenfm_pipeline
+    assert pipeline_for(replace(DEFAULTS, input_uri="/data/corpus.jsonl", train_steps=7)) is greenfm_pipeline()
     rebuilt = pipeline_for(replace(DEFAULTS, step_retries=DEFAULTS.step_retries + 1))
-    assert rebuilt is not greenfm_pipeline and rebuilt.pipeline_spec != greenfm_pipeline.pipeline_spec
+    assert rebuilt is not greenfm_pipeline() and rebuilt.pipeline_spec != greenfm_pipeline().pipeline_spec

@@ -130,9 +130,9 @@ def test_replace_and_direct_construction_are_checked_too():
 
 def test_dag_signature_and_ui_descriptions_come_from_run_config(tmp_path):
     from pipelines.compile import compile_pipeline
-    from pipelines.dag import greenfm_pipeline
+    from pipelines.dag import greenfm_dag
 
-    signature = inspect.signature(greenfm_pipeline.pipeline_func)
+    signature = inspect.signature(greenfm_dag)
     assert set(signature.parameters) == set(DEFAULTS.pipeline_arguments())  # all but the compile-time settings
     for name, parameter in signature.parameters.items():
         assert parameter.default == getattr(DEFAULTS, name), name

@@ -6,7 +6,7 @@ from pipelines.tasks import STAGE_LABELS, stage_of_task, task_key, task_keys
 
 
 def _all_tasks():
-    spec = greenfm_pipeline.pipeline_spec
+    spec = greenfm_pipeline().pipeline_spec
     dags = [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]
     return {
         key: task.task_info.name for dag in dags for key, task in dag.tasks.items() if task.HasField("component_ref")
@@ -24,7 +24,7 @@ def test_every_component_task_has_a_labelled_display_name():
 
 
 def test_each_placement_step_is_the_one_its_stage_reads():
-    spec = greenfm_pipeline.pipeline_spec
+    spec = greenfm_pipeline().pipeline_spec
     dags = [spec.root.dag, *(c.dag for c in spec.components.values() if c.HasField("dag"))]
     tasks = {key: task for dag in dags for key, task in dag.tasks.items()}
     for stage in ("curate", "pretrain", "adapt"):

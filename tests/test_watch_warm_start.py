@@ -48,7 +48,7 @@ def test_warm_start_parameter_is_wired_through_the_pipeline():
     from pipelines.dag import greenfm_pipeline
 
     assert RunConfig().warm_start_model == ""
-    assert "warm_start_model" in greenfm_pipeline.component_spec.inputs
+    assert "warm_start_model" in greenfm_pipeline().component_spec.inputs
     assert "warm_start_model" in pretrain_op.component_spec.inputs
     assert "init_from=warm_start_source(warm_start_model, model_store)" in inspect.getsource(pretrain_op.python_func)
 

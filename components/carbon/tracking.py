@@ -99,6 +99,10 @@ def process_tree(root: psutil.Process) -> list[psutil.Process]:
 def _tracker(stage: str, location: Location, tracking_mode: str):
     from codecarbon import OfflineEmissionsTracker
 
+    from components.carbon import cpu_probe
+
+    cpu_probe.install()  # the CPU's brand from this boot's probe, not a new 1.3 s probe per step
+
     options: dict[str, Any] = dict(
         project_name=f"greenfm-{stage}",
         measure_power_secs=1,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import astuple
@@ -21,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from components.common import stdlib_text
+from components.common.machine_cache import cache_dir, write_cache_file
 from components.common.stdlib_text import STDLIB_LICENSE, Docstring, iter_stdlib_docstrings, stdlib_root
 
 TASK_LABELS = ("asyncio", "email", "logging", "tkinter", "unittest", "xml")
@@ -64,13 +64,6 @@ def _task_docs(docs: list[Docstring]) -> list[Docstring]:
     return chosen
 
 
-def cache_dir() -> Path:
-    """Where greenfm keeps what it derives from this machine alone: $GREENFM_CACHE_DIR, else the user's cache."""
-    if os.environ.get("GREENFM_CACHE_DIR"):
-        return Path(os.environ["GREENFM_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "greenfm"
-
-
 @lru_cache(maxsize=1)
 def _docstrings_key() -> str:
     """Everything the parsed docstrings depend on: the interpreter's version and standard library, and the code
@@ -98,13 +91,7 @@ def _read_docstrings_cache(path: Path) -> tuple[tuple[Docstring, ...], tuple[Doc
 def _write_docstrings_cache(path: Path, docs: tuple[Docstring, ...], task_docs: tuple[Docstring, ...]) -> None:
     position = {id(doc): i for i, doc in enumerate(docs)}
     content = json.dumps({"docs": [astuple(doc) for doc in docs], "task": [position[id(doc)] for doc in task_docs]})
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(content, encoding="utf-8")
-        partial.replace(path)  # atomic: a process reading it sees the whole file or none
-    except OSError:
-        partial.unlink(missing_ok=True)  # a read-only home (some pods) only costs the next step a parse
+    write_cache_file(path, content)  # a read-only home (some pods) only costs the next step a parse
 
 
 @lru_cache(maxsize=1)
