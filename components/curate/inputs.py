@@ -153,6 +153,21 @@ def _walk(root: Path) -> list[Path]:
     return entries
 
 
+def stored_bytes(uri: str | Path) -> int | None:
+    """Bytes a local input (a file or a folder) takes on disk; None for a remote URI or one that cannot be read
+    (scan_inputs reports that)."""
+    uri = str(uri)
+    if is_remote(uri):
+        return None
+    root = Path(uri)
+    try:
+        if root.is_file():
+            return root.stat().st_size
+        return sum(path.stat().st_size for path in _walk(root) if path.is_file()) if root.is_dir() else None
+    except (OSError, InputError):
+        return None
+
+
 def scan_inputs(uri: str | Path, strict: bool = False) -> InputListing:
     """Every file under `uri`, each to be read or skipped with its reason. Raises InputError naming the path on
     bad input; with `strict`, a skipped file is an error too."""

@@ -48,8 +48,9 @@ from components.common.k8s_jobs import (
     owned,
     owner_reference,
 )
+from components.curate.inputs import stored_bytes
 from components.curate.job import REPORT_JSON, CurateConfig, CurateResult, curate
-from components.curate.spark_session import get_spark
+from components.curate.spark_session import get_spark, quick_jit_suits
 
 BACKENDS = ("local", "client", "operator")
 SPARK_APP_GROUP, SPARK_APP_VERSION, SPARK_APP_PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
@@ -387,7 +388,8 @@ def curate_with_backend(
     config = config or CurateConfig()
     cfg = cfg or SparkK8sConfig.from_env()
     if cfg.backend == "local":
-        return curate(input_uri, output_dir, config, spark=get_spark(cfg.local_master or None))
+        spark = get_spark(cfg.local_master or None, quick_jit=quick_jit_suits(stored_bytes(input_uri)))
+        return curate(input_uri, output_dir, config, spark=spark)
     settings = asdict(config)
     name = application_name(input_uri, str(output_dir), settings)
     shared = Path(cfg.workspace_mount) / "curate" / name  # where the driver and every executor can write
