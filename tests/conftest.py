@@ -70,7 +70,7 @@ def run_inputs():
 def spark():
     from components.curate.spark_session import get_spark
 
-    session = get_spark("local[2]", shuffle_partitions=4, quick_jit=True)  # tiny inputs, as a small local run
+    session = get_spark("local[2]", shuffle_partitions=4, small_input=True)  # tiny inputs, as a small local run
     yield session
     session.stop()
 

@@ -425,9 +425,9 @@ def test_client_backend_runs_with_the_runs_executors_and_placement(recording_bui
     assert result.documents == 3 and (tmp_path / "out" / REPORT_JSON).is_file()
 
 
-def test_a_local_curation_of_a_small_input_starts_its_jvm_with_c1_only(recording_builder, monkeypatch, tmp_path):
-    """Short local jobs spend their time in C2 compilations (spark_session.QUICK_JIT_OPTION); larger or remote
-    inputs, and any cluster session, keep the default JIT."""
+def test_a_local_curation_of_a_small_input_gets_the_small_input_session(recording_builder, monkeypatch, tmp_path):
+    """Short local jobs spend their time in C2 compilations and re-planning (spark_session.SMALL_INPUT_CONF);
+    larger or remote inputs, and any cluster session, keep Spark's defaults."""
     from components.curate import k8s as curate_k8s
     from components.curate.inputs import stored_bytes
 
@@ -440,20 +440,24 @@ def test_a_local_curation_of_a_small_input_starts_its_jvm_with_c1_only(recording
     assert stored_bytes(corpus) == 16 + 20 and stored_bytes(corpus / "a.jsonl") == 16
     assert stored_bytes("s3a://bucket/corpus") is None and stored_bytes(tmp_path / "missing") is None
 
-    def java_options(input_uri, max_bytes=spark_session.QUICK_JIT_MAX_INPUT_BYTES):
+    def settings(input_uri, max_bytes=spark_session.SMALL_INPUT_MAX_BYTES):
         monkeypatch.setattr(spark_session, "_session", None)
-        monkeypatch.setattr(spark_session, "QUICK_JIT_MAX_INPUT_BYTES", max_bytes)
+        monkeypatch.setattr(spark_session, "SMALL_INPUT_MAX_BYTES", max_bytes)
         builder.conf.clear()
         curate_with_backend(str(input_uri), tmp_path / "out", CurateConfig(), from_pipeline("local", 0, None, env={}))
-        return builder.conf.get("spark.driver.extraJavaOptions")
+        return {key: builder.conf.get(key) for key in spark_session.SMALL_INPUT_CONF}
 
-    assert java_options(corpus) == spark_session.QUICK_JIT_OPTION
-    assert java_options(corpus, max_bytes=35) is None  # 36 bytes: over the limit
-    assert java_options("gs://bucket/corpus") is None  # size unknown
+    assert settings(corpus) == {
+        "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1",
+        "spark.sql.adaptive.enabled": "false",
+    }
+    defaults = dict.fromkeys(spark_session.SMALL_INPUT_CONF)
+    assert settings(corpus, max_bytes=35) == defaults  # 36 bytes: over the limit
+    assert settings("gs://bucket/corpus") == defaults  # size unknown
     monkeypatch.setattr(spark_session, "_session", None)
     builder.conf.clear()
-    spark_session.get_spark("k8s://https://kubernetes.default.svc:443", quick_jit=True)
-    assert "spark.driver.extraJavaOptions" not in builder.conf
+    spark_session.get_spark("k8s://https://kubernetes.default.svc:443", small_input=True)
+    assert not set(spark_session.SMALL_INPUT_CONF) & set(builder.conf)
 
 
 def test_get_spark_under_spark_submit_keeps_its_master(recording_builder, monkeypatch):

@@ -50,7 +50,7 @@ from components.common.k8s_jobs import (
 )
 from components.curate.inputs import stored_bytes
 from components.curate.job import REPORT_JSON, CurateConfig, CurateResult, curate
-from components.curate.spark_session import get_spark, quick_jit_suits
+from components.curate.spark_session import get_spark, is_small_input
 
 BACKENDS = ("local", "client", "operator")
 SPARK_APP_GROUP, SPARK_APP_VERSION, SPARK_APP_PLURAL = "sparkoperator.k8s.io", "v1beta2", "sparkapplications"
@@ -388,7 +388,7 @@ def curate_with_backend(
     config = config or CurateConfig()
     cfg = cfg or SparkK8sConfig.from_env()
     if cfg.backend == "local":
-        spark = get_spark(cfg.local_master or None, quick_jit=quick_jit_suits(stored_bytes(input_uri)))
+        spark = get_spark(cfg.local_master or None, small_input=is_small_input(stored_bytes(input_uri)))
         return curate(input_uri, output_dir, config, spark=spark)
     settings = asdict(config)
     name = application_name(input_uri, str(output_dir), settings)

@@ -9,30 +9,33 @@ from pyspark.sql import SparkSession
 
 _session: SparkSession | None = None
 
-# A local session's driver JVM is also its only executor, and HotSpot's tiered JIT spends the first minute of a
-# curation compiling: JFR counted 30,000 compilations and 62 s of compiler-thread CPU in a 59 s curation of the
-# built-in corpus on 2 cores, most of it C2 optimizing code that runs a few times. C1 alone compiles cheaply and
-# runs somewhat slower: curating that corpus (2.2 MB) took 40 s instead of 50 on a 2-core EPYC, an 18 MB input 71
-# instead of 75; on longer runs C2's faster code pays for itself, so larger inputs keep the default JIT.
-QUICK_JIT_OPTION = "-XX:TieredStopAtLevel=1"
-QUICK_JIT_MAX_INPUT_BYTES = 64 << 20
+# A local session over a small input spends more time preparing work than doing it. Its driver JVM is also its
+# only executor, and HotSpot's tiered JIT compiles through the whole of a short curation: JFR counted 30,000
+# compilations and 62 s of compiler-thread CPU in a 59 s curation of the built-in corpus on 2 cores, mostly C2
+# optimizing code that runs a few times. C1 alone compiles cheaply and runs somewhat slower. Adaptive query
+# execution re-plans every query at each shuffle, to coalesce partitions and pick joins from sizes that do not
+# matter here. Curating that corpus (2.2 MB) in-process on a 2-core EPYC: 50 s by default, 41 s with C1 only
+# (three runs each), 36 s without AQE as well; an 18 MB input, 75 s and 71 s (C1). On longer runs C2's code
+# and AQE pay for themselves, so larger inputs keep Spark's defaults.
+SMALL_INPUT_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1", "spark.sql.adaptive.enabled": "false"}
+SMALL_INPUT_MAX_BYTES = 64 << 20
 
 
-def quick_jit_suits(input_bytes: int | None) -> bool:
-    """Whether a local session over `input_bytes` of input (None: unknown, e.g. remote) starts with C1 only."""
-    return input_bytes is not None and input_bytes <= QUICK_JIT_MAX_INPUT_BYTES
+def is_small_input(input_bytes: int | None) -> bool:
+    """Whether `input_bytes` of input (None: unknown, e.g. remote) gets a local session with SMALL_INPUT_CONF."""
+    return input_bytes is not None and input_bytes <= SMALL_INPUT_MAX_BYTES
 
 
 def get_spark(
     master: str | None = None,
     shuffle_partitions: int | None = None,
     conf: dict[str, str] | None = None,
-    quick_jit: bool = False,
+    small_input: bool = False,
 ) -> SparkSession:
     """The process's Spark session, created on first use with `master` (default local[*]) and `conf`.
 
-    `quick_jit` starts a local session's JVM with C1 only (`QUICK_JIT_OPTION`): for short local jobs. It only
-    applies when this call creates the session, and never to a cluster's driver or executors.
+    `small_input` gives a local session `SMALL_INPUT_CONF` (C1 only, no adaptive execution): for short local
+    jobs. It applies only when this call creates the session, and never to a cluster's driver or executors.
 
     On a cluster, the caller passes the master and the conf it needs (components.curate.k8s builds the
     k8s:// client-mode conf); nothing here reads cluster settings from the environment. Under spark-submit (a
@@ -59,7 +62,7 @@ def get_spark(
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.driver.memory": "4g",
         "spark.sql.session.timeZone": "UTC",
-        **({"spark.driver.extraJavaOptions": QUICK_JIT_OPTION} if quick_jit and local else {}),
+        **(SMALL_INPUT_CONF if small_input and local else {}),
         **(conf or {}),
     }
     builder = SparkSession.builder.master(master) if master else SparkSession.builder
