@@ -9,14 +9,10 @@ from pyspark.sql import SparkSession
 
 _session: SparkSession | None = None
 
-# A local session over a small input spends more time preparing work than doing it. Its driver JVM is also its
-# only executor, and HotSpot's tiered JIT compiles through the whole of a short curation: JFR counted 30,000
-# compilations and 62 s of compiler-thread CPU in a 59 s curation of the built-in corpus on 2 cores, mostly C2
-# optimizing code that runs a few times. C1 alone compiles cheaply and runs somewhat slower. Adaptive query
-# execution re-plans every query at each shuffle, to coalesce partitions and pick joins from sizes that do not
-# matter here. Curating that corpus (2.2 MB) in-process on a 2-core EPYC: 50 s by default, 41 s with C1 only
-# (three runs each), 36 s without AQE as well; an 18 MB input, 75 s and 71 s (C1). On longer runs C2's code
-# and AQE pay for themselves, so larger inputs keep Spark's defaults.
+# A local session over a small input spends more time preparing work than doing it: its driver JVM is also its
+# only executor, C2 compiles code that runs a few times for the whole of a short curation, and adaptive query
+# execution re-plans every query for sizes that do not matter. C1 alone and no AQE make it faster; on longer runs
+# C2's code and AQE pay for themselves, so larger inputs keep Spark's defaults (measurements: components/curate/README.md).
 SMALL_INPUT_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1", "spark.sql.adaptive.enabled": "false"}
 SMALL_INPUT_MAX_BYTES = 64 << 20
 
