@@ -12,11 +12,20 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from typer.testing import CliRunner
 
 from components.adapt.classifier import LINEAGE, Classifier
-from components.adapt.finetune import AdaptConfig, adapt, find_adapted_model, next_tokens, predict
+from components.adapt.finetune import (
+    AdaptConfig,
+    adapt,
+    backward_batch,
+    find_adapted_model,
+    length_groups,
+    next_tokens,
+    predict,
+)
 from components.adapt.lineage import adapt_and_record, lineage_tree
 from components.adapt.lora import LoraConfig, LoraEmbedding, LoraLinear, apply_lora, lora_state_dict, merge_lora
 from components.adapt.methods import SMALL_DATA, auto_lora_rank, choose_method
@@ -41,6 +50,7 @@ from components.evaluate.metrics import (
 from components.evaluate.perturb import casing, perturb, typos, whitespace
 from components.evaluate.report import EvalConfig, evaluate, window_losses
 from components.pretrain.checkpoint import load_model, save_model
+from components.pretrain.loss import linear_cross_entropy
 from components.pretrain.model import Transformer, model_config
 from pipelines.cli import app
 
@@ -412,3 +422,39 @@ def test_report_html_renders_tables_and_text_in_headless_chromium(evaluated, tmp
     assert accuracy["rows"][0][1] == f"{adapted['value']:.3f} [{adapted['low']:.3f}, {adapted['high']:.3f}]"
     verdicts = {c["verdict"] for c in report.details["accuracy"]["comparisons"].values()}
     assert verdicts <= set(seen["bold"])  # each verdict shown in bold, as words
+
+
+def test_length_groups_partition_the_batch_by_length_at_least_cost():
+    lengths = torch.tensor([128, 10, 12, 127, 11, 9])
+    groups = length_groups(lengths, group_cost=50)
+    assert sorted(torch.cat(groups).tolist()) == list(range(6))
+    assert [sorted(lengths[g].tolist()) for g in groups] == [[9, 10, 11, 12], [127, 128]]
+    # one more pass costs more than the padding it saves: one group
+    assert len(length_groups(lengths, group_cost=10_000)) == 1
+    assert len(length_groups(torch.tensor([5, 5, 5]), group_cost=1)) == 1  # equal lengths save nothing
+
+
+@pytest.mark.parametrize("lm_loss_weight", [0.0, 0.5])
+def test_backward_batch_in_groups_matches_the_padded_batch(lm_loss_weight):
+    torch.manual_seed(0)
+    model = Classifier(Transformer(model_config("tiny", vocab_size=64, seq_len=16)), 3)
+    lengths = torch.tensor([16, 3, 4, 15, 2, 5])
+    tokens = torch.randint(0, 64, (6, 16))
+    tokens[torch.arange(16)[None, :] >= lengths[:, None]] = 0  # padding
+    labels = torch.tensor([0, 1, 2, 1, 0, 2])
+    assert len(length_groups(lengths, group_cost=1)) > 1
+
+    hidden = model.backbone.hidden_states(tokens)  # reference: the whole padded batch at once
+    expected = F.cross_entropy(model.classify(hidden, lengths), labels)
+    if lm_loss_weight:
+        lm = linear_cross_entropy(hidden[:, :-1], model.backbone.output.weight, next_tokens(tokens, lengths))
+        expected = expected + lm_loss_weight * lm
+    expected.backward()
+    reference = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+
+    # group_cost 1: several groups even on this tiny batch
+    loss = backward_batch(model, tokens, lengths, labels, lm_loss_weight, torch.device("cpu"), group_cost=1)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    for name, p in model.named_parameters():
+        assert torch.allclose(p.grad, reference[name], atol=1e-6, rtol=1e-4), name

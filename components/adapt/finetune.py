@@ -132,6 +132,57 @@ def next_tokens(tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return targets
 
 
+GROUP_COST_TOKENS = 256  # what one more forward/backward pass costs, in padded tokens (CPU, small model)
+
+
+def length_groups(lengths: torch.Tensor, group_cost: int = GROUP_COST_TOKENS) -> list[torch.Tensor]:
+    """Positions of a batch's rows in groups of like length, each run cut to its longest row, so the padding
+    past a text is not computed. The split minimizes Σ rows × width + group_cost per group (exact, over the
+    rows sorted by length). The batch's loss is the same sum over rows: the groups only skip padding, which
+    changes nothing (causal attention; pooling over real tokens only). `predict` cuts its batches the same way,
+    over a whole split sorted by length."""
+    order = torch.argsort(lengths, stable=True)
+    widths = lengths[order].clamp(min=1).tolist()
+    best, cut = [0] + [0] * len(widths), [0] * (len(widths) + 1)
+    for end in range(1, len(widths) + 1):
+        choices = [(best[start] + group_cost + (end - start) * widths[end - 1], start) for start in range(end)]
+        best[end], cut[end] = min(choices)
+    groups, end = [], len(widths)
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
+
+
+def backward_batch(
+    model: Classifier,
+    tokens: torch.Tensor,
+    lengths: torch.Tensor,
+    labels: torch.Tensor,
+    lm_loss_weight: float,
+    device: torch.device,
+    group_cost: int = GROUP_COST_TOKENS,
+) -> torch.Tensor:
+    """Back-propagate one batch's loss (mean classification cross-entropy, plus `lm_loss_weight` × the mean
+    next-token loss over the texts' tokens) in length groups (`length_groups`); returns the loss."""
+    batch_loss = torch.zeros((), device=device)
+    lm_targets = (lengths - 1).clamp(min=0).sum().clamp(min=1)
+    for group in length_groups(lengths, group_cost):
+        width = max(int(lengths[group].max()), 2)
+        rows, row_lengths = tokens[group, :width].to(device), lengths[group].to(device)
+        hidden = model.backbone.hidden_states(rows)
+        logits = model.classify(hidden, row_lengths)
+        loss = F.cross_entropy(logits, labels[group].to(device), reduction="sum") / len(lengths)
+        if lm_loss_weight > 0:
+            targets = next_tokens(rows, row_lengths)
+            share = (targets != IGNORE_INDEX).sum() / lm_targets  # the group's part of the batch's mean
+            lm_loss = linear_cross_entropy(hidden[:, :-1], model.backbone.output.weight, targets) * share
+            loss = loss + lm_loss_weight * lm_loss
+        loss.backward()
+        batch_loss += loss.detach()
+    return batch_loss
+
+
 def _device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
 
@@ -177,18 +228,12 @@ def adapt(
     model.train()
     for step in range(cfg.steps):
         rows = torch.randint(0, len(train[0]), (cfg.batch_size,), generator=generator)
-        tokens, lengths = train[0][rows].to(device), train[1][rows].to(device)
-        hidden = model.backbone.hidden_states(tokens)
-        loss = F.cross_entropy(model.classify(hidden, lengths), train[2][rows].to(device))
-        if cfg.lm_loss_weight > 0:
-            lm_loss = linear_cross_entropy(hidden[:, :-1], backbone.output.weight, next_tokens(tokens, lengths))
-            loss = loss + cfg.lm_loss_weight * lm_loss
-        loss.backward()
+        batch_loss = backward_batch(model, train[0][rows], train[1][rows], train[2][rows], cfg.lm_loss_weight, device)
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         if (step + 1) % 25 == 0:
-            history.append({"step": step + 1, "loss": round(loss.item(), 4)})
+            history.append({"step": step + 1, "loss": round(batch_loss.item(), 4)})
     val_accuracy = (predict(model, val[0], val[1]).argmax(-1) == val[2]).float().mean().item()
     trainable_count = sum(p.numel() for p in trainable)
     total_count = sum(p.numel() for p in model.parameters())
