@@ -166,7 +166,8 @@ def backward_batch(
     """Back-propagate one batch's loss (mean classification cross-entropy, plus `lm_loss_weight` × the mean
     next-token loss over the texts' tokens) in length groups (`length_groups`); returns the loss."""
     batch_loss = torch.zeros((), device=device)
-    lm_targets = (lengths - 1).clamp(min=0).sum().clamp(min=1)
+    if lm_loss_weight > 0:  # the batch's next-token targets, which each group's mean is a share of
+        lm_targets = (next_tokens(tokens, lengths) != IGNORE_INDEX).sum().clamp(min=1).to(device)
     for group in length_groups(lengths, group_cost):
         width = max(int(lengths[group].max()), 2)
         rows, row_lengths = tokens[group, :width].to(device), lengths[group].to(device)
