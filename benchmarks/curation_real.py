@@ -18,10 +18,12 @@ Writes benchmarks/results/curation_real.json and curation_real.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -52,6 +54,8 @@ PACKAGES = [
     "man-db",
     "groff-base",
 ]
+# The scaling run's larger pool adds two dictionaries (GCIDE, WordNet), Ambrose Bierce's and Russian fortunes.
+SCALING_PACKAGES = ["dict-gcide", "dict-wn", "dict-devil", "fortunes-ru"]
 
 # Documented differences (components/curate/README.md) that explain a disagreement, by (step, greenfm code,
 # datatrove reason); None is "kept".
@@ -60,10 +64,12 @@ CAUSES = {
     "hyphens and symbols into several words, so a document just under 50 whitespace words can have 50 tokens",
     ("gopher_quality", None, "gopher_short_doc"): "words: greenfm counts whitespace words without pure-punctuation "
     "tokens; spaCy splits fewer tokens on some texts (URLs, numbers)",
-    ("gopher_quality", None, "gopher_enough_stop_words"): "stop words: datatrove matches them case-sensitively "
-    '("The" is not "the"), greenfm case-insensitively',
+    ("gopher_quality", None, "gopher_enough_stop_words"): "stop words: datatrove matches whole tokens "
+    'case-sensitively ("The" is not "the"); greenfm lower-cases the text and finds a stop word between spaces or '
+    "punctuation other than _",
     ("gopher_quality", None, "gopher_below_alpha_threshold"): "words: spaCy makes every punctuation mark a token "
-    "without a letter, lowering the alphabetic-word share",
+    "without a letter, lowering the alphabetic-word share (a few documents also fail datatrove's whole-token, "
+    "case-sensitive stop-word match once their words are whitespace words)",
     ("gopher_quality", None, "gopher_below_avg_threshold"): "words: spaCy tokens (split contractions, n't, 's) are "
     "shorter than whitespace words",
     ("gopher_quality", None, "gopher_too_many_hashes"): "denominator: datatrove divides by all tokens, greenfm "
@@ -112,18 +118,19 @@ CAUSES = {
 # ------------------------------------------------------------------------------------------------- the corpus
 
 
-def install_packages() -> None:
-    missing = [p for p in PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+def install_packages(packages: list[str] = PACKAGES) -> None:
+    missing = [p for p in packages if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
     if missing:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-q"], check=True, env=env, capture_output=True)
         subprocess.run(["apt-get", "install", "-y", "-q", *missing], check=True, env=env, capture_output=True)
 
 
-def _fortunes() -> list[tuple[str, str]]:
+def _fortunes(languages: tuple[str, ...] = ("de", "es", "it")) -> list[tuple[str, str]]:
+    """English fortunes and those of `languages` (folders under /usr/share/games/fortunes)."""
     base = Path("/usr/share/games/fortunes")
     docs = []
-    for folder, lang in [(base, "en"), (base / "de", "de"), (base / "es", "es"), (base / "it", "it")]:
+    for folder, lang in [(base, "en"), *[(base / code, code) for code in languages]]:
         for path in sorted(folder.iterdir()):
             if path.suffix in (".dat", ".u8") or path.is_dir() or path.is_symlink():
                 continue
@@ -199,7 +206,29 @@ def _changelogs() -> list[tuple[str, str]]:
     return docs
 
 
-def build_corpus(path: Path, max_docs: int, man_per_language: int) -> Counter:
+def _changelog_entries() -> list[tuple[str, str]]:
+    """Every entry of every installed package's changelogs: from its header line to its ` -- ` signature."""
+    docs = []
+    for path in sorted(Path("/usr/share/doc").glob("*/changelog*.gz")):
+        text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+        for entry in re.split(r"(?m)(?<=\n)(?=\S)", text):
+            if "\n -- " in entry:
+                docs.append(("changelog-entry", entry.strip()))
+    return docs
+
+
+def write_shards(folder: Path, docs: list[tuple[str, str]], shards: int = 4) -> None:
+    """The documents as `shards` JSONL files, round robin: datatrove's readers hand each task whole files, so a
+    single file would run on one process whatever the worker count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        handles = [stack.enter_context(open(folder / f"docs-{n}.jsonl", "w", encoding="utf-8")) for n in range(shards)]
+        for index, (source, text) in enumerate(docs):
+            record = {"id": f"d{index:06d}", "text": text, "source": source}
+            handles[index % shards].write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def build_corpus(folder: Path, max_docs: int, man_per_language: int) -> Counter:
     install_packages()
     rng = random.Random(16)
     sources = {
@@ -214,11 +243,25 @@ def build_corpus(path: Path, max_docs: int, man_per_language: int) -> Counter:
     docs = []
     for found in sources.values():
         docs += rng.sample(found, share) if len(found) > share else found
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as handle:
-        for index, (source, text) in enumerate(docs):
-            handle.write(json.dumps({"id": f"d{index:06d}", "text": text, "source": source}) + "\n")
+    write_shards(folder, docs)
     return Counter(source.split("/")[0] for source, _ in docs)
+
+
+def scaling_pool(man_per_language: int) -> list[tuple[str, str]]:
+    """Every real document the scaling run's packages hold (distinct texts), shuffled: a prefix of it has the
+    same mix of sources at every size."""
+    install_packages(PACKAGES + SCALING_PACKAGES)
+    rng = random.Random(16)
+    found = [
+        *_fortunes(("de", "es", "it", "ru")),
+        *[doc for name in ("jargon", "foldoc", "gcide", "wn", "devil") for doc in _dictionary(name)],
+        *_manuals(),
+        *_man_pages(man_per_language, rng),
+        *_changelog_entries(),
+    ]
+    distinct = list({text: (source, text) for source, text in found if text}.values())
+    rng.shuffle(distinct)
+    return distinct
 
 
 # -------------------------------------------------------------------------------------------------- greenfm
@@ -275,6 +318,98 @@ def greenfm_pipeline(spark, corpus: Path, out: Path) -> dict:
         "kept": spark.read.parquet(str(out)).count(),
         "steps": {r.step: {"seconds": r.seconds, "removed": r.removed} for r in reports},
     }
+
+
+def datatrove_pipeline(python: Path, corpus: Path, work: Path, workers: int) -> dict:
+    """datatrove's side of the throughput run, in its own environment: {"seconds", "kept"}."""
+    from components.curate.quality import quality_preset
+
+    done = subprocess.run(
+        [
+            str(python),
+            str(ROOT / "curation_real_datatrove.py"),
+            "pipeline",
+            str(corpus),
+            str(work),
+            str(workers),
+            quality_preset("fineweb").fineweb_stop_chars,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def scaling(python: Path, spark, sizes: list[int], datatrove_max: int, workers: int, man_per_language: int) -> dict:
+    """The throughput run at each size, on prefixes of one shuffled pool: greenfm at every size (is its time linear
+    in the documents?), datatrove up to `datatrove_max` documents."""
+    pool = scaling_pool(man_per_language)
+    print(f"scaling pool: {len(pool)} documents", flush=True)
+    sizes = sorted({min(size, len(pool)) for size in sizes})
+    # A fresh JVM interprets and compiles Spark's code on the first run (a fixed cost of every curation process):
+    # measured once, on the first size, then left out, so that the table compares steady rates at every size.
+    work = WORK / "scale" / "first"
+    write_shards(work / "corpus", pool[: sizes[0]])
+    first = {"documents": sizes[0], **greenfm_pipeline(spark, work / "corpus", work / "greenfm-out")}
+    print(f"first run, {sizes[0]} greenfm: {first['seconds']:.1f} s", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    rows = []
+    for size in sizes:
+        work = WORK / "scale" / str(size)
+        write_shards(work / "corpus", pool[:size])
+        row: dict = {"documents": size}
+        sides = ["greenfm"] + (["datatrove"] if size <= datatrove_max else [])
+        for side in sides:
+            with LoadSampler() as load:
+                if side == "greenfm":
+                    row[side] = greenfm_pipeline(spark, work / "corpus", work / "greenfm-out")
+                else:
+                    row[side] = datatrove_pipeline(python, work / "corpus", work / "datatrove", workers)
+            row[side] |= {"load": load.summary(), "docs_per_s": size / row[side]["seconds"]}
+            print(f"{size} {side}: {row[side]['seconds']:.1f} s", flush=True)
+        if "datatrove" in row:
+            row["ratio"] = row["datatrove"]["seconds"] / row["greenfm"]["seconds"]
+        rows.append(row)
+        shutil.rmtree(work, ignore_errors=True)
+    sources = Counter(source.split("/")[0] for source, _ in pool)
+    return {"pool": len(pool), "sources": dict(sources), "first_run": first, "rows": rows}
+
+
+def scaling_markdown(result: dict) -> str:
+    rows = result["rows"]
+    first = rows[0]
+    lines = [
+        "# Curation on real text at scale: greenfm vs datatrove",
+        "",
+        f"Measured {result['measured_at']} on {result['machine']} ({result['workers']} workers each; 4 input "
+        "files). Each size is a prefix of one shuffled pool of "
+        f"{result['pool']} distinct real documents from Debian packages ("
+        + ", ".join(f"{k} {v}" for k, v in sorted(result["sources"].items(), key=lambda kv: -kv[1]))
+        + "). FineWeb recipe + MinHash dedup on both sides. greenfm runs every size in one Spark session, started "
+        f"and warmed up before the first: its first run, on {result['first_run']['documents']} documents, took "
+        f"{result['first_run']['seconds']:.1f} s (Spark's code interpreted and compiled; every curation process pays "
+        "this once), and is not in the table; datatrove starts anew at every size.",
+        "",
+        "| documents | greenfm s | greenfm docs/s | greenfm s per 10k docs | datatrove s | datatrove docs/s "
+        "| ratio | load (mean) |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        g, d = row["greenfm"], row.get("datatrove")
+        lines.append(
+            f"| {row['documents']} | {g['seconds']:.1f} | {g['docs_per_s']:.0f} | "
+            f"{g['seconds'] / row['documents'] * 1e4:.2f} | "
+            + (f"{d['seconds']:.1f} | {d['docs_per_s']:.0f} | {row['ratio']:.2f}x" if d else "not run | | ")
+            + f" | {g['load']['mean']} |"
+        )
+    last = rows[-1]
+    lines += [
+        "",
+        f"greenfm, {first['documents']} to {last['documents']} documents "
+        f"({last['documents'] / first['documents']:.1f}x): time {last['greenfm']['seconds'] / first['greenfm']['seconds']:.2f}x.",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 # ------------------------------------------------------------------------------------------------ agreement
@@ -375,8 +510,8 @@ def markdown(result: dict) -> str:
         "",
         "*verified*: of a disagreement's documents, how many datatrove's own filter decides as greenfm does once "
         "it uses greenfm's definitions (whitespace words, not spaCy tokens; a top n-gram must repeat; sentences "
-        "are end marks less abbreviations, not spaCy's splitter); those are explained by the definitions, checked "
-        "on each document.",
+        "are end marks less abbreviations, not spaCy's splitter; a stop word is matched in lower case between "
+        "spaces or punctuation); those are explained by the definitions, checked on each document.",
         "",
     ]
     for step, row in result["agreement"].items():
@@ -395,13 +530,29 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-docs", type=int, default=12000)
     parser.add_argument("--man-per-language", type=int, default=150)
+    parser.add_argument("--scaling", type=str, default="", help="sizes, e.g. 50000,100000,200000,400000")
+    parser.add_argument("--datatrove-max-docs", type=int, default=1_000_000, help="largest size datatrove runs")
     args = parser.parse_args()
     from components.curate.quality import quality_preset
     from components.curate.spark_session import get_spark
 
+    if args.scaling:
+        spark = get_spark(f"local[{args.workers}]", shuffle_partitions=2 * args.workers)
+        sizes = [int(size) for size in args.scaling.split(",")]
+        result = {
+            "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{os.cpu_count()} cores",
+            "workers": args.workers,
+            **scaling(datatrove_python(), spark, sizes, args.datatrove_max_docs, args.workers, args.man_per_language),
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "curation_real_scaling.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+        (RESULTS / "curation_real_scaling.md").write_text(scaling_markdown(result))
+        print(scaling_markdown(result))
+        return
     corpus_dir = WORK / "corpus"
     shutil.rmtree(WORK, ignore_errors=True)
-    sources = build_corpus(corpus_dir / "docs.jsonl", args.max_docs, args.man_per_language)
+    sources = build_corpus(corpus_dir, args.max_docs, args.man_per_language)
     documents = sum(sources.values())
     print(f"corpus: {documents} documents {dict(sources)}", flush=True)
     python = datatrove_python()
@@ -424,22 +575,10 @@ def main() -> None:
         lines = (WORK / "normalized.jsonl").read_text(encoding="utf-8").splitlines()
         texts = {r["id"]: r for r in map(json.loads, lines)}
         rules = agreement(ours, theirs, texts)
-        throughput = {"greenfm": greenfm_pipeline(spark, corpus_dir, WORK / "greenfm-out")}
-        done = subprocess.run(
-            [
-                str(python),
-                str(ROOT / "curation_real_datatrove.py"),
-                "pipeline",
-                str(corpus_dir),
-                str(WORK / "datatrove"),
-                str(args.workers),
-                stop_chars,
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        throughput["datatrove"] = json.loads(done.stdout.strip().splitlines()[-1])
+        throughput = {
+            "greenfm": greenfm_pipeline(spark, corpus_dir, WORK / "greenfm-out"),
+            "datatrove": datatrove_pipeline(python, corpus_dir, WORK / "datatrove", args.workers),
+        }
     throughput["ratio"] = throughput["datatrove"]["seconds"] / throughput["greenfm"]["seconds"]
     result = {
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -11,6 +11,7 @@ python curation_real_datatrove.py pipeline CORPUS_DIR WORK_DIR WORKERS
 import json
 import sys
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -29,19 +30,40 @@ from datatrove.pipeline.readers import JsonlReader
 from datatrove.pipeline.writers import JsonlWriter
 
 
-def filters(stop_chars):
+class GreenfmStopWords(frozenset):
+    """greenfm's stop-word match (components/curate/quality.py, `_stop_word_pattern`) for GopherQualityFilter's
+    `stop_words.intersection(words)`: case-insensitive, and a stop word is what lies between whitespace and
+    punctuation other than `_` (so "That," and "that's" hold "that"; "__init__" holds nothing)."""
+
+    def intersection(self, words):  # type: ignore[override]
+        pieces = set()
+        for word in words:
+            piece = []
+            for char in word.lower() + " ":
+                if char.isspace() or (unicodedata.category(char).startswith("P") and char != "_"):
+                    pieces.add("".join(piece))
+                    piece = []
+                else:
+                    piece.append(char)
+        return frozenset(self & pieces)
+
+
+def filters(stop_chars, greenfm_words: bool = False):
     fineweb = FineWebQualityFilter() if stop_chars is None else FineWebQualityFilter(stop_chars=stop_chars)
+    gopher_quality = GopherQualityFilter()
+    if greenfm_words:
+        gopher_quality.stop_words = GreenfmStopWords(gopher_quality.stop_words)
     return {
         "gopher_repetition": GopherRepetitionFilter(),
-        "gopher_quality": GopherQualityFilter(),
+        "gopher_quality": gopher_quality,
         "c4": C4QualityFilter(filter_no_terminal_punct=False),
         "fineweb_quality": fineweb,
     }
 
 
-def _decisions(records: list[dict], stop_chars: str) -> dict:
+def _decisions(records: list[dict], stop_chars: str, greenfm_words: bool = False) -> dict:
     decisions = {}
-    for step, flt in filters(tuple(stop_chars)).items():
+    for step, flt in filters(tuple(stop_chars), greenfm_words).items():
         found = {}
         for record in records:
             verdict = flt.filter(Document(text=record["text"], id=record["id"]))
@@ -70,7 +92,7 @@ def use_greenfm_words() -> None:
     """Swap greenfm's documented word and sentence definitions into datatrove's filters
     (components/curate/README.md): words are whitespace-separated (not spaCy tokens, which make every
     punctuation mark a word), a top n-gram is a repeated one, and sentences are end marks less abbreviations
-    (not spaCy's sentence splitter). A disagreement that disappears with them is explained by them, checked on
+    (not spaCy's sentence splitter); stop words are matched as greenfm matches them (`filters`, greenfm_words). A disagreement that disappears with them is explained by them, checked on
     the document itself rather than asserted."""
     from datatrove.pipeline.filters import (
         c4_filters,
@@ -89,7 +111,8 @@ def rules(source: str, out: str, stop_chars: str) -> None:
     records = [json.loads(line) for line in Path(source).read_text(encoding="utf-8").splitlines()]
     published = _decisions(records, stop_chars)
     use_greenfm_words()
-    Path(out).write_text(json.dumps({"published": published, "greenfm_words": _decisions(records, stop_chars)}))
+    ours = _decisions(records, stop_chars, greenfm_words=True)
+    Path(out).write_text(json.dumps({"published": published, "greenfm_words": ours}))
 
 
 def pipeline(source: str, work: Path, workers: int, stop_chars: str) -> None:

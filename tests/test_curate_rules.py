@@ -95,6 +95,17 @@ def test_top_ngram_ties_are_broken_by_first_occurrence():
     assert ngram_repetition(short_first, top, ()) is None  # "a b" x 3 is 9 of 120 characters
 
 
+def test_ngram_rules_see_a_repeated_word_pair_however_short_the_text():
+    """A text without a repeated pair of words passes untouched; one repeated pair is measured in full."""
+    top, dup = ((2, 0.2), (3, 0.18)), ((5, 0.15),)
+    assert ngram_repetition("the cat saw the dog and the bird", top, dup) is None  # "the" x 3, no pair twice
+    assert ngram_repetition("alone", top, dup) is None
+    rule, value = ngram_repetition("big cat big cat", top, dup)  # "big cat" twice: 14 of 15 characters
+    assert rule == "top_2_gram" and value == pytest.approx(14 / 15)
+    unigram = ngram_repetition("big cat big cat", ((1, 0.3),), ())  # a top word needs no pair
+    assert unigram == ("top_1_gram", pytest.approx(6 / 15))
+
+
 def test_c4_line_rules_follow_the_released_code(spark):
     """c4_utils.clean_page: strip all whitespace, drop "..." and over-long-word lines, remove citations."""
     page = "\n".join(
