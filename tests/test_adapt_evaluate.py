@@ -228,16 +228,24 @@ def test_the_task_parsed_from_its_packages_alone_is_the_task_of_the_whole_librar
     assert tuple(default_data._task_docs(alone)) == default_data._stdlib_and_task_docs()[1]
 
 
-def test_the_docstrings_cache_is_read_back_as_parsed_and_a_broken_one_is_parsed_anew(tmp_path, monkeypatch):
+def test_the_docstrings_cache_is_read_back_as_parsed_replaces_older_files_and_a_broken_one_is_parsed_anew(
+    tmp_path, monkeypatch
+):
     from components.common import default_data
 
     monkeypatch.setenv("GREENFM_CACHE_DIR", str(tmp_path))
     load = default_data._stdlib_and_task_docs
     try:
+        interpreter, _ = default_data._docstrings_keys()
+        older = tmp_path / f"stdlib-docstrings-{interpreter}-0123456789abcdef.json"  # what older code wrote
+        other_python = tmp_path / "stdlib-docstrings-fedcba9876543210-0123456789abcdef.json"
+        for stale in (older, other_python):
+            stale.write_text("{}")
         load.cache_clear()
         parsed = load()  # no file yet: parsed, then written
         path = default_data.docstrings_cache_file()
         assert path.parent == tmp_path and path.is_file()
+        assert not older.exists() and other_python.exists()  # replaced; another interpreter's file is its own
         load.cache_clear()
         assert load() == parsed
         one = parsed[1][0]  # a file with one docstring, the task's: what is read is what the file says

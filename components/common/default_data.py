@@ -68,18 +68,22 @@ def _task_docs(docs: list[Docstring]) -> list[Docstring]:
 
 
 @lru_cache(maxsize=1)
-def _docstrings_key() -> str:
-    """Everything the parsed docstrings depend on: the interpreter's version and standard library, and the code
-    that parses and selects them (a changed rule makes a new file). Fixed for the life of a process."""
-    key = hashlib.sha256()
-    for part in (sys.version, str(stdlib_root()), Path(__file__).read_text(), Path(stdlib_text.__file__).read_text()):
-        key.update(part.encode() + b"\0")
-    return key.hexdigest()[:16]
+def _docstrings_keys() -> tuple[str, str]:
+    """What the parsed docstrings depend on, as two keys: the interpreter (its version and standard library) and
+    the code that parses and selects them (a changed rule makes a new file, which replaces the old one of the
+    same interpreter). Fixed for the life of a process."""
+
+    def digest(*parts: str) -> str:
+        return hashlib.sha256(b"\0".join(part.encode() for part in parts)).hexdigest()[:16]
+
+    code = (Path(__file__).read_text(), Path(stdlib_text.__file__).read_text())
+    return digest(sys.version, str(stdlib_root())), digest(*code)
 
 
 def docstrings_cache_file() -> Path:
-    """The parsed docstrings of this Python, in the cache folder, named by `_docstrings_key`."""
-    return cache_dir() / f"stdlib-docstrings-{_docstrings_key()}.json"
+    """The parsed docstrings of this Python, in the cache folder, named by `_docstrings_keys`."""
+    interpreter, code = _docstrings_keys()
+    return cache_dir() / f"stdlib-docstrings-{interpreter}-{code}.json"
 
 
 def _read_docstrings_cache(path: Path) -> tuple[tuple[Docstring, ...], tuple[Docstring, ...]] | None:
@@ -94,7 +98,9 @@ def _read_docstrings_cache(path: Path) -> tuple[tuple[Docstring, ...], tuple[Doc
 def _write_docstrings_cache(path: Path, docs: tuple[Docstring, ...], task_docs: tuple[Docstring, ...]) -> None:
     position = {id(doc): i for i, doc in enumerate(docs)}
     content = json.dumps({"docs": [astuple(doc) for doc in docs], "task": [position[id(doc)] for doc in task_docs]})
-    write_cache_file(path, content)  # a read-only home (some pods) only costs the next step a parse
+    interpreter, _ = _docstrings_keys()
+    # A read-only home (some pods) only costs the next step a parse; another Python's file stays.
+    write_cache_file(path, content, supersedes=f"stdlib-docstrings-{interpreter}-*.json")
 
 
 @lru_cache(maxsize=1)
