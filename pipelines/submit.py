@@ -105,8 +105,14 @@ def check_server(client, target: SubmitTarget, package: Path) -> None:
 
 
 def _version_name(package: Path) -> str:
-    # Content-addressed: submitting the same compiled pipeline twice reuses its version instead of failing.
-    return "v-" + hashlib.sha256(package.read_bytes()).hexdigest()[:12]
+    """Content-addressed: submitting the same pipeline twice reuses its version instead of failing. The hash is of
+    the YAML's content, not its bytes: kfp's header comment prints a list or dict default (gpu_tolerations) in a
+    protobuf map's order, which differs from one compiling process to the next."""
+    import yaml
+
+    documents = [doc for doc in yaml.safe_load_all(package.read_text()) if doc]
+    canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"))
+    return "v-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
 def upload(client, package: Path, target: SubmitTarget) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 
 import pytest
@@ -56,17 +57,31 @@ def test_first_submit_uploads_pipeline_creates_experiment_and_run(kfp_server, pa
 def test_changed_pipeline_becomes_a_new_version_and_same_one_is_reused(kfp_server, package, tmp_path):
     fake, url = kfp_server
     first = submit_run(SubmitTarget(url), {}, "run-1", package)
+    # The same pipeline compiled by another process: kfp's header comment lists a dict default's keys in another
+    # order. It is the same version: submitted once (a version named by its content, beside the upload's own
+    # first version), then found again from the original file.
+    text = package.read_text()
+    header = next(line for line in text.splitlines() if line.startswith("#    gpu_tolerations:"))
+    prefix, default = header.split(" [Default: ")
+    reordered = [dict(reversed(item.items())) for item in ast.literal_eval(default.removesuffix("]"))]
+    recompiled = tmp_path / "recompiled.yaml"
+    recompiled.write_text(text.replace(header, f"{prefix} [Default: {reordered}]"))
+    assert recompiled.read_text() != text
+    again = submit_run(SubmitTarget(url), {}, "run-1b", recompiled)
+    same = submit_run(SubmitTarget(url), {}, "run-1c", package)
     changed = tmp_path / "changed.yaml"
-    changed.write_text(package.read_text() + "\n# edited\n")
+    changed.write_text(text.replace("defaultValue: 200.0", "defaultValue: 201.0", 1))  # train_steps' default
+    assert changed.read_text() != text
     second = submit_run(SubmitTarget(url), {}, "run-2", changed)
     third = submit_run(SubmitTarget(url), {}, "run-3", changed)
 
     assert len(fake.calls("POST", f"{API}/pipelines/upload")) == 1  # never a second pipeline
-    assert len(fake.calls("POST", f"{API}/pipelines/upload_version")) == 1  # the edit, once
+    assert len(fake.calls("POST", f"{API}/pipelines/upload_version")) == 2  # the content once, the edit once
+    assert same.version_id == again.version_id
     assert second.pipeline_id == first.pipeline_id and second.version_id != first.version_id
     assert third.version_id == second.version_id
     assert len(fake.calls("POST", f"{API}/experiments")) == 1  # existing experiment reused
-    assert len(fake.runs) == 3
+    assert len(fake.runs) == 5
 
 
 def test_schedule_creates_one_recurring_run_with_six_field_cron(kfp_server, package):
