@@ -198,23 +198,24 @@ def _man_pages(per_language: int, rng: random.Random) -> list[tuple[str, str]]:
     return [(f"man-{lang}", text.strip()) for (lang, _), text in zip(chosen, texts, strict=True) if text.strip()]
 
 
+def _changelog_texts(pattern: str) -> list[str]:
+    """The installed packages' changelogs matching `pattern` under /usr/share/doc, decompressed."""
+    paths = sorted(Path("/usr/share/doc").glob(pattern))
+    return [gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace") for path in paths]
+
+
 def _changelogs() -> list[tuple[str, str]]:
-    docs = []
-    for path in sorted(Path("/usr/share/doc").glob("*/changelog.Debian.gz")):
-        text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")[:8000]
-        docs.append(("changelog", text.rsplit("\n", 1)[0].strip()))
-    return docs
+    return [("changelog", text[:8000].rsplit("\n", 1)[0].strip()) for text in _changelog_texts("*/changelog.Debian.gz")]
 
 
 def _changelog_entries() -> list[tuple[str, str]]:
     """Every entry of every installed package's changelogs: from its header line to its ` -- ` signature."""
-    docs = []
-    for path in sorted(Path("/usr/share/doc").glob("*/changelog*.gz")):
-        text = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
-        for entry in re.split(r"(?m)(?<=\n)(?=\S)", text):
-            if "\n -- " in entry:
-                docs.append(("changelog-entry", entry.strip()))
-    return docs
+    return [
+        ("changelog-entry", entry.strip())
+        for text in _changelog_texts("*/changelog*.gz")
+        for entry in re.split(r"(?m)(?<=\n)(?=\S)", text)
+        if "\n -- " in entry
+    ]
 
 
 def write_shards(folder: Path, docs: list[tuple[str, str]], shards: int = 4) -> None:
@@ -407,7 +408,8 @@ def scaling_markdown(result: dict) -> str:
     lines += [
         "",
         f"greenfm, {first['documents']} to {last['documents']} documents "
-        f"({last['documents'] / first['documents']:.1f}x): time {last['greenfm']['seconds'] / first['greenfm']['seconds']:.2f}x.",
+        f"({last['documents'] / first['documents']:.1f}x): "
+        f"time {last['greenfm']['seconds'] / first['greenfm']['seconds']:.2f}x.",
     ]
     return "\n".join(lines) + "\n"
 

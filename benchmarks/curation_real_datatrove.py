@@ -92,8 +92,9 @@ def use_greenfm_words() -> None:
     """Swap greenfm's documented word and sentence definitions into datatrove's filters
     (components/curate/README.md): words are whitespace-separated (not spaCy tokens, which make every
     punctuation mark a word), a top n-gram is a repeated one, and sentences are end marks less abbreviations
-    (not spaCy's sentence splitter); stop words are matched as greenfm matches them (`filters`, greenfm_words). A disagreement that disappears with them is explained by them, checked on
-    the document itself rather than asserted."""
+    (not spaCy's sentence splitter); stop words are matched as greenfm matches them (`filters`, greenfm_words).
+    A disagreement that disappears with them is explained by them, checked on the document itself rather than
+    asserted."""
     from datatrove.pipeline.filters import (
         c4_filters,
         fineweb_quality_filter,

@@ -80,10 +80,13 @@ def _docstrings_keys() -> tuple[str, str]:
     return digest(sys.version, str(stdlib_root())), digest(*code)
 
 
+_DOCSTRINGS_FILE = "stdlib-docstrings-{interpreter}-{code}.json"
+
+
 def docstrings_cache_file() -> Path:
     """The parsed docstrings of this Python, in the cache folder, named by `_docstrings_keys`."""
     interpreter, code = _docstrings_keys()
-    return cache_dir() / f"stdlib-docstrings-{interpreter}-{code}.json"
+    return cache_dir() / _DOCSTRINGS_FILE.format(interpreter=interpreter, code=code)
 
 
 def _read_docstrings_cache(path: Path) -> tuple[tuple[Docstring, ...], tuple[Docstring, ...]] | None:
@@ -100,7 +103,7 @@ def _write_docstrings_cache(path: Path, docs: tuple[Docstring, ...], task_docs: 
     content = json.dumps({"docs": [astuple(doc) for doc in docs], "task": [position[id(doc)] for doc in task_docs]})
     interpreter, _ = _docstrings_keys()
     # A read-only home (some pods) only costs the next step a parse; another Python's file stays.
-    write_cache_file(path, content, supersedes=f"stdlib-docstrings-{interpreter}-*.json")
+    write_cache_file(path, content, supersedes=_DOCSTRINGS_FILE.format(interpreter=interpreter, code="*"))
 
 
 @lru_cache(maxsize=1)
