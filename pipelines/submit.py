@@ -90,34 +90,37 @@ def server_health(client) -> dict:
     return json.loads(response.data or b"{}")
 
 
-def check_server(client, target: SubmitTarget, package: Path) -> None:
-    """Refuse what the server would fail later: a multi-user server without a namespace, an old backend."""
+def _package_documents(package: Path) -> list[dict]:
+    """The compiled pipeline's YAML documents (the pipeline spec, then its platform config if any)."""
     import yaml
 
+    return [doc for doc in yaml.safe_load_all(package.read_text()) if doc]
+
+
+def check_server(client, target: SubmitTarget, documents: list[dict]) -> None:
+    """Refuse what the server would fail later: a multi-user server without a namespace, an old backend.
+    `documents`: the package's (_package_documents)."""
     health = server_health(client)
     if health.get("multi_user") and not target.namespace:
         raise GreenfmError(
             f"{target.host}: Kubeflow Pipelines runs in multi-user mode; pass --namespace (your profile namespace)"
         )
-    docs = [doc for doc in yaml.safe_load_all(Path(package).read_text()) if doc]
-    platforms = docs[1].get("platforms", {}) if len(docs) > 1 else {}
+    platforms = documents[1].get("platforms", {}) if len(documents) > 1 else {}
     check_backend(target.host, health.get("tag_name", ""), *required_backend(platforms))
 
 
-def _version_name(package: Path) -> str:
+def _version_name(documents: list[dict]) -> str:
     """Content-addressed: submitting the same pipeline twice reuses its version instead of failing. The hash is of
     the YAML's content, not its bytes: kfp's header comment prints a list or dict default (gpu_tolerations) in a
     protobuf map's order, which differs from one compiling process to the next."""
-    import yaml
-
-    documents = [doc for doc in yaml.safe_load_all(package.read_text()) if doc]
     canonical = json.dumps(documents, sort_keys=True, separators=(",", ":"))
     return "v-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def upload(client, package: Path, target: SubmitTarget) -> tuple[str, str]:
-    """(pipeline_id, version_id) for `package`, uploading only what the server does not have yet."""
-    version_name = _version_name(package)
+def upload(client, package: Path, target: SubmitTarget, documents: list[dict]) -> tuple[str, str]:
+    """(pipeline_id, version_id) for `package` (its `documents`), uploading only what the server does not have
+    yet."""
+    version_name = _version_name(documents)
     pipeline_id = _pipeline_id(client, target)
     if pipeline_id is None:
         pipeline = client.upload_pipeline(str(package), pipeline_name=target.pipeline_name, namespace=target.namespace)
@@ -197,8 +200,9 @@ def _prepared(target: SubmitTarget, package: Path | None):
     ):
         client = _client(target)
         package = package or compile_pipeline(Path(tmp) / "greenfm-pipeline.yaml")
-        check_server(client, target, Path(package))
-        pipeline_id, version_id = upload(client, Path(package), target)
+        documents = _package_documents(Path(package))
+        check_server(client, target, documents)
+        pipeline_id, version_id = upload(client, Path(package), target, documents)
         experiment = client.create_experiment(target.experiment, namespace=target.namespace)  # get-or-create
         yield _Prepared(client, pipeline_id, version_id, experiment.experiment_id)
 
