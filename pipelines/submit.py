@@ -94,7 +94,14 @@ def _package_documents(package: Path) -> list[dict]:
     """The compiled pipeline's YAML documents (the pipeline spec, then its platform config if any)."""
     import yaml
 
-    return [doc for doc in yaml.safe_load_all(package.read_text()) if doc]
+    try:
+        documents = [doc for doc in yaml.safe_load_all(package.read_text()) if doc]
+    except yaml.YAMLError as error:
+        problem = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GreenfmError(f"{package}: not a compiled pipeline (YAML: {problem})") from None
+    if not documents or not all(isinstance(doc, dict) for doc in documents):
+        raise GreenfmError(f"{package}: not a compiled pipeline (expected YAML mappings)")
+    return documents
 
 
 def check_server(client, target: SubmitTarget, documents: list[dict]) -> None:

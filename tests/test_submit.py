@@ -84,6 +84,19 @@ def test_changed_pipeline_becomes_a_new_version_and_same_one_is_reused(kfp_serve
     assert len(fake.runs) == 5
 
 
+def test_a_package_that_is_not_a_compiled_pipeline_is_refused_in_one_line(kfp_server, tmp_path):
+    fake, url = kfp_server
+    broken, listed = tmp_path / "broken.yaml", tmp_path / "list.yaml"
+    broken.write_text("pipelineInfo: [unclosed\n")
+    listed.write_text("- just\n- a list\n")
+    with pytest.raises(GreenfmError, match=r"broken\.yaml: not a compiled pipeline \(YAML: ") as error:
+        submit_run(SubmitTarget(url), {}, "run-x", broken)
+    assert "\n" not in str(error.value)
+    with pytest.raises(GreenfmError, match=r"list\.yaml: not a compiled pipeline \(expected YAML mappings\)"):
+        submit_run(SubmitTarget(url), {}, "run-y", listed)
+    assert not fake.runs
+
+
 def test_schedule_creates_one_recurring_run_with_six_field_cron(kfp_server, package):
     fake, url = kfp_server
     done = schedule_run(SubmitTarget(url), {"seed": 3}, "nightly", "0 0 3 * * *", package)
