@@ -16,12 +16,7 @@ from components.adapt.task import load_default_task
 from components.carbon.tracking import Location
 from components.common.markdown import table
 from components.evaluate.report import evaluate
-from pipelines.tasks import task_key
-
-
-def _stage_dir(run_dir: Path, task: str, artifact: str) -> Path:
-    (found,) = sorted(run_dir.glob(f"artifacts/greenfm-*/{task}/{artifact}"))
-    return found
+from pipelines.tasks import run_artifact
 
 
 def main() -> None:
@@ -31,8 +26,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
-    base = _stage_dir(args.run_dir, task_key("pretrain"), "model")
-    curated = _stage_dir(args.run_dir, task_key("curate"), "curated")
+    base = run_artifact(args.run_dir, "pretrain", "model")
+    curated = run_artifact(args.run_dir, "curate", "curated")
     work = args.out / "adapt_methods_models"
     task = load_default_task()
     rows = []

@@ -6,6 +6,7 @@ and reports in its log) and to the stage names shown to users."""
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 # Display name (dag.py's set_display_name) -> the stage name users see.
 STAGE_LABELS = {
@@ -45,6 +46,15 @@ def task_key(display_name: str) -> str:
     if len(keys) != 1:
         raise ValueError(f"{display_name}: {len(keys)} tasks carry this name ({', '.join(keys)})")
     return keys[0]
+
+
+def run_artifact(run_dir: str | Path, display_name: str, artifact: str) -> Path:
+    """An output artifact of a stage in a kept run directory (`greenfm run`: artifacts/<pipeline>/<task>/)."""
+    pattern = f"artifacts/greenfm-*/{task_key(display_name)}/{artifact}"
+    found = sorted(Path(run_dir).glob(pattern))
+    if len(found) != 1:
+        raise FileNotFoundError(f"{run_dir}: expected one {pattern}, found {len(found)}")
+    return found[0]
 
 
 @cache

@@ -1,5 +1,8 @@
 """The DAG compiles, loads back, and runs end to end through the real `greenfm` command (kfp.local)."""
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from pipelines.manifest import comparable
 from pipelines.tasks import task_key, task_keys
 from tests.greenfm_runs import TINY, manifest_of, run_to_end
 
+ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("select-region-curate", "curate", "validate", "pretrain", "adapt", "evaluate", "carbon-statement")
 
 
@@ -66,6 +70,22 @@ def test_local_run_end_to_end_is_reproducible(tmp_path, tiny_corpus):
     assert manifest["stages"][task_key("validate")]["parameters"]["passed"] is True
     assert manifest["input_fingerprint"] and manifest["seeds"] == {"seed": RunConfig().seed}
     assert manifest["versions"]["torch"].startswith("2.13")
+
+    # The pretraining-gain benchmark rescoring this run: its (run seed, run seed) pair must reproduce the report
+    # (the script exits non-zero otherwise), and another pretraining seed trains a new base model.
+    seeds = ["--pretrain-seeds", "1234,7", "--adapt-seeds", "1234"]
+    gain = subprocess.run(
+        [sys.executable, "-m", "benchmarks.pretraining_gain", str(run_dir), *seeds, "--out", str(tmp_path / "gain")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert gain.returncode == 0, gain.stderr[-3000:]
+    grid = json.loads((tmp_path / "gain" / "pretraining_gain.json").read_text())
+    assert [(r["pretrain_seed"], r["adapt_seed"]) for r in grid["rows"]] == [(1234, 1234), (7, 1234)]
+    assert grid["rows"][0]["base_val_loss"] != grid["rows"][1]["base_val_loss"]
+    assert [s["pretrain_seed"] for s in grid["summary"]] == ["1234", "7", "all"]
 
     second = run_to_end(tmp_path, tiny_corpus, TINY, "second")
     assert second.returncode == 0, second.stderr[-3000:]

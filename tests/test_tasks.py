@@ -1,8 +1,10 @@
 """Task names come from the compiled DAG: every task has a display name with a stage label, and the keys KFP
 generated (`select-region-op-2`) are looked up, never spelled."""
 
+import pytest
+
 from pipelines.dag import greenfm_pipeline
-from pipelines.tasks import STAGE_LABELS, stage_of_task, task_key, task_keys
+from pipelines.tasks import STAGE_LABELS, run_artifact, stage_of_task, task_key, task_keys
 
 
 def _all_tasks():
@@ -32,3 +34,14 @@ def test_each_placement_step_is_the_one_its_stage_reads():
         assert select.inputs.parameters["stage"].runtime_value.constant.string_value == stage
         location = tasks[task_key(stage)].inputs.parameters["location"].task_output_parameter
         assert location.producer_task == task_key(f"select-region-{stage}")
+
+
+def test_a_stage_artifact_is_found_in_a_kept_run_by_the_stage_name(tmp_path):
+    model = tmp_path / "artifacts" / "greenfm-2026-12-08" / task_key("pretrain") / "model"
+    model.mkdir(parents=True)
+    assert run_artifact(tmp_path, "pretrain", "model") == model
+    with pytest.raises(FileNotFoundError, match=f"expected one artifacts/greenfm-\\*/{task_key('curate')}/curated"):
+        run_artifact(tmp_path, "curate", "curated")
+    (tmp_path / "artifacts" / "greenfm-2026-12-09" / task_key("pretrain") / "model").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="found 2"):  # two pipelines' artifacts: which one is ambiguous
+        run_artifact(tmp_path, "pretrain", "model")

@@ -138,17 +138,23 @@ def _perplexities(models: dict[str, Transformer], curated_dir: Path, cfg: EvalCo
     }
 
 
-def _encode_test(task: TaskData, model_dir: Path, seq_len: int) -> TestSet:
+def encode_test(task: TaskData, model_dir: Path, seq_len: int) -> TestSet:
     tokenizer = Tokenizer.from_file(str(model_dir / TOKENIZER))
     rows = task.splits["test"]
     return TestSet(rows, *encode(rows, task.labels, tokenizer, seq_len, special_token_id(tokenizer, PAD)))
 
 
-def _correct(proba: torch.Tensor, targets: torch.Tensor) -> list[bool]:
+def correctness(proba: torch.Tensor, targets: torch.Tensor) -> list[bool]:
     return (proba.argmax(-1) == targets).tolist()
 
 
-def _baseline_outcomes(task: TaskData, test: TestSet, base: Transformer, base_dir: Path) -> dict[str, list[bool]]:
+def classifier_outcomes(classifier: Classifier, task: TaskData, model_dir: Path, seq_len: int) -> list[bool]:
+    """Per-example correctness of an adapted model on the test split (tokenized with its own tokenizer)."""
+    test = encode_test(task, model_dir, seq_len)
+    return correctness(predict(classifier, test.tokens, test.lengths), test.targets)
+
+
+def baseline_outcomes(task: TaskData, test: TestSet, base: Transformer, base_dir: Path) -> dict[str, list[bool]]:
     """Per-example correctness of each baseline on the test split."""
     train = task.splits["train"]
     majority = M.majority_label([x["label"] for x in train])
@@ -156,12 +162,12 @@ def _baseline_outcomes(task: TaskData, test: TestSet, base: Transformer, base_di
     tokenizer = Tokenizer.from_file(str(base_dir / TOKENIZER))
     return {
         "majority": [x["label"] == majority for x in test.rows],
-        "bag_of_words": _correct(bow.predict_proba(test.texts), test.targets),
-        "zero_shot": _correct(zero_shot_proba(base, tokenizer, test.texts, task.labels), test.targets),
+        "bag_of_words": correctness(bow.predict_proba(test.texts), test.targets),
+        "zero_shot": correctness(zero_shot_proba(base, tokenizer, test.texts, task.labels), test.targets),
     }
 
 
-def _accuracy_section(outcomes: dict[str, list[bool]], cfg: EvalConfig) -> dict:
+def accuracy_section(outcomes: dict[str, list[bool]], cfg: EvalConfig) -> dict:
     """Every model's accuracy with its interval, and the adapted model against each of the others."""
     intervals = {
         name: stats.mean_interval(hits, cfg.seed, cfg.resamples, cfg.level).to_dict() for name, hits in outcomes.items()
@@ -203,8 +209,8 @@ def _robustness(
     accuracy = {"clean": sum(clean) / len(clean)}
     for kind in PERTURBATIONS:
         rows = [{**x, "text": t} for x, t in zip(test.rows, perturb(test.texts, kind, cfg.seed), strict=True)]
-        perturbed = _encode_test(TaskData(task.name, task.labels, {"test": rows}), model_dir, test.tokens.shape[1])
-        hits = _correct(predict(classifier, perturbed.tokens, perturbed.lengths), test.targets)
+        perturbed = encode_test(TaskData(task.name, task.labels, {"test": rows}), model_dir, test.tokens.shape[1])
+        hits = correctness(predict(classifier, perturbed.tokens, perturbed.lengths), test.targets)
         accuracy[kind] = sum(hits) / len(hits)
     return {"seed": cfg.seed, "accuracy": accuracy}
 
@@ -327,25 +333,24 @@ def evaluate(
     base_dir, adapted_dir = Path(base_model_dir), Path(adapted_model_dir)
     base = load_model(base_dir)
     classifier, _ = load_classifier(adapted_dir)
-    test = _encode_test(task, adapted_dir, base.cfg.seq_len)
+    test = encode_test(task, adapted_dir, base.cfg.seq_len)
     proba = predict(classifier, test.tokens, test.lengths)
-    outcomes = {ADAPTED: _correct(proba, test.targets)}
+    outcomes = {ADAPTED: correctness(proba, test.targets)}
     backbones = {"base": base, ADAPTED: classifier.backbone}
     arms = {ADAPTED: _arm(adapted_dir)}
     if scratch_model_dir is not None:
         scratch, _ = load_classifier(scratch_model_dir)
-        scratch_test = _encode_test(task, Path(scratch_model_dir), base.cfg.seq_len)
-        outcomes[FROM_SCRATCH] = _correct(predict(scratch, scratch_test.tokens, scratch_test.lengths), test.targets)
+        outcomes[FROM_SCRATCH] = classifier_outcomes(scratch, task, Path(scratch_model_dir), base.cfg.seq_len)
         backbones[FROM_SCRATCH] = scratch.backbone
         energy = json.loads(scratch_energy.dumps()) if scratch_energy is not None else None  # as the report stores it
         arms[FROM_SCRATCH] = {**_arm(Path(scratch_model_dir)), "energy": energy}
-    outcomes.update(_baseline_outcomes(task, test, base, base_dir))
+    outcomes.update(baseline_outcomes(task, test, base, base_dir))
     details = {
         "task": task.name,
         "labels": task.labels,
         "arms": arms,
         "perplexity": _perplexities(backbones, Path(curated_dir), cfg),
-        "accuracy": _accuracy_section(outcomes, cfg),
+        "accuracy": accuracy_section(outcomes, cfg),
         "calibration": _calibration(proba, outcomes[ADAPTED], cfg),
         "robustness": _robustness(classifier, task, test, adapted_dir, outcomes[ADAPTED], cfg),
         "slices": _slices(outcomes[ADAPTED], test, cfg),
