@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from components.adapt.classifier import load_classifier
@@ -130,6 +132,8 @@ def grid(
             print(json.dumps(row), flush=True)
             rows.append(row)
     return {
+        "measured_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": os.cpu_count(),
         "run_dir": str(run_dir),
         "config": run.pipeline_arguments(),
         "overrides": overrides,
@@ -196,6 +200,7 @@ def markdown(result: dict) -> str:
         [
             "# What pretraining buys, over pretraining and adaptation seeds",
             "",
+            f"Measured {result['measured_at']} on {result['cpus']} CPUs. "
             f"Run `{Path(result['run_dir']).name}`: model {config['model_size']}, {config['train_steps']} pretraining "
             f"steps, adaptation {config['adapt_method']} for {config['adapt_steps']} steps"
             + "".join(f"; {key} = {value}" for key, value in result["overrides"].items())

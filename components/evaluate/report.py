@@ -144,14 +144,14 @@ def encode_test(task: TaskData, model_dir: Path, seq_len: int) -> TestSet:
     return TestSet(rows, *encode(rows, task.labels, tokenizer, seq_len, special_token_id(tokenizer, PAD)))
 
 
-def correctness(proba: torch.Tensor, targets: torch.Tensor) -> list[bool]:
+def _correctness(proba: torch.Tensor, targets: torch.Tensor) -> list[bool]:
     return (proba.argmax(-1) == targets).tolist()
 
 
 def classifier_outcomes(classifier: Classifier, task: TaskData, model_dir: Path, seq_len: int) -> list[bool]:
     """Per-example correctness of an adapted model on the test split (tokenized with its own tokenizer)."""
     test = encode_test(task, model_dir, seq_len)
-    return correctness(predict(classifier, test.tokens, test.lengths), test.targets)
+    return _correctness(predict(classifier, test.tokens, test.lengths), test.targets)
 
 
 def baseline_outcomes(task: TaskData, test: TestSet, base: Transformer, base_dir: Path) -> dict[str, list[bool]]:
@@ -162,8 +162,8 @@ def baseline_outcomes(task: TaskData, test: TestSet, base: Transformer, base_dir
     tokenizer = Tokenizer.from_file(str(base_dir / TOKENIZER))
     return {
         "majority": [x["label"] == majority for x in test.rows],
-        "bag_of_words": correctness(bow.predict_proba(test.texts), test.targets),
-        "zero_shot": correctness(zero_shot_proba(base, tokenizer, test.texts, task.labels), test.targets),
+        "bag_of_words": _correctness(bow.predict_proba(test.texts), test.targets),
+        "zero_shot": _correctness(zero_shot_proba(base, tokenizer, test.texts, task.labels), test.targets),
     }
 
 
@@ -210,7 +210,7 @@ def _robustness(
     for kind in PERTURBATIONS:
         rows = [{**x, "text": t} for x, t in zip(test.rows, perturb(test.texts, kind, cfg.seed), strict=True)]
         perturbed = encode_test(TaskData(task.name, task.labels, {"test": rows}), model_dir, test.tokens.shape[1])
-        hits = correctness(predict(classifier, perturbed.tokens, perturbed.lengths), test.targets)
+        hits = _correctness(predict(classifier, perturbed.tokens, perturbed.lengths), test.targets)
         accuracy[kind] = sum(hits) / len(hits)
     return {"seed": cfg.seed, "accuracy": accuracy}
 
@@ -335,7 +335,7 @@ def evaluate(
     classifier, _ = load_classifier(adapted_dir)
     test = encode_test(task, adapted_dir, base.cfg.seq_len)
     proba = predict(classifier, test.tokens, test.lengths)
-    outcomes = {ADAPTED: correctness(proba, test.targets)}
+    outcomes = {ADAPTED: _correctness(proba, test.targets)}
     backbones = {"base": base, ADAPTED: classifier.backbone}
     arms = {ADAPTED: _arm(adapted_dir)}
     if scratch_model_dir is not None:
