@@ -47,7 +47,8 @@ def test_summary_per_pretraining_seed_and_over_the_grid():
     assert everything["pairs"] == 3 and everything["gain_over_scratch"] == pytest.approx(0.05)
     assert (everything["better_than_from_scratch"], everything["better_than_both"]) == (2, 1)
 
-    text = markdown({"run_dir": "/runs/r1", "config": _config(), "overrides": {"train_steps": "400"}, "rows": rows})
+    result = {"measured_at": "2026-12-08 01:00 UTC", "cpus": 2, "run_dir": "/runs/r1", "config": _config()}
+    text = markdown({**result, "overrides": {"train_steps": "400"}, "rows": rows})
     assert "train_steps = 400" in text
     assert "| 7 | 5.500 | 1 | 0.800 / 0.600 | 0.700 | 0.600 | 0.600 | +0.100 [-0.010, +0.020], p 0.01 |" in text
 
