@@ -31,7 +31,7 @@ from components.adapt.finetune import adapt
 from components.adapt.scratch import adapt_from_scratch
 from components.adapt.task import load_default_task
 from components.carbon.tracking import Location
-from components.common.contracts import TOKENS_DIR
+from components.common.contracts import CuratedDataset, ModelDir
 from components.common.markdown import table
 from components.evaluate.report import (
     ADAPTED,
@@ -53,10 +53,6 @@ OTHERS = (FROM_SCRATCH, "bag_of_words")  # the comparisons the default job must 
 
 def _seeds(text: str) -> list[int]:
     return [int(s) for s in text.split(",") if s.strip()]
-
-
-def _val_loss(model_dir: Path) -> float:
-    return float(json.loads((model_dir / "train_report.json").read_text())["val_loss"])
 
 
 def _check_reproduces_run(run_dir: Path, row: dict) -> None:
@@ -104,9 +100,10 @@ def grid(
         if pretrain_seed != run.seed or not own_pretraining:
             base = work / f"base-{pretrain_seed}"
             started = time.perf_counter()
-            train(curated / TOKENS_DIR, base, replace(train_config(run), seed=pretrain_seed))
+            train(CuratedDataset(curated).tokens, base, replace(train_config(run), seed=pretrain_seed))
             print(f"pretrained seed {pretrain_seed} in {time.perf_counter() - started:.0f} s", flush=True)
         baselines = baseline_outcomes(task, encode_test(task, base, seq_len), load_model(base), base)
+        base_val_loss = float(ModelDir(base).train_report()["val_loss"])
         for seed in adapt_seeds:
             out = work / f"adapted-{pretrain_seed}-{seed}"
             result = adapt(base, out, replace(adapt_config(run), seed=seed), task)
@@ -117,7 +114,7 @@ def grid(
             row = {
                 "pretrain_seed": pretrain_seed,
                 "adapt_seed": seed,
-                "base_val_loss": _val_loss(base),
+                "base_val_loss": base_val_loss,
                 "adapted_val": round(result.val_accuracy, 4),
                 "scratch_val": round(scratch[seed][0], 4),
                 "adapted_test": models[ADAPTED]["value"],
@@ -159,7 +156,7 @@ def summarize(rows: list[dict]) -> list[dict]:
             "better_than_both": sum(all(r[f"{name}_verdict"] == "better" for name in OTHERS) for r in chosen),
         }
 
-    seeds = sorted({r["pretrain_seed"] for r in rows}, key=[r["pretrain_seed"] for r in rows].index)
+    seeds = dict.fromkeys(r["pretrain_seed"] for r in rows)  # in the order they ran
     return [line(str(s), [r for r in rows if r["pretrain_seed"] == s]) for s in seeds] + [line("all", rows)]
 
 
